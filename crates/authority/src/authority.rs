@@ -1,0 +1,1383 @@
+//! The authority's operations: initialisation, residents and their life events, card issuance,
+//! renewal, loss, and revocation. Each public method is one registry transaction.
+use std::path::{Path, PathBuf};
+
+use jpki_model::validity::{self, jst_date, jst_end_of_day};
+use jpki_model::{
+    Address, BasicFour, CardId, CertKind, IndividualNumber, Name, ResidentRecordCode, RevocationReason,
+    Serial, Sex,
+};
+use jpki_pki::{EndEntitySpec, Endpoints, Issuer, KeyType, RootSpec, SigningKey, SubjectPublicKey};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use serde::Serialize;
+use time::{Date, Duration, OffsetDateTime};
+
+use crate::AuthorityError;
+use crate::store::{self, from_ts, reason_from, serial_from_blob, ts, write_atomically};
+
+/// The registry file inside the data directory.
+pub(crate) const REGISTRY_FILE: &str = "registry.sqlite3";
+const KEY_DIR: &str = "keys";
+
+/// Choices made once at `jpki init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Algorithm of both CA keys.
+    pub key_type: KeyType,
+    /// Where the platform will serve CRLs, OCSP and CA certificates.
+    pub endpoints: Endpoints,
+    /// Number of CRL shards per CA (1 to 65,535).
+    pub shards: u16,
+    /// PBKDF2 iterations protecting the CA keys at rest.
+    pub kdf_iterations: u32,
+    /// Validity of the roots in years.
+    pub root_years: u8,
+}
+
+impl InitOptions {
+    /// Defaults: RSA-2048, the default public URL, 16 shards, 600,000 PBKDF2 iterations, 20-year roots.
+    pub fn new(key_type: KeyType, endpoints: Endpoints) -> Self {
+        Self {
+            key_type,
+            endpoints,
+            shards: 16,
+            kdf_iterations: 600_000,
+            root_years: 20,
+        }
+    }
+}
+
+/// The authority's stored settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// CA key algorithm.
+    #[serde(serialize_with = "ser_key_type")]
+    pub key_type: KeyType,
+    /// Public base URL.
+    #[serde(serialize_with = "ser_endpoints")]
+    pub endpoints: Endpoints,
+    /// CRL shards per CA.
+    pub shards: u16,
+    /// Hours between a CRL's thisUpdate and nextUpdate.
+    pub crl_validity_hours: u32,
+}
+
+fn ser_key_type<S: serde::Serializer>(k: &KeyType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(k.as_str())
+}
+fn ser_endpoints<S: serde::Serializer>(e: &Endpoints, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(e.base())
+}
+
+/// Both CAs with their keys decrypted, ready to sign.
+#[derive(Debug)]
+pub struct Issuers {
+    sign: Issuer,
+    auth: Issuer,
+}
+
+impl Issuers {
+    /// The CA of `kind`.
+    pub fn get(&self, kind: CertKind) -> &Issuer {
+        match kind {
+            CertKind::Signature => &self.sign,
+            CertKind::Authentication => &self.auth,
+        }
+    }
+}
+
+/// Lifecycle state of a resident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResidentStatus {
+    /// Registered in Japan.
+    Active,
+    /// Moved abroad: may keep the card and its authentication certificate.
+    Emigrated,
+    /// Deceased: every certificate revoked, nothing more is issued.
+    Deceased,
+}
+
+impl ResidentStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Emigrated => "emigrated",
+            Self::Deceased => "deceased",
+        }
+    }
+    fn parse(s: &str) -> Result<Self, AuthorityError> {
+        match s {
+            "active" => Ok(Self::Active),
+            "emigrated" => Ok(Self::Emigrated),
+            "deceased" => Ok(Self::Deceased),
+            o => Err(AuthorityError::Corrupt(format!("resident status {o:?}"))),
+        }
+    }
+}
+
+/// A resident as the registry holds them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResidentRecord {
+    /// Registry identifier.
+    pub resident_id: i64,
+    /// The individual number (identifies; never authenticates, never goes into a certificate).
+    pub individual_number: IndividualNumber,
+    /// 住民票コード.
+    #[serde(serialize_with = "ser_display")]
+    pub resident_code: ResidentRecordCode,
+    /// The basic four information.
+    #[serde(flatten, serialize_with = "ser_facts")]
+    pub facts: BasicFour,
+    /// Lifecycle state.
+    pub status: ResidentStatus,
+}
+
+fn ser_display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+fn ser_facts<S: serde::Serializer>(f: &BasicFour, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(4))?;
+    m.serialize_entry("name", f.name.as_str())?;
+    m.serialize_entry("address", f.address.as_str())?;
+    m.serialize_entry("birth_date", &f.birth_date.to_string())?;
+    m.serialize_entry("sex", &f.sex.code())?;
+    m.end()
+}
+
+/// State of a card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CardStatus {
+    /// In use.
+    Active,
+    /// Reported lost; its certificates are on hold until found or confirmed.
+    Suspended,
+    /// Loss confirmed; certificates revoked (keyCompromise).
+    Lost,
+    /// Replaced or its holder deceased.
+    Revoked,
+}
+
+impl CardStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Lost => "lost",
+            Self::Revoked => "revoked",
+        }
+    }
+    fn parse(s: &str) -> Result<Self, AuthorityError> {
+        match s {
+            "active" => Ok(Self::Active),
+            "suspended" => Ok(Self::Suspended),
+            "lost" => Ok(Self::Lost),
+            "revoked" => Ok(Self::Revoked),
+            o => Err(AuthorityError::Corrupt(format!("card status {o:?}"))),
+        }
+    }
+}
+
+/// Revocation state of a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertStatus {
+    /// Not revoked.
+    Good,
+    /// Suspended (certificateHold): may be released.
+    Hold,
+    /// Revoked for good.
+    Revoked,
+}
+
+impl CertStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Good => "good",
+            Self::Hold => "hold",
+            Self::Revoked => "revoked",
+        }
+    }
+    fn parse(s: &str) -> Result<Self, AuthorityError> {
+        match s {
+            "good" => Ok(Self::Good),
+            "hold" => Ok(Self::Hold),
+            "revoked" => Ok(Self::Revoked),
+            o => Err(AuthorityError::Corrupt(format!("certificate status {o:?}"))),
+        }
+    }
+}
+
+/// A certificate as the registry holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertRecord {
+    /// Serial (lowercase hex in JSON).
+    pub serial: Serial,
+    /// Signature or authentication.
+    pub kind: CertKind,
+    /// The card it was issued to.
+    pub card_id: String,
+    /// Revocation state.
+    pub status: CertStatus,
+    /// Why it was revoked or held.
+    pub reason: Option<RevocationReason>,
+    /// When it was revoked or held.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// notAfter.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// The CRL shard its serial carries.
+    pub shard: u16,
+    /// DER.
+    #[serde(skip)]
+    pub der: Vec<u8>,
+}
+
+/// A certificate just issued.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedCert {
+    /// Serial.
+    pub serial: Serial,
+    /// notAfter.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// DER.
+    #[serde(skip)]
+    pub der: Vec<u8>,
+}
+
+/// The public keys a card generated, presented for certification (the CSR-like request).
+#[derive(Debug, Clone)]
+pub struct CardKeys {
+    /// Public half of the authentication key pair.
+    pub auth: SubjectPublicKey,
+    /// Public half of the signature key pair.
+    pub sign: SubjectPublicKey,
+}
+
+/// A newly issued card.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedCard {
+    /// Card identifier.
+    pub card_id: CardId,
+    /// Holder.
+    pub resident_id: i64,
+    /// Last day of the card's validity (JST).
+    pub expires_on: String,
+    /// The user-authentication certificate.
+    pub auth: IssuedCert,
+    /// The signature certificate (none for residents under 15 or abroad).
+    pub sign: Option<IssuedCert>,
+    /// Serials of an earlier card's certificates this issuance superseded.
+    pub superseded: Vec<Serial>,
+}
+
+/// Which certificates a renewal replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renewal {
+    /// Renew the authentication certificate.
+    pub auth: bool,
+    /// Renew (or, after a move, reissue) the signature certificate.
+    pub sign: bool,
+}
+
+/// The result of a renewal.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenewedCard {
+    /// Card identifier.
+    pub card_id: String,
+    /// The new authentication certificate.
+    pub auth: Option<IssuedCert>,
+    /// The new signature certificate.
+    pub sign: Option<IssuedCert>,
+    /// Certificates revoked as superseded.
+    pub superseded: Vec<Serial>,
+}
+
+/// Certificates whose status an operation changed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Revoked {
+    /// (serial, new status, reason) for each change.
+    pub changed: Vec<(Serial, CertStatus, Option<RevocationReason>)>,
+}
+
+/// An open authority: its data directory, registry and settings.
+pub struct Authority {
+    dir: PathBuf,
+    conn: Connection,
+    settings: Settings,
+    clock: Box<dyn Fn() -> OffsetDateTime + Send>,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority")
+            .field("dir", &self.dir)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random<const N: usize>() -> Result<[u8; N], AuthorityError> {
+    let mut b = [0u8; N];
+    aws_lc_rs::rand::fill(&mut b)
+        .map_err(|_| AuthorityError::State("the system random generator failed".into()))?;
+    Ok(b)
+}
+
+fn now_utc() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+impl Authority {
+    /// Creates a new authority in `dir`: both CA key pairs (encrypted under `passphrase`), both
+    /// self-signed roots, and the registry. Fails when `dir` already holds one.
+    pub fn init(dir: &Path, opts: &InitOptions, passphrase: &[u8]) -> Result<Self, AuthorityError> {
+        if opts.shards == 0 {
+            return Err(AuthorityError::State("shards: at least 1".into()));
+        }
+        std::fs::create_dir_all(dir).map_err(AuthorityError::io(dir))?;
+        let db = dir.join(REGISTRY_FILE);
+        let mut conn = store::open(&db, true)?;
+        let initialised: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM settings WHERE key = 'key_type')",
+            [],
+            |r| r.get(0),
+        )?;
+        if initialised {
+            return Err(AuthorityError::AlreadyInitialised(dir.display().to_string()));
+        }
+        let now = now_utc();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for kind in [CertKind::Signature, CertKind::Authentication] {
+            let key = SigningKey::generate(opts.key_type)?;
+            let serial = Serial::from_be_bytes(&random::<16>()?.map(|b| b & 0x7f))?;
+            let not_after = now
+                .replace_year(now.year() + i32::from(opts.root_years))
+                .unwrap_or(now + Duration::days(7300));
+            let cert = jpki_pki::issue_root(&RootSpec {
+                kind,
+                key: &key,
+                serial: &serial,
+                not_before: now,
+                not_after,
+                endpoints: &opts.endpoints,
+            })?;
+            // The key file is written before the transaction that names it commits; a crash in
+            // between leaves an unreferenced file that the next `init` overwrites.
+            let rel = format!("{KEY_DIR}/{}-ca-1.key.pem", kind.as_str());
+            let pem = key.to_encrypted_pem(passphrase, opts.kdf_iterations)?;
+            write_atomically(&dir.join(&rel), pem.as_bytes(), 0o600)?;
+            tx.execute(
+                "INSERT INTO cas (kind, generation, key_type, key_file, cert_der, created_at) VALUES (?1, 1, ?2, ?3, ?4, ?5)",
+                params![kind.as_str(), opts.key_type.as_str(), rel, cert, ts(now)],
+            )?;
+            tx.execute(
+                "INSERT INTO crl_counters (kind, last_number) VALUES (?1, 0)",
+                params![kind.as_str()],
+            )?;
+        }
+        for (k, v) in [
+            ("key_type", opts.key_type.as_str().to_owned()),
+            ("public_url", opts.endpoints.base().to_owned()),
+            ("shards", opts.shards.to_string()),
+            ("crl_validity_hours", "24".to_owned()),
+        ] {
+            tx.execute("INSERT INTO settings (key, value) VALUES (?1, ?2)", params![k, v])?;
+        }
+        event(
+            &tx,
+            now,
+            "init",
+            None,
+            None,
+            &format!("key type {}", opts.key_type.as_str()),
+        )?;
+        tx.commit()?;
+        drop(conn);
+        Self::open(dir)
+    }
+
+    /// Opens the authority in `dir` (no key is decrypted until [`Authority::issuers`]).
+    pub fn open(dir: &Path) -> Result<Self, AuthorityError> {
+        let db = dir.join(REGISTRY_FILE);
+        if !db.exists() {
+            return Err(AuthorityError::NotInitialised(dir.display().to_string()));
+        }
+        let conn = store::open(&db, false)?;
+        let get = |k: &str| -> Result<Option<String>, AuthorityError> {
+            Ok(conn
+                .query_row("SELECT value FROM settings WHERE key = ?1", [k], |r| r.get(0))
+                .optional()?)
+        };
+        let Some(key_type) = get("key_type")? else {
+            return Err(AuthorityError::NotInitialised(dir.display().to_string()));
+        };
+        let corrupt = |what: &str| AuthorityError::Corrupt(format!("setting {what} is missing or invalid"));
+        let settings = Settings {
+            key_type: key_type.parse().map_err(|_| corrupt("key_type"))?,
+            endpoints: Endpoints::new(&get("public_url")?.ok_or_else(|| corrupt("public_url"))?)?,
+            shards: get("shards")?
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| corrupt("shards"))?,
+            crl_validity_hours: get("crl_validity_hours")?
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| corrupt("crl_validity_hours"))?,
+        };
+        Ok(Self {
+            dir: dir.to_owned(),
+            conn,
+            settings,
+            clock: Box::new(now_utc),
+        })
+    }
+
+    /// Replaces the clock (tests and simulations).
+    pub fn set_clock(&mut self, clock: impl Fn() -> OffsetDateTime + Send + 'static) {
+        self.clock = Box::new(clock);
+    }
+
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        (self.clock)()
+    }
+
+    /// The stored settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The current root certificate (DER) of `kind`.
+    pub fn ca_cert(&self, kind: CertKind) -> Result<Vec<u8>, AuthorityError> {
+        Ok(self.conn.query_row(
+            "SELECT cert_der FROM cas WHERE kind = ?1 ORDER BY generation DESC LIMIT 1",
+            [kind.as_str()],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Decrypts both CA keys with `passphrase`.
+    pub fn issuers(&self, passphrase: &[u8]) -> Result<Issuers, AuthorityError> {
+        let load = |kind: CertKind| -> Result<Issuer, AuthorityError> {
+            let (file, cert): (String, Vec<u8>) = self.conn.query_row(
+                "SELECT key_file, cert_der FROM cas WHERE kind = ?1 ORDER BY generation DESC LIMIT 1",
+                [kind.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let path = self.dir.join(file);
+            let pem =
+                zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(AuthorityError::io(&path))?);
+            let key = SigningKey::from_encrypted_pem(&pem, passphrase)?;
+            Ok(Issuer::new(kind, key, cert)?)
+        };
+        Ok(Issuers {
+            sign: load(CertKind::Signature)?,
+            auth: load(CertKind::Authentication)?,
+        })
+    }
+
+    // ----- residents -------------------------------------------------------------------------
+
+    /// Registers a resident. Without `number`, a fresh valid unused individual number is drawn.
+    pub fn add_resident(
+        &mut self,
+        facts: &BasicFour,
+        number: Option<IndividualNumber>,
+    ) -> Result<ResidentRecord, AuthorityError> {
+        let now = self.now();
+        if facts.birth_date > jst_date(now) {
+            return Err(AuthorityError::State(format!(
+                "birth date: {} is in the future",
+                facts.birth_date
+            )));
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let taken = |n: &str, col: &str| -> Result<bool, AuthorityError> {
+            Ok(tx.query_row(
+                &format!("SELECT EXISTS (SELECT 1 FROM residents WHERE {col} = ?1)"),
+                [n],
+                |r| r.get(0),
+            )?)
+        };
+        let number = match number {
+            Some(n) if taken(n.as_str(), "individual_number")? => return Err(AuthorityError::NumberInUse),
+            Some(n) => n,
+            None => loop {
+                let n = IndividualNumber::from_random_bytes(random()?);
+                if !taken(n.as_str(), "individual_number")? {
+                    break n;
+                }
+            },
+        };
+        let code = loop {
+            let c = ResidentRecordCode::from_random_bytes(random()?);
+            if !taken(c.as_str(), "resident_code")? {
+                break c;
+            }
+        };
+        tx.execute(
+            "INSERT INTO residents (individual_number, resident_code, name, address, birth_date, sex, status, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?7)",
+            params![
+                number.as_str(),
+                code.as_str(),
+                facts.name.as_str(),
+                facts.address.as_str(),
+                facts.birth_date.to_string(),
+                facts.sex.code(),
+                ts(now)
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        event(&tx, now, "resident-add", Some(id), None, "")?;
+        tx.commit()?;
+        Ok(ResidentRecord {
+            resident_id: id,
+            individual_number: number,
+            resident_code: code,
+            facts: facts.clone(),
+            status: ResidentStatus::Active,
+        })
+    }
+
+    /// Looks a resident up.
+    pub fn resident(&self, id: i64) -> Result<ResidentRecord, AuthorityError> {
+        load_resident(&self.conn, id)
+    }
+
+    /// Whether the resident may be issued a signature certificate today (15 or older, living in Japan).
+    pub fn signature_eligible(&self, id: i64) -> Result<bool, AuthorityError> {
+        Ok(sign_allowed(
+            &load_resident(&self.conn, id)?,
+            jst_date(self.now()),
+        ))
+    }
+
+    /// Address change (転居/転入): the signature certificate is revoked (affiliationChanged) because
+    /// its recorded facts changed; the authentication certificate stays.
+    pub fn move_resident(&mut self, id: i64, address: Address) -> Result<Revoked, AuthorityError> {
+        self.change_facts(id, "resident-move", |tx, now| {
+            tx.execute(
+                "UPDATE residents SET address = ?1, updated_at = ?2 WHERE id = ?3",
+                params![address.as_str(), ts(now), id],
+            )
+        })
+    }
+
+    /// Name change: as an address change.
+    pub fn rename_resident(&mut self, id: i64, name: Name) -> Result<Revoked, AuthorityError> {
+        self.change_facts(id, "resident-rename", |tx, now| {
+            tx.execute(
+                "UPDATE residents SET name = ?1, updated_at = ?2 WHERE id = ?3",
+                params![name.as_str(), ts(now), id],
+            )
+        })
+    }
+
+    fn change_facts(
+        &mut self,
+        id: i64,
+        ev: &str,
+        update: impl FnOnce(&Transaction<'_>, OffsetDateTime) -> rusqlite::Result<usize>,
+    ) -> Result<Revoked, AuthorityError> {
+        let now = self.now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let r = load_resident(&tx, id)?;
+        if r.status == ResidentStatus::Deceased {
+            return Err(AuthorityError::State(format!("resident {id}: deceased")));
+        }
+        update(&tx, now)?;
+        let out = revoke_where(
+            &tx,
+            now,
+            "resident_id = ?1 AND kind = 'sign'",
+            id,
+            RevocationReason::AffiliationChanged,
+            ev,
+        )?;
+        event(&tx, now, ev, Some(id), None, "")?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Emigration: the signature certificate is revoked; since 2024 the card and its authentication
+    /// certificate may be kept abroad.
+    pub fn emigrate(&mut self, id: i64) -> Result<Revoked, AuthorityError> {
+        self.end_residence(id, ResidentStatus::Emigrated)
+    }
+
+    /// Death: both certificates revoked (cessationOfOperation), every card revoked.
+    pub fn decease(&mut self, id: i64) -> Result<Revoked, AuthorityError> {
+        self.end_residence(id, ResidentStatus::Deceased)
+    }
+
+    fn end_residence(&mut self, id: i64, to: ResidentStatus) -> Result<Revoked, AuthorityError> {
+        let now = self.now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let r = load_resident(&tx, id)?;
+        if r.status == ResidentStatus::Deceased || r.status == to {
+            return Err(AuthorityError::State(format!(
+                "resident {id}: already {}",
+                r.status.as_str()
+            )));
+        }
+        let (ev, out) = if to == ResidentStatus::Deceased {
+            tx.execute("UPDATE cards SET status = 'revoked' WHERE resident_id = ?1", [id])?;
+            (
+                "resident-decease",
+                revoke_where(
+                    &tx,
+                    now,
+                    "resident_id = ?1",
+                    id,
+                    RevocationReason::CessationOfOperation,
+                    "resident-decease",
+                )?,
+            )
+        } else {
+            (
+                "resident-emigrate",
+                revoke_where(
+                    &tx,
+                    now,
+                    "resident_id = ?1 AND kind = 'sign'",
+                    id,
+                    RevocationReason::AffiliationChanged,
+                    "resident-emigrate",
+                )?,
+            )
+        };
+        tx.execute(
+            "UPDATE residents SET status = ?1, updated_at = ?2 WHERE id = ?3",
+            params![to.as_str(), ts(now), id],
+        )?;
+        event(&tx, now, ev, Some(id), None, "")?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    // ----- cards and certificates -------------------------------------------------------------
+
+    /// Issues a card to a resident: certifies the public keys the card generated. Residents under
+    /// 15 and residents abroad get no signature certificate. An earlier card of the same resident is
+    /// replaced: its certificates are revoked as superseded and linked old → new.
+    pub fn issue_card(
+        &mut self,
+        resident_id: i64,
+        keys: &CardKeys,
+        issuers: &Issuers,
+    ) -> Result<IssuedCard, AuthorityError> {
+        let now = self.now();
+        let today = jst_date(now);
+        let settings = self.settings.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let r = load_resident(&tx, resident_id)?;
+        if r.status == ResidentStatus::Deceased {
+            return Err(AuthorityError::State(format!("resident {resident_id}: deceased")));
+        }
+        let expires_on = validity::card_expiry(r.facts.birth_date, today);
+        let card_id = loop {
+            let c = CardId::from_random_bytes(random()?);
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM cards WHERE id = ?1)",
+                [c.as_str()],
+                |x| x.get(0),
+            )?;
+            if !taken {
+                break c;
+            }
+        };
+        // The previous cards' live certificates, to supersede and link.
+        let previous = live_certs(&tx, "resident_id = ?1", resident_id)?;
+        tx.execute("UPDATE cards SET status = 'revoked' WHERE resident_id = ?1 AND status IN ('active', 'suspended')", [resident_id])?;
+        tx.execute(
+            "INSERT INTO cards (id, resident_id, status, issued_at, expires_on) VALUES (?1, ?2, 'active', ?3, ?4)",
+            params![card_id.as_str(), resident_id, ts(now), expires_on.to_string()],
+        )?;
+        let last_day = validity::certificate_last_day(r.facts.birth_date, today, expires_on);
+        let ctx = IssueCtx {
+            tx: &tx,
+            issuers,
+            settings: &settings,
+            now,
+            not_after: jst_end_of_day(last_day),
+            card_id: card_id.as_str(),
+            resident_id,
+        };
+        let auth = ctx.issue(CertKind::Authentication, &keys.auth, None)?;
+        let sign = if sign_allowed(&r, today) {
+            Some(ctx.issue(CertKind::Signature, &keys.sign, Some(&r.facts))?)
+        } else {
+            None
+        };
+        if let Some(s) = &sign {
+            link(&tx, "pair", &s.serial, &auth.serial, now)?;
+        }
+        let mut superseded = Vec::new();
+        for (serial, kind) in previous {
+            set_status(
+                &tx,
+                &serial,
+                CertStatus::Revoked,
+                Some(RevocationReason::Superseded),
+                now,
+                "card-reissue",
+            )?;
+            let new = if kind == CertKind::Signature {
+                sign.as_ref()
+            } else {
+                Some(&auth)
+            };
+            if let Some(new) = new {
+                link(&tx, "renewal", &serial, &new.serial, now)?;
+            }
+            superseded.push(serial);
+        }
+        event(
+            &tx,
+            now,
+            "card-issue",
+            Some(resident_id),
+            Some(card_id.as_str()),
+            "",
+        )?;
+        tx.commit()?;
+        Ok(IssuedCard {
+            card_id,
+            resident_id,
+            expires_on: expires_on.to_string(),
+            auth,
+            sign,
+            superseded,
+        })
+    }
+
+    /// Renews (or reissues) certificates on an existing card with new key pairs the card generated:
+    /// new serials, the old certificates superseded, old → new linked (新旧紐付け).
+    pub fn renew(
+        &mut self,
+        card_id: &str,
+        keys: &CardKeys,
+        which: Renewal,
+        issuers: &Issuers,
+    ) -> Result<RenewedCard, AuthorityError> {
+        let now = self.now();
+        let today = jst_date(now);
+        let settings = self.settings.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (resident_id, status, expires_on) = load_card(&tx, card_id)?;
+        if status != CardStatus::Active {
+            return Err(AuthorityError::State(format!(
+                "card {card_id}: {}, only an active card can be renewed",
+                status.as_str()
+            )));
+        }
+        if expires_on < today {
+            return Err(AuthorityError::State(format!(
+                "card {card_id}: expired on {expires_on}; issue a new card"
+            )));
+        }
+        let r = load_resident(&tx, resident_id)?;
+        if r.status == ResidentStatus::Deceased {
+            return Err(AuthorityError::State(format!("resident {resident_id}: deceased")));
+        }
+        let last_day = validity::certificate_last_day(r.facts.birth_date, today, expires_on);
+        let ctx = IssueCtx {
+            tx: &tx,
+            issuers,
+            settings: &settings,
+            now,
+            not_after: jst_end_of_day(last_day),
+            card_id,
+            resident_id,
+        };
+        // The newest certificate of each kind on this card, whatever its status, is the "old" one.
+        let newest = |kind: CertKind| -> Result<Option<(Serial, CertStatus)>, AuthorityError> {
+            tx.query_row(
+                "SELECT serial, status FROM certificates WHERE card_id = ?1 AND kind = ?2 ORDER BY issued_at DESC, rowid DESC LIMIT 1",
+                params![card_id, kind.as_str()],
+                |x| Ok((x.get::<_, Vec<u8>>(0)?, x.get::<_, String>(1)?)),
+            )
+            .optional()?
+            .map(|(s, st)| Ok((serial_from_blob(&s)?, CertStatus::parse(&st)?)))
+            .transpose()
+        };
+        let mut superseded = Vec::new();
+        let mut renew_one = |kind: CertKind,
+                             key: &SubjectPublicKey,
+                             facts: Option<&BasicFour>|
+         -> Result<IssuedCert, AuthorityError> {
+            let old = newest(kind)?;
+            let new = ctx.issue(kind, key, facts)?;
+            if let Some((old, st)) = old {
+                if st != CertStatus::Revoked {
+                    set_status(
+                        &tx,
+                        &old,
+                        CertStatus::Revoked,
+                        Some(RevocationReason::Superseded),
+                        now,
+                        "card-renew",
+                    )?;
+                    superseded.push(old.clone());
+                }
+                link(&tx, "renewal", &old, &new.serial, now)?;
+            }
+            Ok(new)
+        };
+        let auth = if which.auth {
+            Some(renew_one(CertKind::Authentication, &keys.auth, None)?)
+        } else {
+            None
+        };
+        let sign = if which.sign {
+            if !sign_allowed(&r, today) {
+                return Err(AuthorityError::State(format!(
+                    "resident {resident_id}: no signature certificate ({})",
+                    if r.status == ResidentStatus::Emigrated {
+                        "resident abroad"
+                    } else {
+                        "under 15"
+                    }
+                )));
+            }
+            Some(renew_one(CertKind::Signature, &keys.sign, Some(&r.facts))?)
+        } else {
+            None
+        };
+        // Keep the pair link between the card's current certificates.
+        let current_auth = match &auth {
+            Some(a) => Some(a.serial.clone()),
+            None => newest(CertKind::Authentication)?.map(|x| x.0),
+        };
+        let current_sign = match &sign {
+            Some(s) => Some(s.serial.clone()),
+            None => newest(CertKind::Signature)?.map(|x| x.0),
+        };
+        if let (Some(s), Some(a)) = (current_sign, current_auth) {
+            if auth.is_some() || sign.is_some() {
+                link(&tx, "pair", &s, &a, now)?;
+            }
+        }
+        event(&tx, now, "card-renew", Some(resident_id), Some(card_id), "")?;
+        tx.commit()?;
+        Ok(RenewedCard {
+            card_id: card_id.to_owned(),
+            auth,
+            sign,
+            superseded,
+        })
+    }
+
+    /// Loss report. Without `confirm`: both certificates go on hold at once (as the 24-hour call
+    /// centre does). With `confirm`: they are revoked (keyCompromise) and the card is dead.
+    pub fn report_lost(&mut self, card_id: &str, confirm: bool) -> Result<Revoked, AuthorityError> {
+        let now = self.now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (resident_id, status, _) = load_card(&tx, card_id)?;
+        let out = match (status, confirm) {
+            (CardStatus::Lost | CardStatus::Revoked, _) => {
+                return Err(AuthorityError::State(format!(
+                    "card {card_id}: already {}",
+                    status.as_str()
+                )));
+            }
+            (CardStatus::Suspended, false) => {
+                return Err(AuthorityError::State(format!(
+                    "card {card_id}: already reported lost (certificates on hold); use --confirm to revoke"
+                )));
+            }
+            (_, false) => {
+                tx.execute("UPDATE cards SET status = 'suspended' WHERE id = ?1", [card_id])?;
+                let mut out = Revoked::default();
+                for (serial, _) in live_certs(&tx, "card_id = ?1 AND status = 'good'", card_id)? {
+                    set_status(
+                        &tx,
+                        &serial,
+                        CertStatus::Hold,
+                        Some(RevocationReason::CertificateHold),
+                        now,
+                        "card-report-lost",
+                    )?;
+                    out.changed
+                        .push((serial, CertStatus::Hold, Some(RevocationReason::CertificateHold)));
+                }
+                out
+            }
+            (_, true) => {
+                tx.execute("UPDATE cards SET status = 'lost' WHERE id = ?1", [card_id])?;
+                revoke_where(
+                    &tx,
+                    now,
+                    "card_id = ?1",
+                    card_id,
+                    RevocationReason::KeyCompromise,
+                    "card-report-lost-confirm",
+                )?
+            }
+        };
+        event(
+            &tx,
+            now,
+            if confirm {
+                "card-report-lost-confirm"
+            } else {
+                "card-report-lost"
+            },
+            Some(resident_id),
+            Some(card_id),
+            "",
+        )?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The card turned up: the holds are lifted.
+    pub fn card_found(&mut self, card_id: &str) -> Result<Revoked, AuthorityError> {
+        let now = self.now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (resident_id, status, _) = load_card(&tx, card_id)?;
+        if status != CardStatus::Suspended {
+            return Err(AuthorityError::State(format!(
+                "card {card_id}: {}, not reported lost",
+                status.as_str()
+            )));
+        }
+        tx.execute("UPDATE cards SET status = 'active' WHERE id = ?1", [card_id])?;
+        let mut out = Revoked::default();
+        for (serial, _) in live_certs(&tx, "card_id = ?1 AND status = 'hold'", card_id)? {
+            set_status(&tx, &serial, CertStatus::Good, None, now, "card-found")?;
+            out.changed.push((serial, CertStatus::Good, None));
+        }
+        event(&tx, now, "card-found", Some(resident_id), Some(card_id), "")?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Revokes (or, with certificateHold, suspends) one certificate.
+    pub fn revoke(
+        &mut self,
+        serial: &Serial,
+        reason: RevocationReason,
+    ) -> Result<CertRecord, AuthorityError> {
+        let now = self.now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rec = load_cert(&tx, serial)?;
+        let to = match reason {
+            RevocationReason::RemoveFromCrl => {
+                return Err(AuthorityError::State(
+                    "reason: remove-from-crl is not a revocation; use `jpki card found` to lift a hold"
+                        .into(),
+                ));
+            }
+            RevocationReason::CertificateHold => CertStatus::Hold,
+            _ => CertStatus::Revoked,
+        };
+        match (rec.status, to) {
+            (CertStatus::Revoked, _) => {
+                return Err(AuthorityError::State(format!(
+                    "certificate {serial}: already revoked"
+                )));
+            }
+            (CertStatus::Hold, CertStatus::Hold) => {
+                return Err(AuthorityError::State(format!(
+                    "certificate {serial}: already on hold"
+                )));
+            }
+            _ => {}
+        }
+        set_status(&tx, serial, to, Some(reason), now, "revoke")?;
+        event(
+            &tx,
+            now,
+            "revoke",
+            None,
+            Some(&rec.card_id),
+            &format!("{serial} {}", reason.cli_name()),
+        )?;
+        let rec = load_cert(&tx, serial)?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
+    /// A certificate by serial.
+    pub fn certificate(&self, serial: &Serial) -> Result<CertRecord, AuthorityError> {
+        load_cert(&self.conn, serial)
+    }
+
+    /// Certificates of a card, oldest first.
+    pub fn card_certificates(&self, card_id: &str) -> Result<Vec<CertRecord>, AuthorityError> {
+        load_card(&self.conn, card_id)?;
+        let mut st = self
+            .conn
+            .prepare("SELECT serial FROM certificates WHERE card_id = ?1 ORDER BY issued_at, rowid")?;
+        let serials = st
+            .query_map([card_id], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        serials
+            .iter()
+            .map(|s| load_cert(&self.conn, &serial_from_blob(s)?))
+            .collect()
+    }
+
+    /// Link data: (link kind, from, to) for every link touching `serial`.
+    pub fn links(&self, serial: &Serial) -> Result<Vec<(String, Serial, Serial)>, AuthorityError> {
+        let mut st = self.conn.prepare(
+            "SELECT link, from_serial, to_serial FROM cert_links WHERE from_serial = ?1 OR to_serial = ?1 ORDER BY created_at, rowid",
+        )?;
+        let rows = st.query_map([serial.as_be_bytes()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (l, a, b) = r?;
+            Ok((l, serial_from_blob(&a)?, serial_from_blob(&b)?))
+        })
+        .collect()
+    }
+
+    /// Runs SQLite's integrity and foreign-key checks and the registry's own invariants; returns
+    /// the problems found (empty when consistent).
+    pub fn check(&self) -> Result<Vec<String>, AuthorityError> {
+        let mut problems = Vec::new();
+        let ic: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if ic != "ok" {
+            problems.push(format!("integrity_check: {ic}"));
+        }
+        let mut st = self.conn.prepare("PRAGMA foreign_key_check")?;
+        let fk = st
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        problems.extend(fk.into_iter().map(|t| format!("foreign key violation in {t}")));
+        let checks = [
+            (
+                "certificate whose status disagrees with its last history row",
+                "SELECT COUNT(*) FROM certificates c WHERE c.status <> (SELECT h.status FROM status_history h WHERE h.serial = c.serial ORDER BY h.id DESC LIMIT 1)",
+            ),
+            (
+                "certificate without history",
+                "SELECT COUNT(*) FROM certificates c WHERE NOT EXISTS (SELECT 1 FROM status_history h WHERE h.serial = c.serial)",
+            ),
+            (
+                "revoked or held certificate without a reason",
+                "SELECT COUNT(*) FROM certificates WHERE status <> 'good' AND reason IS NULL",
+            ),
+            (
+                "card without an authentication certificate",
+                "SELECT COUNT(*) FROM cards k WHERE NOT EXISTS (SELECT 1 FROM certificates c WHERE c.card_id = k.id AND c.kind = 'auth')",
+            ),
+            (
+                "CRL publication numbered above its counter",
+                "SELECT COUNT(*) FROM crl_publications p JOIN crl_counters c ON c.kind = p.kind WHERE p.number > c.last_number",
+            ),
+        ];
+        for (what, sql) in checks {
+            let n: i64 = self.conn.query_row(sql, [], |r| r.get(0))?;
+            if n > 0 {
+                problems.push(format!("{n} {what}"));
+            }
+        }
+        Ok(problems)
+    }
+}
+
+fn sign_allowed(r: &ResidentRecord, today: Date) -> bool {
+    r.status == ResidentStatus::Active && validity::may_hold_signature_certificate(r.facts.birth_date, today)
+}
+
+struct IssueCtx<'a> {
+    tx: &'a Transaction<'a>,
+    issuers: &'a Issuers,
+    settings: &'a Settings,
+    now: OffsetDateTime,
+    not_after: OffsetDateTime,
+    card_id: &'a str,
+    resident_id: i64,
+}
+
+impl IssueCtx<'_> {
+    /// Draws a fresh serial (unique forever: the registry's primary key refuses a repeat, and a
+    /// serial is only ever used in a certificate committed together with its row), signs, stores.
+    fn issue(
+        &self,
+        kind: CertKind,
+        key: &SubjectPublicKey,
+        facts: Option<&BasicFour>,
+    ) -> Result<IssuedCert, AuthorityError> {
+        if self.not_after <= self.now {
+            return Err(AuthorityError::State(
+                "certificate would expire before it is issued (card expired?)".into(),
+            ));
+        }
+        let serial = loop {
+            let rnd: [u8; 16] = random()?;
+            let shard = u16::from_be_bytes([rnd[1], rnd[2]]) % self.settings.shards;
+            let s = Serial::generate(rnd, shard);
+            let taken: bool = self.tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM certificates WHERE serial = ?1)",
+                [s.as_be_bytes()],
+                |r| r.get(0),
+            )?;
+            if !taken {
+                break s;
+            }
+        };
+        let subject_id = subject_id()?;
+        let der = self.issuers.get(kind).issue(
+            &EndEntitySpec {
+                serial: &serial,
+                subject_key: key,
+                subject_id: &subject_id,
+                not_before: self.now,
+                not_after: self.not_after,
+                facts,
+            },
+            &self.settings.endpoints,
+        )?;
+        let shard = serial.shard().unwrap_or(0);
+        self.tx.execute(
+            "INSERT INTO certificates (serial, kind, ca_generation, card_id, resident_id, shard, not_before, not_after, status, issued_at, der)
+             VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, 'good', ?6, ?8)",
+            params![serial.as_be_bytes(), kind.as_str(), self.card_id, self.resident_id, shard, ts(self.now), ts(self.not_after), der],
+        )?;
+        history(self.tx, &serial, self.now, CertStatus::Good, None, "issue")?;
+        Ok(IssuedCert {
+            serial,
+            not_after: self.not_after,
+            der,
+        })
+    }
+}
+
+/// A 16-character identifier for the subject CN: random, so it says nothing about the person.
+fn subject_id() -> Result<String, AuthorityError> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    Ok(random::<16>()?
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(b & 31)]))
+        .collect())
+}
+
+fn load_resident(conn: &Connection, id: i64) -> Result<ResidentRecord, AuthorityError> {
+    let row = conn
+        .query_row(
+            "SELECT individual_number, resident_code, name, address, birth_date, sex, status FROM residents WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            },
+        )
+        .optional()?
+        .ok_or_else(|| AuthorityError::NotFound { what: "resident", id: id.to_string() })?;
+    let bad = |e: jpki_model::ModelError| AuthorityError::Corrupt(format!("resident {id}: {e}"));
+    Ok(ResidentRecord {
+        resident_id: id,
+        individual_number: row.0.parse().map_err(bad)?,
+        resident_code: row.1.parse().map_err(bad)?,
+        facts: BasicFour {
+            name: row.2.parse().map_err(bad)?,
+            address: row.3.parse().map_err(bad)?,
+            birth_date: jpki_model::parse_birth_date(&row.4).map_err(bad)?,
+            sex: row.5.to_string().parse::<Sex>().map_err(bad)?,
+        },
+        status: ResidentStatus::parse(&row.6)?,
+    })
+}
+
+fn load_card(conn: &Connection, card_id: &str) -> Result<(i64, CardStatus, Date), AuthorityError> {
+    let (rid, st, exp): (i64, String, String) = conn
+        .query_row(
+            "SELECT resident_id, status, expires_on FROM cards WHERE id = ?1",
+            [card_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?
+        .ok_or_else(|| AuthorityError::NotFound {
+            what: "card",
+            id: card_id.to_owned(),
+        })?;
+    let exp = jpki_model::parse_birth_date(&exp)
+        .map_err(|e| AuthorityError::Corrupt(format!("card {card_id} expiry: {e}")))?;
+    Ok((rid, CardStatus::parse(&st)?, exp))
+}
+
+fn load_cert(conn: &Connection, serial: &Serial) -> Result<CertRecord, AuthorityError> {
+    let row = conn
+        .query_row(
+            "SELECT kind, card_id, status, reason, revoked_at, not_after, shard, der FROM certificates WHERE serial = ?1",
+            [serial.as_be_bytes()],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, Vec<u8>>(7)?,
+                ))
+            },
+        )
+        .optional()?
+        .ok_or_else(|| AuthorityError::NotFound { what: "certificate", id: serial.to_hex() })?;
+    Ok(CertRecord {
+        serial: serial.clone(),
+        kind: row
+            .0
+            .parse()
+            .map_err(|e| AuthorityError::Corrupt(format!("certificate {serial}: {e}")))?,
+        card_id: row.1,
+        status: CertStatus::parse(&row.2)?,
+        reason: reason_from(row.3)?,
+        revoked_at: row.4.map(from_ts).transpose()?,
+        not_after: from_ts(row.5)?,
+        shard: u16::try_from(row.6)
+            .map_err(|_| AuthorityError::Corrupt(format!("certificate {serial}: shard")))?,
+        der: row.7,
+    })
+}
+
+/// Serials and kinds of not-yet-revoked certificates matching `cond` (one `?1` parameter).
+fn live_certs(
+    tx: &Connection,
+    cond: &str,
+    p: impl rusqlite::ToSql,
+) -> Result<Vec<(Serial, CertKind)>, AuthorityError> {
+    let mut st = tx.prepare(&format!(
+        "SELECT serial, kind FROM certificates WHERE {cond} AND status <> 'revoked' ORDER BY rowid"
+    ))?;
+    let rows = st.query_map([p], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?;
+    rows.map(|r| {
+        let (s, k) = r?;
+        Ok((
+            serial_from_blob(&s)?,
+            k.parse()
+                .map_err(|e| AuthorityError::Corrupt(format!("certificate kind: {e}")))?,
+        ))
+    })
+    .collect()
+}
+
+fn revoke_where(
+    tx: &Transaction<'_>,
+    now: OffsetDateTime,
+    cond: &str,
+    p: impl rusqlite::ToSql,
+    reason: RevocationReason,
+    ev: &str,
+) -> Result<Revoked, AuthorityError> {
+    let mut out = Revoked::default();
+    for (serial, _) in live_certs(tx, cond, p)? {
+        set_status(tx, &serial, CertStatus::Revoked, Some(reason), now, ev)?;
+        out.changed.push((serial, CertStatus::Revoked, Some(reason)));
+    }
+    Ok(out)
+}
+
+fn set_status(
+    tx: &Transaction<'_>,
+    serial: &Serial,
+    status: CertStatus,
+    reason: Option<RevocationReason>,
+    now: OffsetDateTime,
+    ev: &str,
+) -> Result<(), AuthorityError> {
+    let code = reason.map(|r| i64::from(r.code()));
+    let at = (status != CertStatus::Good).then(|| ts(now));
+    tx.execute(
+        "UPDATE certificates SET status = ?1, reason = ?2, revoked_at = ?3 WHERE serial = ?4",
+        params![status.as_str(), code, at, serial.as_be_bytes()],
+    )?;
+    history(tx, serial, now, status, reason, ev)
+}
+
+fn history(
+    tx: &Transaction<'_>,
+    serial: &Serial,
+    now: OffsetDateTime,
+    status: CertStatus,
+    reason: Option<RevocationReason>,
+    ev: &str,
+) -> Result<(), AuthorityError> {
+    tx.execute(
+        "INSERT INTO status_history (serial, at, status, reason, event) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            serial.as_be_bytes(),
+            ts(now),
+            status.as_str(),
+            reason.map(|r| i64::from(r.code())),
+            ev
+        ],
+    )?;
+    Ok(())
+}
+
+fn link(
+    tx: &Transaction<'_>,
+    kind: &str,
+    from: &Serial,
+    to: &Serial,
+    now: OffsetDateTime,
+) -> Result<(), AuthorityError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO cert_links (link, from_serial, to_serial, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![kind, from.as_be_bytes(), to.as_be_bytes(), ts(now)],
+    )?;
+    Ok(())
+}
+
+fn event(
+    tx: &Transaction<'_>,
+    now: OffsetDateTime,
+    ev: &str,
+    resident_id: Option<i64>,
+    card_id: Option<&str>,
+    detail: &str,
+) -> Result<(), AuthorityError> {
+    tx.execute(
+        "INSERT INTO events (at, event, resident_id, card_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![ts(now), ev, resident_id, card_id, detail],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! The authority: the part J-LIS plays. It keeps the registry (residents, cards, certificates,
+//! status history, link data), issues each card its two certificates, revokes them on life events
+//! and publishes revocation as CRLs.
+//!
+//! Every write is one SQLite transaction (WAL, `synchronous=FULL`), so a crash at any point leaves
+//! either all of an operation or none of it, and an operation that returned has been made durable.
+//! The authority sees only the public keys a card generated; private keys never come here.
+
+mod authority;
+mod error;
+mod publish;
+mod schema;
+mod store;
+
+pub use authority::{
+    Authority, CardKeys, CardStatus, CertRecord, CertStatus, InitOptions, IssuedCard, IssuedCert, Issuers,
+    Renewal, RenewedCard, ResidentRecord, ResidentStatus, Revoked, Settings,
+};
+pub use error::AuthorityError;
+pub use publish::{PublishReport, PublishedFile};
+pub use schema::VERSION as SCHEMA_VERSION;
+pub use store::write_atomically;

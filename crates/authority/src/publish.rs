@@ -1,0 +1,233 @@
+//! CRL publication: for each CA a complete CRL, one CRL per shard, a delta CRL against the last
+//! published complete CRL (lifted holds appear there as removeFromCRL), the ARL, and the CA
+//! certificate, written under the output directory at the paths the certificates name.
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use jpki_model::{CertKind, RevocationReason};
+use jpki_pki::{CrlEntry, CrlScope, CrlSpec, Endpoints};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+use time::Duration;
+
+use crate::AuthorityError;
+use crate::authority::{Authority, Issuers};
+use crate::store::{from_ts, reason_from, serial_from_blob, ts, write_atomically};
+
+/// One file written.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishedFile {
+    /// Path relative to the output directory (= relative to the public URL).
+    pub path: String,
+    /// Number of entries (CRLs) or 0.
+    pub entries: usize,
+    /// Size in bytes.
+    pub bytes: usize,
+}
+
+/// What one CA published.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishReport {
+    /// Which CA.
+    pub kind: CertKind,
+    /// The cRLNumber every CRL of this run carries.
+    pub crl_number: u64,
+    /// The base of the delta CRL, if one was written.
+    pub delta_base: Option<u64>,
+    /// Files written.
+    pub files: Vec<PublishedFile>,
+}
+
+impl Authority {
+    /// Publishes every CRL of both CAs into `out`, calling `progress(done, total)` per file.
+    pub fn publish_crls(
+        &mut self,
+        out: &Path,
+        issuers: &Issuers,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<PublishReport>, AuthorityError> {
+        let mut reports = Vec::new();
+        let shards = self.settings().shards;
+        let total = 2 * (usize::from(shards) + 4);
+        let mut done = 0;
+        for kind in [CertKind::Signature, CertKind::Authentication] {
+            reports.push(self.publish_one(out, issuers, kind, &mut |_| {
+                done += 1;
+                progress(done, total);
+            })?);
+        }
+        Ok(reports)
+    }
+
+    fn publish_one(
+        &mut self,
+        out: &Path,
+        issuers: &Issuers,
+        kind: CertKind,
+        tick: &mut dyn FnMut(()),
+    ) -> Result<PublishReport, AuthorityError> {
+        let now = self.now();
+        let settings = self.settings().clone();
+        let k = kind.as_str();
+        // 1. Snapshot and number allocation in one transaction: the number is consumed even if
+        //    writing fails later, so CRL numbers only ever increase.
+        let tx = self
+            .conn()
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let number: u64 = {
+            tx.execute(
+                "UPDATE crl_counters SET last_number = last_number + 1 WHERE kind = ?1",
+                [k],
+            )?;
+            let n: i64 = tx.query_row("SELECT last_number FROM crl_counters WHERE kind = ?1", [k], |r| {
+                r.get(0)
+            })?;
+            u64::try_from(n).map_err(|_| AuthorityError::Corrupt("CRL number".into()))?
+        };
+        let mark: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM status_history", [], |r| {
+            r.get(0)
+        })?;
+        let mut entries: Vec<(u16, CrlEntry)> = Vec::new();
+        {
+            let mut st = tx.prepare(
+                "SELECT serial, shard, revoked_at, reason FROM certificates
+                 WHERE kind = ?1 AND status <> 'good' AND not_after >= ?2 ORDER BY serial",
+            )?;
+            let mut rows = st.query(params![k, ts(now)])?;
+            while let Some(r) = rows.next()? {
+                let serial = serial_from_blob(&r.get::<_, Vec<u8>>(0)?)?;
+                let shard = u16::try_from(r.get::<_, i64>(1)?)
+                    .map_err(|_| AuthorityError::Corrupt("shard".into()))?;
+                let revoked_at = from_ts(
+                    r.get::<_, Option<i64>>(2)?
+                        .ok_or_else(|| AuthorityError::Corrupt("revoked_at".into()))?,
+                )?;
+                let reason = reason_from(r.get(3)?)?.unwrap_or(RevocationReason::Unspecified);
+                entries.push((
+                    shard,
+                    CrlEntry {
+                        serial,
+                        revoked_at,
+                        reason,
+                    },
+                ));
+            }
+        }
+        let base: Option<(u64, i64)> = tx
+            .query_row(
+                "SELECT number, history_mark FROM crl_publications WHERE kind = ?1 ORDER BY number DESC LIMIT 1",
+                [k],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?
+            .map(|(n, m)| Ok::<_, AuthorityError>((u64::try_from(n).map_err(|_| AuthorityError::Corrupt("CRL number".into()))?, m)))
+            .transpose()?;
+        let delta = match base {
+            Some((_, base_mark)) => Some(delta_entries(&tx, k, base_mark, &entries, now)?),
+            None => None,
+        };
+        tx.commit()?;
+
+        // 2. Sign and write.
+        let issuer = issuers.get(kind);
+        let spec = |scope| CrlSpec {
+            scope,
+            number,
+            this_update: now,
+            next_update: now + Duration::hours(i64::from(settings.crl_validity_hours)),
+            endpoints: &settings.endpoints,
+        };
+        let mut files = Vec::new();
+        let mut write = |path: String, der: &[u8], n: usize| -> Result<(), AuthorityError> {
+            write_atomically(&out.join(&path), der, 0o644)?;
+            files.push(PublishedFile {
+                path,
+                entries: n,
+                bytes: der.len(),
+            });
+            tick(());
+            Ok(())
+        };
+        let all: Vec<&CrlEntry> = entries.iter().map(|(_, e)| e).collect();
+        write(
+            Endpoints::full_crl_path(kind),
+            &issuer.crl(&spec(CrlScope::Complete), all.iter().copied())?,
+            all.len(),
+        )?;
+        let mut by_shard: BTreeMap<u16, Vec<&CrlEntry>> =
+            (0..settings.shards).map(|s| (s, Vec::new())).collect();
+        for (s, e) in &entries {
+            by_shard.entry(*s).or_default().push(e);
+        }
+        for (s, es) in &by_shard {
+            write(
+                Endpoints::shard_crl_path(kind, *s),
+                &issuer.crl(&spec(CrlScope::Shard(*s)), es.iter().copied())?,
+                es.len(),
+            )?;
+        }
+        if let (Some((base_number, _)), Some(d)) = (base, &delta) {
+            write(
+                Endpoints::delta_crl_path(kind),
+                &issuer.crl(&spec(CrlScope::Delta { base: base_number }), d.iter())?,
+                d.len(),
+            )?;
+        }
+        // No CA certificate below the roots has been issued (no link certificates yet): empty ARL.
+        write(
+            Endpoints::arl_path(kind),
+            &issuer.crl(&spec(CrlScope::Authority), std::iter::empty())?,
+            0,
+        )?;
+        write(Endpoints::ca_cert_path(kind), issuer.cert_der(), 0)?;
+
+        // 3. Record the publication: the next delta is computed against it.
+        self.conn().execute(
+            "INSERT INTO crl_publications (kind, number, published_at, history_mark) VALUES (?1, ?2, ?3, ?4)",
+            params![k, i64::try_from(number).unwrap_or(i64::MAX), ts(now), mark],
+        )?;
+        Ok(PublishReport {
+            kind,
+            crl_number: number,
+            delta_base: base.map(|b| b.0),
+            files,
+        })
+    }
+}
+
+/// Entries of the delta CRL: every certificate whose status changed after the base's history mark:
+/// its current revocation, or removeFromCRL when a hold was lifted.
+fn delta_entries(
+    tx: &rusqlite::Transaction<'_>,
+    kind: &str,
+    base_mark: i64,
+    current: &[(u16, CrlEntry)],
+    now: time::OffsetDateTime,
+) -> Result<Vec<CrlEntry>, AuthorityError> {
+    let mut st = tx.prepare(
+        "SELECT DISTINCT h.serial, c.status FROM status_history h JOIN certificates c ON c.serial = h.serial
+         WHERE h.id > ?1 AND c.kind = ?2 AND h.event <> 'issue'",
+    )?;
+    let changed = st
+        .query_map(params![base_mark, kind], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let on_crl: HashSet<&[u8]> = current.iter().map(|(_, e)| e.serial.as_be_bytes()).collect();
+    let changed_set: HashSet<&[u8]> = changed.iter().map(|(s, _)| s.as_slice()).collect();
+    let mut out: Vec<CrlEntry> = current
+        .iter()
+        .filter(|(_, e)| changed_set.contains(e.serial.as_be_bytes()))
+        .map(|(_, e)| e.clone())
+        .collect();
+    for (s, status) in changed {
+        if status == "good" && !on_crl.contains(s.as_slice()) {
+            out.push(CrlEntry {
+                serial: serial_from_blob(&s)?,
+                revoked_at: now,
+                reason: RevocationReason::RemoveFromCrl,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,547 @@
+//! `jpki`: the command-line front of openjpki.
+//!
+//! Contract: `--data DIR` and `--json` are global; with `--json` every command prints one JSON
+//! object on stdout. Usage errors exit 2 and other failures 1, each with one line on stderr.
+
+mod args;
+mod demo;
+mod secrets;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use jpki_authority::{Authority, AuthorityError, CardKeys, InitOptions, Renewal};
+use jpki_card::Card;
+use jpki_model::{CertKind, RevocationReason};
+use jpki_pki::{CertificateInfo, Endpoints, KeyType, SubjectPublicKey};
+use serde_json::{Value, json};
+
+use crate::args::{CaCmd, CardCmd, CertCmd, Cli, Command, CrlCmd, KeyTypeArg, RenewKind, ResidentCmd};
+
+/// A failure: the message is one line naming the problem.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Bad usage (exit 2).
+    Usage(String),
+    /// The operation failed (exit 1).
+    Failed(String),
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Self::Failed(e.to_string())
+    }
+}
+
+/// What a command reports: a JSON object and the same for people.
+pub(crate) struct Report {
+    json: Value,
+    text: String,
+}
+
+impl Report {
+    pub(crate) fn new(json: Value, text: impl Into<String>) -> Self {
+        Self {
+            json,
+            text: text.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            let rendered = e.render().to_string();
+            let line = rendered.lines().next().unwrap_or("error: bad usage").trim();
+            eprintln!("jpki: {}", line.strip_prefix("error: ").unwrap_or(line));
+            return ExitCode::from(2);
+        }
+    };
+    let json = cli.json;
+    let result = run(cli);
+    let mut out = std::io::stdout().lock();
+    match result {
+        Ok(r) => {
+            let _ = if json {
+                writeln!(out, "{}", r.json)
+            } else {
+                writeln!(out, "{}", r.text.trim_end())
+            };
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            let (msg, code) = match f {
+                Failure::Usage(m) => (m, 2),
+                Failure::Failed(m) => (m, 1),
+            };
+            let msg = msg.replace('\n', " ");
+            if json {
+                let _ = writeln!(out, "{}", json!({ "error": msg }));
+            }
+            eprintln!("jpki: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn key_type(k: KeyTypeArg) -> KeyType {
+    match k {
+        KeyTypeArg::Rsa2048 => KeyType::Rsa2048,
+        KeyTypeArg::P384 => KeyType::P384,
+    }
+}
+
+fn run(cli: Cli) -> Result<Report, Failure> {
+    let data = cli.data.as_path();
+    match cli.command {
+        Command::Init(a) => {
+            let endpoints = Endpoints::new(&a.public_url).map_err(|e| Failure::Usage(e.to_string()))?;
+            let mut opts = InitOptions::new(key_type(a.key_type), endpoints);
+            opts.shards = a.shards;
+            opts.kdf_iterations = a.kdf_iterations;
+            if Authority::open(data).is_ok() {
+                return Err(AuthorityError::AlreadyInitialised(data.display().to_string()).into());
+            }
+            let pass = secrets::new_authority_passphrase(data, a.demo)?;
+            let auth = Authority::init(data, &opts, pass.as_bytes())?;
+            let s = auth.settings();
+            Ok(Report::new(
+                json!({ "data": data, "key_type": s.key_type.as_str(), "public_url": s.endpoints.base(), "shards": s.shards,
+                        "passphrase_file": a.demo.then(|| secrets::passphrase_file(data)) }),
+                format!(
+                    "Initialised the authority in {} ({} CA keys, {} CRL shards, public URL {}).",
+                    data.display(),
+                    s.key_type.as_str(),
+                    s.shards,
+                    s.endpoints.base()
+                ),
+            ))
+        }
+        Command::Resident(cmd) => resident(data, cmd),
+        Command::Card(cmd) => card(data, cmd),
+        Command::Cert(cmd) => cert(data, cmd),
+        Command::Ca(CaCmd::Export { kind, out }) => {
+            let auth = Authority::open(data)?;
+            let der = auth.ca_cert(kind.kind())?;
+            write_pem(&out, "CERTIFICATE", &der)?;
+            let info = CertificateInfo::from_der(&der)?;
+            Ok(Report::new(
+                json!({ "kind": kind.kind().as_str(), "out": out, "serial": info.serial, "subject": info.subject, "sha256": info.sha256 }),
+                format!(
+                    "Wrote the {} root ({}) to {}.",
+                    kind.kind().as_str(),
+                    info.subject,
+                    out.display()
+                ),
+            ))
+        }
+        Command::Revoke(a) => {
+            let mut auth = Authority::open(data)?;
+            let rec = auth.revoke(&a.serial, a.reason)?;
+            Ok(Report::new(
+                json!({ "serial": rec.serial, "status": rec.status, "reason": rec.reason, "revoked_at": rfc3339(rec.revoked_at) }),
+                format!(
+                    "Certificate {} is now {} ({}).",
+                    rec.serial,
+                    status_word(rec.status),
+                    a.reason.rfc_name()
+                ),
+            ))
+        }
+        Command::Crl(CrlCmd::Publish { out }) => {
+            let mut auth = Authority::open(data)?;
+            let pass = secrets::authority_passphrase(data)?;
+            let issuers = auth.issuers(pass.as_bytes())?;
+            let show = !cli.json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let reports = auth.publish_crls(&out, &issuers, |done, total| {
+                if show {
+                    eprint!("\rpublishing {done}/{total} files");
+                    if done == total {
+                        eprintln!();
+                    }
+                }
+            })?;
+            let mut text = format!("Published to {}:\n", out.display());
+            for r in &reports {
+                let entries = r.files.first().map_or(0, |f| f.entries);
+                text += &format!(
+                    "  {} CA: CRL number {}, {} entries in the complete CRL, {} files{}\n",
+                    r.kind.as_str(),
+                    r.crl_number,
+                    entries,
+                    r.files.len(),
+                    r.delta_base
+                        .map(|b| format!(", delta against {b}"))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(Report::new(json!({ "out": out, "cas": reports }), text))
+        }
+        Command::Check => {
+            let auth = Authority::open(data)?;
+            let problems = auth.check()?;
+            if problems.is_empty() {
+                Ok(Report::new(
+                    json!({ "consistent": true, "problems": [] }),
+                    "The registry is consistent.",
+                ))
+            } else {
+                Err(Failure::Failed(format!(
+                    "registry inconsistent: {}",
+                    problems.join("; ")
+                )))
+            }
+        }
+        Command::Demo(a) => demo::run(data, key_type(a.key_type)),
+    }
+}
+
+fn resident(data: &Path, cmd: ResidentCmd) -> Result<Report, Failure> {
+    let mut auth = Authority::open(data)?;
+    let changed = |what: &str, id: i64, r: jpki_authority::Revoked| {
+        let serials: Vec<Value> = r
+            .changed
+            .iter()
+            .map(|(s, st, reason)| json!({ "serial": s, "status": st, "reason": reason }))
+            .collect();
+        let list: Vec<String> = r
+            .changed
+            .iter()
+            .map(|(s, _, reason)| format!("{s} ({})", reason.map_or("", |r| r.rfc_name())))
+            .collect();
+        Report::new(
+            json!({ "resident_id": id, "event": what, "certificates": serials }),
+            format!(
+                "Recorded {what} of resident {id}; {}",
+                if list.is_empty() {
+                    "no certificate changed.".to_owned()
+                } else {
+                    format!("revoked: {}.", list.join(", "))
+                }
+            ),
+        )
+    };
+    match cmd {
+        ResidentCmd::Add(a) => {
+            let facts = jpki_model::BasicFour {
+                name: a.name,
+                address: a.address,
+                birth_date: a.birth,
+                sex: a.sex,
+            };
+            let r = auth.add_resident(&facts, a.number)?;
+            Ok(Report::new(
+                json!({ "resident_id": r.resident_id, "individual_number": r.individual_number, "resident_code": r.resident_code.as_str() }),
+                format!(
+                    "Registered resident {} with individual number {}.",
+                    r.resident_id,
+                    r.individual_number.as_str()
+                ),
+            ))
+        }
+        ResidentCmd::Show(r) => {
+            let rec = auth.resident(r.resident)?;
+            let text = format!(
+                "Resident {}: {} / {} / born {} / sex {} / {:?}",
+                rec.resident_id,
+                rec.facts.name.as_str(),
+                rec.facts.address.as_str(),
+                rec.facts.birth_date,
+                rec.facts.sex.code(),
+                rec.status
+            );
+            Ok(Report::new(serde_json::to_value(&rec)?, text))
+        }
+        ResidentCmd::Move { resident, address } => Ok(changed(
+            "move",
+            resident.resident,
+            auth.move_resident(resident.resident, address)?,
+        )),
+        ResidentCmd::Rename { resident, name } => Ok(changed(
+            "rename",
+            resident.resident,
+            auth.rename_resident(resident.resident, name)?,
+        )),
+        ResidentCmd::Decease(r) => Ok(changed("death", r.resident, auth.decease(r.resident)?)),
+        ResidentCmd::Emigrate(r) => Ok(changed("emigration", r.resident, auth.emigrate(r.resident)?)),
+    }
+}
+
+fn card_keys(card: &Card) -> Result<CardKeys, Failure> {
+    Ok(CardKeys {
+        auth: SubjectPublicKey::from_der(&card.public_key(CertKind::Authentication)?)?,
+        sign: SubjectPublicKey::from_der(&card.public_key(CertKind::Signature)?)?,
+    })
+}
+
+fn card(data: &Path, cmd: CardCmd) -> Result<Report, Failure> {
+    let mut auth = Authority::open(data)?;
+    match cmd {
+        CardCmd::Issue(a) => {
+            if a.out.exists() && !a.force {
+                return Err(Failure::Usage(format!(
+                    "--out {}: file exists (use --force to replace it)",
+                    a.out.display()
+                )));
+            }
+            let rec = auth.resident(a.resident)?;
+            let eligible = auth.signature_eligible(a.resident)?;
+            let pin = secrets::auth_pin(a.auth_pin)?;
+            let password = match (a.sign_password, eligible) {
+                (Some(p), _) => p,
+                (None, true) => secrets::sign_password()?,
+                // No signature certificate will be issued: the slot gets an unusable random password.
+                (None, false) => secrets::random_sign_password()?,
+            };
+            let pass = secrets::authority_passphrase(data)?;
+            let issuers = auth.issuers(pass.as_bytes())?;
+            let mut card = Card::manufacture(&pin, &password)?;
+            let issued = auth.issue_card(rec.resident_id, &card_keys(&card)?, &issuers)?;
+            card.install(
+                issued.card_id.as_str(),
+                CertKind::Authentication,
+                &issued.auth.der,
+            );
+            if let Some(s) = &issued.sign {
+                card.install(issued.card_id.as_str(), CertKind::Signature, &s.der);
+            }
+            if let Err(e) = card.save(&a.out) {
+                // The card was never delivered: its certificates are revoked as destroyed before issue.
+                for c in std::iter::once(&issued.auth).chain(issued.sign.as_ref()) {
+                    let _ = auth.revoke(&c.serial, RevocationReason::Unspecified);
+                }
+                return Err(Failure::Failed(format!(
+                    "{e} (the card's certificates were revoked)"
+                )));
+            }
+            let sign_serial = issued.sign.as_ref().map(|s| s.serial.to_hex());
+            Ok(Report::new(
+                json!({ "card_id": issued.card_id, "resident_id": issued.resident_id, "auth_serial": issued.auth.serial,
+                        "sign_serial": sign_serial, "expires_on": issued.expires_on, "card_file": a.out,
+                        "auth_not_after": rfc3339(Some(issued.auth.not_after)),
+                        "sign_not_after": rfc3339(issued.sign.as_ref().map(|s| s.not_after)),
+                        "superseded": issued.superseded }),
+                format!(
+                    "Issued card {} to resident {} (valid to {}) → {}\n  authentication certificate {}\n  signature certificate {}",
+                    issued.card_id,
+                    issued.resident_id,
+                    issued.expires_on,
+                    a.out.display(),
+                    issued.auth.serial,
+                    sign_serial.as_deref().unwrap_or("none (under 15 or abroad)")
+                ),
+            ))
+        }
+        CardCmd::Renew { card: path, kind } => {
+            let mut card = Card::load(&path)?;
+            let card_id = card
+                .card_id()
+                .ok_or_else(|| Failure::Failed(format!("{}: card was never issued", path.display())))?
+                .to_owned();
+            let which = Renewal {
+                auth: kind != RenewKind::Sign,
+                sign: kind != RenewKind::Auth,
+            };
+            let pass = secrets::authority_passphrase(data)?;
+            let issuers = auth.issuers(pass.as_bytes())?;
+            let mut fresh = card_keys(&card)?;
+            for (on, k) in [
+                (which.auth, CertKind::Authentication),
+                (which.sign, CertKind::Signature),
+            ] {
+                if on {
+                    card.regenerate_key(k)?;
+                }
+            }
+            let new_keys = card_keys(&card)?;
+            if which.auth {
+                fresh.auth = new_keys.auth;
+            }
+            if which.sign {
+                fresh.sign = new_keys.sign;
+            }
+            let r = auth.renew(&card_id, &fresh, which, &issuers)?;
+            for (c, k) in [
+                (&r.auth, CertKind::Authentication),
+                (&r.sign, CertKind::Signature),
+            ] {
+                if let Some(c) = c {
+                    card.install(&card_id, k, &c.der);
+                }
+            }
+            card.save(&path)?;
+            Ok(Report::new(
+                json!({ "card_id": card_id, "auth_serial": r.auth.as_ref().map(|c| &c.serial), "sign_serial": r.sign.as_ref().map(|c| &c.serial),
+                        "superseded": r.superseded }),
+                format!(
+                    "Renewed card {card_id}: auth {}, sign {}; superseded {}.",
+                    r.auth
+                        .as_ref()
+                        .map_or("unchanged".to_owned(), |c| c.serial.to_hex()),
+                    r.sign
+                        .as_ref()
+                        .map_or("unchanged".to_owned(), |c| c.serial.to_hex()),
+                    if r.superseded.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        r.superseded
+                            .iter()
+                            .map(|s| s.to_hex())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            ))
+        }
+        CardCmd::ReportLost { card_id, confirm } => {
+            let r = auth.report_lost(&card_id, confirm)?;
+            let list: Vec<String> = r.changed.iter().map(|(s, _, _)| s.to_hex()).collect();
+            Ok(Report::new(
+                json!({ "card_id": card_id, "confirmed": confirm,
+                        "certificates": r.changed.iter().map(|(s, st, re)| json!({"serial": s, "status": st, "reason": re})).collect::<Vec<_>>() }),
+                if confirm {
+                    format!(
+                        "Card {card_id} confirmed lost; revoked (keyCompromise): {}.",
+                        list.join(", ")
+                    )
+                } else {
+                    format!(
+                        "Card {card_id} reported lost; on hold: {}. Lift with `jpki card found --card-id {card_id}`.",
+                        list.join(", ")
+                    )
+                },
+            ))
+        }
+        CardCmd::Found { card_id } => {
+            let r = auth.card_found(&card_id)?;
+            let list: Vec<String> = r.changed.iter().map(|(s, _, _)| s.to_hex()).collect();
+            Ok(Report::new(
+                json!({ "card_id": card_id, "released": list }),
+                format!("Card {card_id} found; holds lifted on {}.", list.join(", ")),
+            ))
+        }
+        CardCmd::Show { card_id } => {
+            let certs = auth.card_certificates(&card_id)?;
+            let mut text = format!("Card {card_id}:\n");
+            for c in &certs {
+                text += &format!(
+                    "  {} {} {}{} (valid to {})\n",
+                    c.kind.as_str(),
+                    c.serial,
+                    status_word(c.status),
+                    c.reason
+                        .map(|r| format!(" ({})", r.rfc_name()))
+                        .unwrap_or_default(),
+                    rfc3339(Some(c.not_after)).unwrap_or_default()
+                );
+            }
+            Ok(Report::new(
+                json!({ "card_id": card_id, "certificates": certs }),
+                text,
+            ))
+        }
+    }
+}
+
+fn cert(data: &Path, cmd: CertCmd) -> Result<Report, Failure> {
+    let auth = Authority::open(data)?;
+    match cmd {
+        CertCmd::Show(a) => {
+            let rec = auth.certificate(&a.serial)?;
+            let info = CertificateInfo::from_der(&rec.der)?;
+            let links: Vec<Value> = auth
+                .links(&a.serial)?
+                .into_iter()
+                .map(|(l, f, t)| json!({ "link": l, "from": f, "to": t }))
+                .collect();
+            let mut text = format!(
+                "Certificate {} ({})\n  status     {}{}\n  subject    {}\n  issuer     {}\n  validity   {} .. {}\n  key        {}\n  CRL        {}\n  OCSP       {}\n",
+                info.serial,
+                info.kind,
+                status_word(rec.status),
+                rec.reason
+                    .map(|r| format!(" ({})", r.rfc_name()))
+                    .unwrap_or_default(),
+                info.subject,
+                info.issuer,
+                info.not_before,
+                info.not_after,
+                info.public_key,
+                info.crl_urls.join(", "),
+                info.ocsp_urls.join(", "),
+            );
+            if let Some(j) = &info.jpki {
+                let f = |o: &Option<String>| o.clone().unwrap_or_default();
+                text += &format!(
+                    "  name       {} (flags {})\n  address    {} (flags {})\n  birth      {}\n  sex        {}\n",
+                    f(&j.name),
+                    f(&j.name_flags),
+                    f(&j.address),
+                    f(&j.address_flags),
+                    f(&j.birth_date),
+                    f(&j.sex)
+                );
+            }
+            for l in &links {
+                text += &format!(
+                    "  link       {} {} → {}\n",
+                    l["link"].as_str().unwrap_or(""),
+                    l["from"].as_str().unwrap_or(""),
+                    l["to"].as_str().unwrap_or("")
+                );
+            }
+            let mut v = serde_json::to_value(&info)?;
+            if let Value::Object(m) = &mut v {
+                m.insert("status".into(), json!(rec.status));
+                m.insert("reason".into(), json!(rec.reason));
+                m.insert("revoked_at".into(), json!(rfc3339(rec.revoked_at)));
+                m.insert("card_id".into(), json!(rec.card_id));
+                m.insert("links".into(), Value::Array(links));
+            }
+            Ok(Report::new(v, text))
+        }
+        CertCmd::Export { serial, out } => {
+            let rec = auth.certificate(&serial.serial)?;
+            write_pem(&out, "CERTIFICATE", &rec.der)?;
+            Ok(Report::new(
+                json!({ "serial": rec.serial, "kind": rec.kind, "out": out }),
+                format!("Wrote certificate {} to {}.", rec.serial, out.display()),
+            ))
+        }
+    }
+}
+
+pub(crate) fn write_pem(out: &Path, label: &'static str, der: &[u8]) -> Result<(), Failure> {
+    let pem = jpki_pki::to_pem(label, der)?;
+    jpki_authority::write_atomically(out, pem.as_bytes(), 0o644)?;
+    Ok(())
+}
+
+pub(crate) fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
+    t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+}
+
+pub(crate) fn status_word(s: jpki_authority::CertStatus) -> &'static str {
+    match s {
+        jpki_authority::CertStatus::Good => "valid",
+        jpki_authority::CertStatus::Hold => "on hold",
+        jpki_authority::CertStatus::Revoked => "revoked",
+    }
+}

@@ -1,0 +1,32 @@
+//! X.509 for the JPKI profile: the authority's keys, the two roots, signature and
+//! user-authentication certificates, the JPKI subjectAltName, and CRLs.
+//!
+//! Pure building and reading of DER; no storage, no clock (callers pass times), no network.
+//! Signing uses aws-lc-rs; encodings use RustCrypto's `der`, `spki` and `x509-cert`.
+
+pub mod cert;
+pub mod crl;
+pub mod endpoints;
+mod error;
+pub mod inspect;
+pub mod key;
+pub mod name;
+pub mod oid;
+pub mod san;
+pub mod time;
+
+pub use cert::{EndEntitySpec, Issuer, RootSpec, issue_root};
+pub use crl::{CrlEntry, CrlScope, CrlSpec};
+pub use endpoints::Endpoints;
+pub use error::PkiError;
+pub use inspect::{CertificateInfo, verify_signed_by};
+pub use key::{KeyType, SigningKey, SubjectPublicKey};
+pub use san::JpkiSan;
+
+/// PEM-encodes DER under `label` ("CERTIFICATE", "X509 CRL", …).
+pub fn to_pem(label: &'static str, der: &[u8]) -> Result<String, PkiError> {
+    der::pem::encode_string(label, der::pem::LineEnding::LF, der).map_err(|e| PkiError::Der {
+        what: "PEM",
+        source: e.into(),
+    })
+}
