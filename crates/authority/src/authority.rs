@@ -570,7 +570,7 @@ impl Authority {
 
     /// Address change (転居/転入): the signature certificate is revoked (affiliationChanged) because
     /// its recorded facts changed; the authentication certificate stays.
-    pub fn move_resident(&mut self, id: i64, address: Address) -> Result<Revoked, AuthorityError> {
+    pub fn move_resident(&mut self, id: i64, address: &Address) -> Result<Revoked, AuthorityError> {
         self.change_facts(id, "resident-move", |tx, now| {
             tx.execute(
                 "UPDATE residents SET address = ?1, updated_at = ?2 WHERE id = ?3",
@@ -580,7 +580,7 @@ impl Authority {
     }
 
     /// Name change: as an address change.
-    pub fn rename_resident(&mut self, id: i64, name: Name) -> Result<Revoked, AuthorityError> {
+    pub fn rename_resident(&mut self, id: i64, name: &Name) -> Result<Revoked, AuthorityError> {
         self.change_facts(id, "resident-rename", |tx, now| {
             tx.execute(
                 "UPDATE residents SET name = ?1, updated_at = ?2 WHERE id = ?3",
@@ -608,7 +608,7 @@ impl Authority {
             &tx,
             now,
             "resident_id = ?1 AND kind = 'sign'",
-            id,
+            &id,
             RevocationReason::AffiliationChanged,
             ev,
         )?;
@@ -648,7 +648,7 @@ impl Authority {
                     &tx,
                     now,
                     "resident_id = ?1",
-                    id,
+                    &id,
                     RevocationReason::CessationOfOperation,
                     "resident-decease",
                 )?,
@@ -660,7 +660,7 @@ impl Authority {
                     &tx,
                     now,
                     "resident_id = ?1 AND kind = 'sign'",
-                    id,
+                    &id,
                     RevocationReason::AffiliationChanged,
                     "resident-emigrate",
                 )?,
@@ -709,7 +709,7 @@ impl Authority {
             }
         };
         // The previous cards' live certificates, to supersede and link.
-        let previous = live_certs(&tx, "resident_id = ?1", resident_id)?;
+        let previous = live_certs(&tx, "resident_id = ?1", &resident_id)?;
         tx.execute("UPDATE cards SET status = 'revoked' WHERE resident_id = ?1 AND status IN ('active', 'suspended')", [resident_id])?;
         tx.execute(
             "INSERT INTO cards (id, resident_id, status, issued_at, expires_on) VALUES (?1, ?2, 'active', ?3, ?4)",
@@ -915,7 +915,7 @@ impl Authority {
             (_, false) => {
                 tx.execute("UPDATE cards SET status = 'suspended' WHERE id = ?1", [card_id])?;
                 let mut out = Revoked::default();
-                for (serial, _) in live_certs(&tx, "card_id = ?1 AND status = 'good'", card_id)? {
+                for (serial, _) in live_certs(&tx, "card_id = ?1 AND status = 'good'", &card_id)? {
                     set_status(
                         &tx,
                         &serial,
@@ -935,7 +935,7 @@ impl Authority {
                     &tx,
                     now,
                     "card_id = ?1",
-                    card_id,
+                    &card_id,
                     RevocationReason::KeyCompromise,
                     "card-report-lost-confirm",
                 )?
@@ -972,7 +972,7 @@ impl Authority {
         }
         tx.execute("UPDATE cards SET status = 'active' WHERE id = ?1", [card_id])?;
         let mut out = Revoked::default();
-        for (serial, _) in live_certs(&tx, "card_id = ?1 AND status = 'hold'", card_id)? {
+        for (serial, _) in live_certs(&tx, "card_id = ?1 AND status = 'hold'", &card_id)? {
             set_status(&tx, &serial, CertStatus::Good, None, now, "card-found")?;
             out.changed.push((serial, CertStatus::Good, None));
         }
@@ -1282,7 +1282,7 @@ fn load_cert(conn: &Connection, serial: &Serial) -> Result<CertRecord, Authority
 fn live_certs(
     tx: &Connection,
     cond: &str,
-    p: impl rusqlite::ToSql,
+    p: &dyn rusqlite::ToSql,
 ) -> Result<Vec<(Serial, CertKind)>, AuthorityError> {
     let mut st = tx.prepare(&format!(
         "SELECT serial, kind FROM certificates WHERE {cond} AND status <> 'revoked' ORDER BY rowid"
@@ -1303,7 +1303,7 @@ fn revoke_where(
     tx: &Transaction<'_>,
     now: OffsetDateTime,
     cond: &str,
-    p: impl rusqlite::ToSql,
+    p: &dyn rusqlite::ToSql,
     reason: RevocationReason,
     ev: &str,
 ) -> Result<Revoked, AuthorityError> {

@@ -115,8 +115,8 @@ pub(crate) fn run(data: &Path, key_type: KeyType) -> Result<Report, Failure> {
     let info = CertificateInfo::from_der(&sign_a.der)?;
     if let Some(j) = &info.jpki {
         n.say(format!(
-            "The signature certificate's subjectAltName carries the basic four information: name {:?}, address {:?}, \
-             birth {:?} (era digit 3 = Shōwa), sex {:?}. The authentication certificate's subject is only {:?}.",
+            "The signature certificate's subjectAltName carries the basic four information: name 「{}」, address 「{}」, \
+             birth {} (era digit 3 = Shōwa), sex {}. The authentication certificate's subject is only {}.",
             j.name.as_deref().unwrap_or(""),
             j.address.as_deref().unwrap_or(""),
             j.birth_date.as_deref().unwrap_or(""),
@@ -132,7 +132,7 @@ pub(crate) fn run(data: &Path, key_type: KeyType) -> Result<Report, Failure> {
         issued_c.card_id, c.resident_id, issued_c.auth.serial
     ));
 
-    let moved = auth.move_resident(a.resident_id, "大阪府大阪市北区中之島１丁目３番２０号".parse()?)?;
+    let moved = auth.move_resident(a.resident_id, &"大阪府大阪市北区中之島１丁目３番２０号".parse()?)?;
     n.say(format!(
         "#{} moved to Osaka: the signature certificate {} was revoked (affiliationChanged, its facts changed); \
          the authentication certificate stays valid.",

@@ -272,12 +272,12 @@ fn resident(data: &Path, cmd: ResidentCmd) -> Result<Report, Failure> {
         ResidentCmd::Move { resident, address } => Ok(changed(
             "move",
             resident.resident,
-            auth.move_resident(resident.resident, address)?,
+            auth.move_resident(resident.resident, &address)?,
         )),
         ResidentCmd::Rename { resident, name } => Ok(changed(
             "rename",
             resident.resident,
-            auth.rename_resident(resident.resident, name)?,
+            auth.rename_resident(resident.resident, &name)?,
         )),
         ResidentCmd::Decease(r) => Ok(changed("death", r.resident, auth.decease(r.resident)?)),
         ResidentCmd::Emigrate(r) => Ok(changed("emigration", r.resident, auth.emigrate(r.resident)?)),

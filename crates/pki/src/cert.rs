@@ -79,11 +79,11 @@ fn serial_uint(serial: &Serial) -> Result<Uint, PkiError> {
     Uint::new(serial.as_be_bytes()).map_err(PkiError::der("serial number"))
 }
 
-fn distribution_point(dir: Name, url: String) -> Result<CrlDistributionPoints, PkiError> {
+fn distribution_point(dir: Name, url: &str) -> Result<CrlDistributionPoints, PkiError> {
     Ok(CrlDistributionPoints(vec![DistributionPoint {
         distribution_point: Some(DistributionPointName::FullName(vec![
             GeneralName::DirectoryName(dir),
-            uri(&url)?,
+            uri(url)?,
         ])),
         reasons: None,
         crl_issuer: None,
@@ -139,7 +139,7 @@ pub fn issue_root(spec: &RootSpec<'_>) -> Result<Vec<u8>, PkiError> {
         ext(
             oid::ext::CRL_DP,
             false,
-            &distribution_point(name::arl_distribution_point(spec.kind)?, url)?,
+            &distribution_point(name::arl_distribution_point(spec.kind)?, &url)?,
         )?,
     ];
     let tbs = Tbs {
@@ -321,7 +321,7 @@ impl Issuer {
             ext(
                 oid::ext::CRL_DP,
                 false,
-                &distribution_point(name::crl_distribution_point(self.kind)?, crl_url)?,
+                &distribution_point(name::crl_distribution_point(self.kind)?, &crl_url)?,
             )?,
             ext(oid::ext::AIA, false, &aia)?,
         ];

@@ -79,10 +79,8 @@ impl CertificateInfo {
         for e in tbs.extensions().into_iter().flatten() {
             let v = e.extn_value.as_bytes();
             match e.extn_id {
-                id if id == oid::ext::BASIC_CONSTRAINTS => {
-                    if BasicConstraints::from_der(v).map_err(bad)?.ca {
-                        info.kind = "ca";
-                    }
+                id if id == oid::ext::BASIC_CONSTRAINTS && BasicConstraints::from_der(v).map_err(bad)?.ca => {
+                    info.kind = "ca";
                 }
                 id if id == oid::ext::KEY_USAGE => {
                     info.key_usage = KeyUsage::from_der(v)
