@@ -709,7 +709,22 @@ impl Authority {
             }
         };
         // The previous cards' live certificates, to supersede and link.
-        let previous = live_certs(&tx, "resident_id = ?1", &resident_id)?;
+        // The newest certificate of each kind the resident holds on any earlier card: superseded
+        // if still live, and linked old → new either way (新旧紐付け also spans a reissued card).
+        let mut previous = Vec::new();
+        for kind in [CertKind::Authentication, CertKind::Signature] {
+            let row: Option<(Vec<u8>, String)> = tx
+                .query_row(
+                    "SELECT serial, status FROM certificates WHERE resident_id = ?1 AND kind = ?2
+                     ORDER BY issued_at DESC, rowid DESC LIMIT 1",
+                    params![resident_id, kind.as_str()],
+                    |x| Ok((x.get(0)?, x.get(1)?)),
+                )
+                .optional()?;
+            if let Some((s, st)) = row {
+                previous.push((serial_from_blob(&s)?, kind, CertStatus::parse(&st)?));
+            }
+        }
         tx.execute("UPDATE cards SET status = 'revoked' WHERE resident_id = ?1 AND status IN ('active', 'suspended')", [resident_id])?;
         tx.execute(
             "INSERT INTO cards (id, resident_id, status, issued_at, expires_on) VALUES (?1, ?2, 'active', ?3, ?4)",
@@ -735,15 +750,18 @@ impl Authority {
             link(&tx, "pair", &s.serial, &auth.serial, now)?;
         }
         let mut superseded = Vec::new();
-        for (serial, kind) in previous {
-            set_status(
-                &tx,
-                &serial,
-                CertStatus::Revoked,
-                Some(RevocationReason::Superseded),
-                now,
-                "card-reissue",
-            )?;
+        for (serial, kind, st) in previous {
+            if st != CertStatus::Revoked {
+                set_status(
+                    &tx,
+                    &serial,
+                    CertStatus::Revoked,
+                    Some(RevocationReason::Superseded),
+                    now,
+                    "card-reissue",
+                )?;
+                superseded.push(serial.clone());
+            }
             let new = if kind == CertKind::Signature {
                 sign.as_ref()
             } else {
@@ -752,7 +770,6 @@ impl Authority {
             if let Some(new) = new {
                 link(&tx, "renewal", &serial, &new.serial, now)?;
             }
-            superseded.push(serial);
         }
         event(
             &tx,

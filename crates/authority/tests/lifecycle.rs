@@ -1,0 +1,343 @@
+//! The authority's life-event rules, link data and CRL contents, through the library API and
+//! for both authority key types.
+use std::sync::OnceLock;
+
+use der::Decode;
+use jpki_authority::{Authority, AuthorityError, CardKeys, CertStatus, InitOptions, Renewal};
+use jpki_model::{BasicFour, CertKind, RevocationReason, Serial};
+use jpki_pki::{CertificateInfo, Endpoints, KeyType, SigningKey, SubjectPublicKey};
+use time::macros::datetime;
+use x509_cert::crl::CertificateList;
+
+const PASS: &[u8] = b"test passphrase";
+
+/// Subject keys are slow to make; a few shared ones are enough (the registry never sees them twice
+/// in one test in a way that matters).
+fn pool() -> &'static Vec<Vec<u8>> {
+    static POOL: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        (0..6)
+            .map(|_| {
+                SigningKey::generate(KeyType::Rsa2048)
+                    .unwrap()
+                    .spki_der()
+                    .unwrap()
+            })
+            .collect()
+    })
+}
+
+fn keys(i: usize) -> CardKeys {
+    let p = pool();
+    CardKeys {
+        auth: SubjectPublicKey::from_der(&p[i % p.len()]).unwrap(),
+        sign: SubjectPublicKey::from_der(&p[(i + 1) % p.len()]).unwrap(),
+    }
+}
+
+fn authority(kt: KeyType) -> (tempfile::TempDir, Authority) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = InitOptions::new(kt, Endpoints::new("http://127.0.0.1:7700").unwrap());
+    opts.kdf_iterations = 1000;
+    opts.shards = 4;
+    let mut a = Authority::init(dir.path(), &opts, PASS).unwrap();
+    a.set_clock(|| datetime!(2026-11-21 03:00:00 UTC));
+    (dir, a)
+}
+
+fn facts(birth: &str) -> BasicFour {
+    BasicFour {
+        name: "山田　太郎".parse().unwrap(),
+        address: "東京都千代田区霞が関2-1-2".parse().unwrap(),
+        birth_date: jpki_model::parse_birth_date(birth).unwrap(),
+        sex: "1".parse().unwrap(),
+    }
+}
+
+fn status(a: &Authority, s: &Serial) -> (CertStatus, Option<RevocationReason>) {
+    let c = a.certificate(s).unwrap();
+    (c.status, c.reason)
+}
+
+fn crl_serials(der: &[u8]) -> Vec<(String, Option<u8>)> {
+    let crl: CertificateList = CertificateList::from_der(der).unwrap();
+    crl.tbs_cert_list
+        .revoked_certificates
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let reason = r.crl_entry_extensions.as_ref().and_then(|exts| {
+                exts.iter()
+                    .find(|e| e.extn_id == jpki_pki::oid::ext::REASON_CODE)
+                    .map(|e| *e.extn_value.as_bytes().last().unwrap())
+            });
+            (
+                Serial::from_be_bytes(r.serial_number.as_bytes())
+                    .unwrap()
+                    .to_hex(),
+                reason,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn life_events_follow_the_seeds() {
+    for kt in [KeyType::Rsa2048, KeyType::P384] {
+        let (_d, mut a) = authority(kt);
+        let issuers = a.issuers(PASS).unwrap();
+        let r = a.add_resident(&facts("1980-02-17"), None).unwrap();
+        let card = a.issue_card(r.resident_id, &keys(0), &issuers).unwrap();
+        let sign = card.sign.clone().unwrap();
+        let auth = card.auth.clone();
+
+        // Validity: 23:59:59 JST on the 5th birthday after issue (2031-02-17).
+        assert_eq!(sign.not_after, datetime!(2031-02-17 14:59:59 UTC));
+        assert_eq!(auth.not_after, sign.not_after);
+        // Link data: the card's sign ↔ auth pair.
+        assert!(
+            a.links(&sign.serial)
+                .unwrap()
+                .iter()
+                .any(|(l, f, t)| l == "pair" && *f == sign.serial && *t == auth.serial)
+        );
+
+        // Address change: sign revoked (affiliationChanged), auth stays.
+        a.move_resident(r.resident_id, &"大阪府大阪市北区1-1".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            status(&a, &sign.serial),
+            (CertStatus::Revoked, Some(RevocationReason::AffiliationChanged))
+        );
+        assert_eq!(status(&a, &auth.serial).0, CertStatus::Good);
+
+        // Reissue of the sign certificate: new serial, new address, old → new link.
+        let ren = a
+            .renew(
+                card.card_id.as_str(),
+                &keys(2),
+                Renewal {
+                    auth: false,
+                    sign: true,
+                },
+                &issuers,
+            )
+            .unwrap();
+        let new_sign = ren.sign.unwrap();
+        assert_ne!(new_sign.serial, sign.serial);
+        let info = CertificateInfo::from_der(&new_sign.der).unwrap();
+        assert_eq!(info.jpki.unwrap().address.as_deref(), Some("大阪府大阪市北区1-1"));
+        assert!(
+            a.links(&new_sign.serial)
+                .unwrap()
+                .iter()
+                .any(|(l, f, t)| l == "renewal" && *f == sign.serial && *t == new_sign.serial)
+        );
+
+        // Loss: both on hold at once; found lifts; confirmed loss revokes with keyCompromise.
+        let held = a.report_lost(card.card_id.as_str(), false).unwrap();
+        assert_eq!(held.changed.len(), 2);
+        assert_eq!(
+            status(&a, &auth.serial),
+            (CertStatus::Hold, Some(RevocationReason::CertificateHold))
+        );
+        a.card_found(card.card_id.as_str()).unwrap();
+        assert_eq!(status(&a, &auth.serial), (CertStatus::Good, None));
+        a.report_lost(card.card_id.as_str(), false).unwrap();
+        a.report_lost(card.card_id.as_str(), true).unwrap();
+        assert_eq!(
+            status(&a, &auth.serial),
+            (CertStatus::Revoked, Some(RevocationReason::KeyCompromise))
+        );
+        assert_eq!(
+            status(&a, &new_sign.serial),
+            (CertStatus::Revoked, Some(RevocationReason::KeyCompromise))
+        );
+        assert!(matches!(
+            a.card_found(card.card_id.as_str()),
+            Err(AuthorityError::State(_))
+        ));
+
+        // A new card supersedes nothing live now, but links old → new per kind.
+        let card2 = a.issue_card(r.resident_id, &keys(3), &issuers).unwrap();
+        assert!(card2.superseded.is_empty());
+        assert!(
+            a.links(&card2.auth.serial)
+                .unwrap()
+                .iter()
+                .any(|(l, f, _)| l == "renewal" && *f == auth.serial)
+        );
+
+        // Death: everything revoked with cessationOfOperation; nothing more is issued.
+        a.decease(r.resident_id).unwrap();
+        assert_eq!(
+            status(&a, &card2.auth.serial),
+            (CertStatus::Revoked, Some(RevocationReason::CessationOfOperation))
+        );
+        assert!(a.issue_card(r.resident_id, &keys(4), &issuers).is_err());
+        assert_eq!(a.check().unwrap(), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn emigration_keeps_the_auth_certificate_and_children_get_no_signature_certificate() {
+    let (_d, mut a) = authority(KeyType::Rsa2048);
+    let issuers = a.issuers(PASS).unwrap();
+    let adult = a.add_resident(&facts("1990-06-30"), None).unwrap();
+    let card = a.issue_card(adult.resident_id, &keys(0), &issuers).unwrap();
+    a.emigrate(adult.resident_id).unwrap();
+    assert_eq!(
+        status(&a, &card.sign.as_ref().unwrap().serial).0,
+        CertStatus::Revoked
+    );
+    assert_eq!(status(&a, &card.auth.serial).0, CertStatus::Good);
+    // Abroad: renewal of the auth certificate works, a signature certificate is refused.
+    a.renew(
+        card.card_id.as_str(),
+        &keys(1),
+        Renewal {
+            auth: true,
+            sign: false,
+        },
+        &issuers,
+    )
+    .unwrap();
+    assert!(
+        a.renew(
+            card.card_id.as_str(),
+            &keys(2),
+            Renewal {
+                auth: false,
+                sign: true
+            },
+            &issuers
+        )
+        .is_err()
+    );
+
+    // Turns 15 on 2026-11-21 (today in the test clock) → eligible; a day later born → not.
+    let fifteen = a.add_resident(&facts("2011-11-21"), None).unwrap();
+    assert!(
+        a.issue_card(fifteen.resident_id, &keys(3), &issuers)
+            .unwrap()
+            .sign
+            .is_some()
+    );
+    let fourteen = a.add_resident(&facts("2011-11-22"), None).unwrap();
+    let c = a.issue_card(fourteen.resident_id, &keys(4), &issuers).unwrap();
+    assert!(c.sign.is_none());
+    // Minors' cards last five years: the auth certificate ends on the 5th birthday too.
+    assert_eq!(c.expires_on, "2030-11-22");
+    assert_eq!(c.auth.not_after, datetime!(2030-11-22 14:59:59 UTC));
+}
+
+#[test]
+fn bad_input_writes_nothing() {
+    let (_d, mut a) = authority(KeyType::Rsa2048);
+    let issuers = a.issuers(PASS).unwrap();
+    let r = a
+        .add_resident(&facts("1980-01-01"), Some("123456789018".parse().unwrap()))
+        .unwrap();
+    assert!(matches!(
+        a.add_resident(&facts("1980-01-01"), Some("123456789018".parse().unwrap())),
+        Err(AuthorityError::NumberInUse)
+    ));
+    assert!(
+        a.add_resident(&facts("2030-01-01"), None).is_err(),
+        "future birth date"
+    );
+    assert!(matches!(a.resident(99), Err(AuthorityError::NotFound { .. })));
+    let unknown: Serial = "abcdef".parse().unwrap();
+    assert!(matches!(
+        a.revoke(&unknown, RevocationReason::KeyCompromise),
+        Err(AuthorityError::NotFound { .. })
+    ));
+    let card = a.issue_card(r.resident_id, &keys(0), &issuers).unwrap();
+    a.revoke(&card.auth.serial, RevocationReason::KeyCompromise)
+        .unwrap();
+    assert!(
+        a.revoke(&card.auth.serial, RevocationReason::Superseded).is_err(),
+        "revoked is final"
+    );
+    assert_eq!(
+        status(&a, &card.auth.serial),
+        (CertStatus::Revoked, Some(RevocationReason::KeyCompromise))
+    );
+    // The next resident gets the next id: the refused writes left nothing behind.
+    assert_eq!(
+        a.add_resident(&facts("1981-01-01"), None).unwrap().resident_id,
+        r.resident_id + 1
+    );
+    assert!(matches!(
+        Authority::init(
+            a.dir(),
+            &InitOptions::new(KeyType::Rsa2048, Endpoints::new("http://x").unwrap()),
+            PASS
+        ),
+        Err(AuthorityError::AlreadyInitialised(_))
+    ));
+    assert!(matches!(a.issuers(b"wrong"), Err(AuthorityError::Pki(_))));
+    assert_eq!(a.check().unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn crls_complete_sharded_delta_and_numbers() {
+    let (d, mut a) = authority(KeyType::P384);
+    let issuers = a.issuers(PASS).unwrap();
+    let out = d.path().join("pub");
+    let mut cards = Vec::new();
+    for i in 0..4 {
+        let r = a.add_resident(&facts("1975-03-03"), None).unwrap();
+        cards.push(a.issue_card(r.resident_id, &keys(i), &issuers).unwrap());
+    }
+    let revoked = cards[0].auth.serial.clone();
+    a.revoke(&revoked, RevocationReason::KeyCompromise).unwrap();
+    a.report_lost(cards[1].card_id.as_str(), false).unwrap();
+    let first = a.publish_crls(&out, &issuers, |_, _| {}).unwrap();
+    assert!(first.iter().all(|r| r.crl_number == 1 && r.delta_base.is_none()));
+    let auth_ca = a.ca_cert(CertKind::Authentication).unwrap();
+    let full = std::fs::read(out.join(Endpoints::full_crl_path(CertKind::Authentication))).unwrap();
+    assert!(jpki_pki::verify_signed_by(&full, &auth_ca).unwrap());
+    let entries = crl_serials(&full);
+    assert!(entries.contains(&(revoked.to_hex(), Some(1))));
+    assert!(entries.contains(&(cards[1].auth.serial.to_hex(), Some(6))));
+    assert_eq!(entries.len(), 2);
+    // Each entry is in exactly the shard its serial carries.
+    for (hex, _) in &entries {
+        let s: Serial = hex.parse().unwrap();
+        for shard in 0..4 {
+            let der =
+                std::fs::read(out.join(Endpoints::shard_crl_path(CertKind::Authentication, shard))).unwrap();
+            assert!(jpki_pki::verify_signed_by(&der, &auth_ca).unwrap());
+            assert_eq!(
+                crl_serials(&der).iter().any(|(h, _)| h == hex),
+                s.shard() == Some(shard)
+            );
+        }
+    }
+    // Lift the hold, revoke another: the delta against CRL 1 has exactly these two changes.
+    a.card_found(cards[1].card_id.as_str()).unwrap();
+    a.revoke(&cards[2].auth.serial, RevocationReason::Superseded)
+        .unwrap();
+    let second = a.publish_crls(&out, &issuers, |_, _| {}).unwrap();
+    assert!(
+        second
+            .iter()
+            .all(|r| r.crl_number == 2 && r.delta_base == Some(1))
+    );
+    let delta = std::fs::read(out.join(Endpoints::delta_crl_path(CertKind::Authentication))).unwrap();
+    let mut d_entries = crl_serials(&delta);
+    d_entries.sort();
+    let mut want = vec![
+        (cards[1].auth.serial.to_hex(), Some(8)),
+        (cards[2].auth.serial.to_hex(), Some(4)),
+    ];
+    want.sort();
+    assert_eq!(d_entries, want);
+    let full = std::fs::read(out.join(Endpoints::full_crl_path(CertKind::Authentication))).unwrap();
+    assert_eq!(
+        crl_serials(&full).len(),
+        2,
+        "released hold is off the complete CRL"
+    );
+}
