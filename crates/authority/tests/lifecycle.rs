@@ -1,5 +1,7 @@
 //! The authority's life-event rules, link data and CRL contents, through the library API and
 //! for both authority key types.
+// Test helpers outside #[test] fns are not covered by clippy.toml's allow-unwrap-in-tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 use std::sync::OnceLock;
 
 use der::Decode;
