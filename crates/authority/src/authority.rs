@@ -1277,7 +1277,7 @@ fn load_cert(conn: &Connection, serial: &Serial) -> Result<CertRecord, Authority
             },
         )
         .optional()?
-        .ok_or_else(|| AuthorityError::NotFound { what: "certificate", id: serial.to_hex() })?;
+        .ok_or_else(|| AuthorityError::NotFound { what: "certificate with serial", id: serial.to_hex() })?;
     Ok(CertRecord {
         serial: serial.clone(),
         kind: row

@@ -70,7 +70,11 @@ fn main() -> ExitCode {
             }
             let rendered = e.render().to_string();
             let line = rendered.lines().next().unwrap_or("error: bad usage").trim();
-            eprintln!("jpki: {}", line.strip_prefix("error: ").unwrap_or(line));
+            let line = line.strip_prefix("error: ").unwrap_or(line);
+            if std::env::args().any(|a| a == "--json") {
+                println!("{}", json!({ "error": line }));
+            }
+            eprintln!("jpki: {line}");
             return ExitCode::from(2);
         }
     };
