@@ -751,25 +751,20 @@ impl Authority {
         }
         let mut superseded = Vec::new();
         for (serial, kind, st) in previous {
-            if st != CertStatus::Revoked {
-                set_status(
-                    &tx,
-                    &serial,
-                    CertStatus::Revoked,
-                    Some(RevocationReason::Superseded),
-                    now,
-                    "card-reissue",
-                )?;
-                superseded.push(serial.clone());
-            }
             let new = if kind == CertKind::Signature {
                 sign.as_ref()
             } else {
                 Some(&auth)
             };
-            if let Some(new) = new {
-                link(&tx, "renewal", &serial, &new.serial, now)?;
-            }
+            supersede(
+                &tx,
+                &serial,
+                st,
+                new.map(|n| &n.serial),
+                now,
+                "card-reissue",
+                &mut superseded,
+            )?;
         }
         event(
             &tx,
@@ -850,18 +845,15 @@ impl Authority {
             let old = newest(kind)?;
             let new = ctx.issue(kind, key, facts)?;
             if let Some((old, st)) = old {
-                if st != CertStatus::Revoked {
-                    set_status(
-                        &tx,
-                        &old,
-                        CertStatus::Revoked,
-                        Some(RevocationReason::Superseded),
-                        now,
-                        "card-renew",
-                    )?;
-                    superseded.push(old.clone());
-                }
-                link(&tx, "renewal", &old, &new.serial, now)?;
+                supersede(
+                    &tx,
+                    &old,
+                    st,
+                    Some(&new.serial),
+                    now,
+                    "card-renew",
+                    &mut superseded,
+                )?;
             }
             Ok(new)
         };
@@ -1367,6 +1359,34 @@ fn history(
             ev
         ],
     )?;
+    Ok(())
+}
+
+/// Revokes `old` as superseded unless it already is revoked, and links it to its successor
+/// (新旧紐付け) when there is one.
+fn supersede(
+    tx: &Transaction<'_>,
+    old: &Serial,
+    status: CertStatus,
+    new: Option<&Serial>,
+    now: OffsetDateTime,
+    ev: &str,
+    superseded: &mut Vec<Serial>,
+) -> Result<(), AuthorityError> {
+    if status != CertStatus::Revoked {
+        set_status(
+            tx,
+            old,
+            CertStatus::Revoked,
+            Some(RevocationReason::Superseded),
+            now,
+            ev,
+        )?;
+        superseded.push(old.clone());
+    }
+    if let Some(new) = new {
+        link(tx, "renewal", old, new, now)?;
+    }
     Ok(())
 }
 

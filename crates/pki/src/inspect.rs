@@ -6,7 +6,6 @@ use x509_cert::Certificate;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
     AuthorityInfoAccessSyntax, BasicConstraints, CertificatePolicies, CrlDistributionPoints, KeyUsage,
-    SubjectAltName,
 };
 
 use crate::san::JpkiSan;
@@ -114,7 +113,6 @@ impl CertificateInfo {
                     if !san.is_empty() {
                         info.jpki = Some(san);
                     }
-                    let _ = SubjectAltName::from_der(v).map_err(bad)?;
                 }
                 _ => {}
             }

@@ -6,7 +6,7 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use der::asn1::{AnyRef, BitString};
-use der::{Decode, Encode};
+use der::Decode;
 use pkcs8::pkcs5::pbes2;
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use zeroize::Zeroizing;
@@ -219,10 +219,9 @@ impl SubjectPublicKey {
         let spki = SubjectPublicKeyInfoOwned::from_der(der).map_err(PkiError::der("subject public key"))?;
         let raw = spki.subject_public_key.raw_bytes();
         if spki.algorithm.oid == oid::RSA_ENCRYPTION {
-            let key = signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, raw)
+            signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, raw)
                 .parse()
                 .map_err(|e| PkiError::Key(format!("subject public key: not a usable RSA key ({e})")))?;
-            let _ = key;
             let bits = rsa_modulus_bits(raw)?;
             if bits != 2048 {
                 return Err(PkiError::Key(format!(
@@ -287,11 +286,6 @@ pub fn key_identifier(bits: &BitString) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, bits.raw_bytes())
         .as_ref()
         .to_vec()
-}
-
-/// Re-encodes a structure, for callers holding parsed SPKIs.
-pub fn spki_to_der(spki: &SubjectPublicKeyInfoOwned) -> Result<Vec<u8>, PkiError> {
-    spki.to_der().map_err(PkiError::der("subject public key"))
 }
 
 #[cfg(test)]
