@@ -117,7 +117,7 @@ impl ResidentStatus {
 }
 
 /// A resident as the registry holds them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ResidentRecord {
     /// Registry identifier.
     pub resident_id: i64,
@@ -274,6 +274,25 @@ pub struct IssuedCard {
     pub sign: Option<IssuedCert>,
     /// Serials of an earlier card's certificates this issuance superseded.
     pub superseded: Vec<Serial>,
+}
+
+/// How [`Authority::issue_run`] splits its work.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Cards per registry transaction (one fsync each).
+    pub batch: usize,
+    /// Threads signing the next batch while the current one commits.
+    pub workers: usize,
+}
+
+impl Default for RunOptions {
+    /// Batches of 1,024 cards, one signing thread per core.
+    fn default() -> Self {
+        Self {
+            batch: 1024,
+            workers: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
 }
 
 /// Which certificates a renewal replaces.
@@ -686,102 +705,78 @@ impl Authority {
         keys: &CardKeys,
         issuers: &Issuers,
     ) -> Result<IssuedCard, AuthorityError> {
+        let mut out = self.issue_cards(&[(resident_id, keys)], issuers)?;
+        out.pop()
+            .ok_or_else(|| AuthorityError::State("issuance produced no card".into()))
+    }
+
+    /// Issues many cards in one registry transaction (one fsync for the whole batch): what a
+    /// card-production run uses. All or nothing: if any request fails (unknown or deceased
+    /// resident, …) no card of the batch is issued and the error names the resident.
+    ///
+    /// The certificates are built and signed *before* the write transaction, so other writers
+    /// (threads or processes on the same registry) keep working while this one signs. Inside the
+    /// transaction each card's inputs are read again; a card whose resident, previous certificates,
+    /// card identifier or serials changed meanwhile is discarded (never delivered) and re-signed
+    /// under the lock. Serials stay unique forever: one is only ever used in a certificate committed
+    /// together with its row, and the primary key refuses a repeat.
+    pub fn issue_cards(
+        &mut self,
+        requests: &[(i64, &CardKeys)],
+        issuers: &Issuers,
+    ) -> Result<Vec<IssuedCard>, AuthorityError> {
         let now = self.now();
-        let today = jst_date(now);
-        let settings = self.settings.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let r = load_resident(&tx, resident_id)?;
-        if r.status == ResidentStatus::Deceased {
-            return Err(AuthorityError::State(format!("resident {resident_id}: deceased")));
-        }
-        let expires_on = validity::card_expiry(r.facts.birth_date, today);
-        let card_id = loop {
-            let c = CardId::from_random_bytes(random()?);
-            let taken: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM cards WHERE id = ?1)",
-                [c.as_str()],
-                |x| x.get(0),
-            )?;
-            if !taken {
-                break c;
+        let inputs = read_inputs(&mut self.conn, requests)?;
+        let plans = inputs
+            .into_iter()
+            .zip(requests)
+            .map(|(inputs, &(_, keys))| plan_card(inputs, &self.settings, issuers, now, keys))
+            .collect::<Result<Vec<_>, _>>()?;
+        commit_plans(&mut self.conn, &self.settings, issuers, now, requests, plans)
+    }
+
+    /// A card-production run: issues every request in batches of `opts.batch` cards, each batch
+    /// one transaction as in [`issue_cards`](Self::issue_cards), with the certificates of the next
+    /// batch signed on `opts.workers` threads while this one commits. `on_batch` receives each
+    /// batch's cards once they are durable (to hand them to the card printer, count progress, …);
+    /// an error from it stops the run. Returns how many cards were issued. On an error, the
+    /// batches already passed to `on_batch` stay issued and nothing of the failing batch is.
+    pub fn issue_run(
+        &mut self,
+        requests: &[(i64, &CardKeys)],
+        issuers: &Issuers,
+        opts: RunOptions,
+        on_batch: &mut dyn FnMut(Vec<IssuedCard>) -> Result<(), AuthorityError>,
+    ) -> Result<usize, AuthorityError> {
+        let Self {
+            conn,
+            settings,
+            clock,
+            ..
+        } = self;
+        let settings = &*settings;
+        let chunks: Vec<&[(i64, &CardKeys)]> = requests.chunks(opts.batch.max(1)).collect();
+        let workers = opts.workers.max(1);
+        std::thread::scope(|scope| -> Result<usize, AuthorityError> {
+            let mut issued = 0;
+            let mut pending: Option<(usize, OffsetDateTime, Vec<CardPlan>)> = None;
+            for (i, chunk) in chunks.iter().enumerate() {
+                let now = clock();
+                let inputs = read_inputs(conn, chunk)?;
+                let signing = sign_in_background(scope, inputs, chunk, settings, issuers, now, workers);
+                if let Some((j, then, plans)) = pending.take() {
+                    let cards = commit_plans(conn, settings, issuers, then, chunks[j], plans)?;
+                    issued += cards.len();
+                    on_batch(cards)?;
+                }
+                pending = Some((i, now, join_plans(signing, chunk.len())?));
             }
-        };
-        // The previous cards' live certificates, to supersede and link.
-        // The newest certificate of each kind the resident holds on any earlier card: superseded
-        // if still live, and linked old → new either way (新旧紐付け also spans a reissued card).
-        let mut previous = Vec::new();
-        for kind in [CertKind::Authentication, CertKind::Signature] {
-            let row: Option<(Vec<u8>, String)> = tx
-                .query_row(
-                    "SELECT serial, status FROM certificates WHERE resident_id = ?1 AND kind = ?2
-                     ORDER BY issued_at DESC, rowid DESC LIMIT 1",
-                    params![resident_id, kind.as_str()],
-                    |x| Ok((x.get(0)?, x.get(1)?)),
-                )
-                .optional()?;
-            if let Some((s, st)) = row {
-                previous.push((serial_from_blob(&s)?, kind, CertStatus::parse(&st)?));
+            if let Some((j, then, plans)) = pending {
+                let cards = commit_plans(conn, settings, issuers, then, chunks[j], plans)?;
+                issued += cards.len();
+                on_batch(cards)?;
             }
-        }
-        tx.execute("UPDATE cards SET status = 'revoked' WHERE resident_id = ?1 AND status IN ('active', 'suspended')", [resident_id])?;
-        tx.execute(
-            "INSERT INTO cards (id, resident_id, status, issued_at, expires_on) VALUES (?1, ?2, 'active', ?3, ?4)",
-            params![card_id.as_str(), resident_id, ts(now), expires_on.to_string()],
-        )?;
-        let last_day = validity::certificate_last_day(r.facts.birth_date, today, expires_on);
-        let ctx = IssueCtx {
-            tx: &tx,
-            issuers,
-            settings: &settings,
-            now,
-            not_after: jst_end_of_day(last_day),
-            card_id: card_id.as_str(),
-            resident_id,
-        };
-        let auth = ctx.issue(CertKind::Authentication, &keys.auth, None)?;
-        let sign = if sign_allowed(&r, today) {
-            Some(ctx.issue(CertKind::Signature, &keys.sign, Some(&r.facts))?)
-        } else {
-            None
-        };
-        if let Some(s) = &sign {
-            link(&tx, "pair", &s.serial, &auth.serial, now)?;
-        }
-        let mut superseded = Vec::new();
-        for (serial, kind, st) in previous {
-            let new = if kind == CertKind::Signature {
-                sign.as_ref()
-            } else {
-                Some(&auth)
-            };
-            supersede(
-                &tx,
-                &serial,
-                st,
-                new.map(|n| &n.serial),
-                now,
-                "card-reissue",
-                &mut superseded,
-            )?;
-        }
-        event(
-            &tx,
-            now,
-            "card-issue",
-            Some(resident_id),
-            Some(card_id.as_str()),
-            "",
-        )?;
-        tx.commit()?;
-        Ok(IssuedCard {
-            card_id,
-            resident_id,
-            expires_on: expires_on.to_string(),
-            auth,
-            sign,
-            superseded,
+            Ok(issued)
         })
     }
 
@@ -817,14 +812,12 @@ impl Authority {
             return Err(AuthorityError::State(format!("resident {resident_id}: deceased")));
         }
         let last_day = validity::certificate_last_day(r.facts.birth_date, today, expires_on);
-        let ctx = IssueCtx {
-            tx: &tx,
+        let signer = CertSigner {
+            registry: Some(&tx),
             issuers,
             settings: &settings,
             now,
             not_after: jst_end_of_day(last_day),
-            card_id,
-            resident_id,
         };
         // The newest certificate of each kind on this card, whatever its status, is the "old" one.
         let newest = |kind: CertKind| -> Result<Option<(Serial, CertStatus)>, AuthorityError> {
@@ -843,7 +836,8 @@ impl Authority {
                              facts: Option<&BasicFour>|
          -> Result<IssuedCert, AuthorityError> {
             let old = newest(kind)?;
-            let new = ctx.issue(kind, key, facts)?;
+            let new = signer.sign(kind, key, facts)?;
+            store_cert(&tx, kind, &new, card_id, resident_id, now)?;
             if let Some((old, st)) = old {
                 supersede(
                     &tx,
@@ -1061,7 +1055,11 @@ impl Authority {
     /// Link data: (link kind, from, to) for every link touching `serial`.
     pub fn links(&self, serial: &Serial) -> Result<Vec<(String, Serial, Serial)>, AuthorityError> {
         let mut st = self.conn.prepare(
-            "SELECT link, from_serial, to_serial FROM cert_links WHERE from_serial = ?1 OR to_serial = ?1 ORDER BY created_at, rowid",
+            "SELECT l.link, f.serial, t.serial FROM cert_links l
+             JOIN certificates f ON f.id = l.from_cert JOIN certificates t ON t.id = l.to_cert
+             WHERE l.from_cert = (SELECT id FROM certificates WHERE serial = ?1)
+                OR l.to_cert = (SELECT id FROM certificates WHERE serial = ?1)
+             ORDER BY l.created_at, l.rowid",
         )?;
         let rows = st.query_map([serial.as_be_bytes()], |r| {
             Ok((
@@ -1093,11 +1091,11 @@ impl Authority {
         let checks = [
             (
                 "certificate whose status disagrees with its last history row",
-                "SELECT COUNT(*) FROM certificates c WHERE c.status <> (SELECT h.status FROM status_history h WHERE h.serial = c.serial ORDER BY h.id DESC LIMIT 1)",
+                "SELECT COUNT(*) FROM certificates c WHERE c.status <> (SELECT h.status FROM status_history h WHERE h.cert = c.id ORDER BY h.id DESC LIMIT 1)",
             ),
             (
                 "certificate without history",
-                "SELECT COUNT(*) FROM certificates c WHERE NOT EXISTS (SELECT 1 FROM status_history h WHERE h.serial = c.serial)",
+                "SELECT COUNT(*) FROM certificates c WHERE NOT EXISTS (SELECT 1 FROM status_history h WHERE h.cert = c.id)",
             ),
             (
                 "revoked or held certificate without a reason",
@@ -1126,20 +1124,281 @@ fn sign_allowed(r: &ResidentRecord, today: Date) -> bool {
     r.status == ResidentStatus::Active && validity::may_hold_signature_certificate(r.facts.birth_date, today)
 }
 
-struct IssueCtx<'a> {
-    tx: &'a Transaction<'a>,
+/// A card worked out and signed, not yet stored: what [`commit_card`] checks and records.
+struct CardPlan {
+    resident: ResidentRecord,
+    /// The newest certificate of each kind the resident holds on any earlier card.
+    previous: Vec<(Serial, CertKind, CertStatus)>,
+    card_id: CardId,
+    expires_on: Date,
+    auth: IssuedCert,
+    sign: Option<IssuedCert>,
+}
+
+/// The plan went stale between signing and the write transaction.
+struct Stale;
+
+/// What a new card depends on in the registry: the holder and their previous certificates.
+fn card_inputs(conn: &Connection, resident_id: i64) -> Result<CardInputs, AuthorityError> {
+    let resident = load_resident(conn, resident_id)?;
+    if resident.status == ResidentStatus::Deceased {
+        return Err(AuthorityError::State(format!("resident {resident_id}: deceased")));
+    }
+    let previous = previous_certs(conn, resident_id)?;
+    Ok(CardInputs { resident, previous })
+}
+
+#[derive(Clone)]
+struct CardInputs {
+    resident: ResidentRecord,
+    previous: Vec<(Serial, CertKind, CertStatus)>,
+}
+
+/// Works out and signs a card's certificates from its inputs; touches no registry. A card
+/// identifier or serial that turns out taken (≈ 2^-50 and 2^-104 per draw) makes the plan stale:
+/// [`commit_card`] refuses it and the card is planned again under the write lock.
+fn plan_card(
+    inputs: CardInputs,
+    settings: &Settings,
+    issuers: &Issuers,
+    now: OffsetDateTime,
+    keys: &CardKeys,
+) -> Result<CardPlan, AuthorityError> {
+    let CardInputs { resident, previous } = inputs;
+    let today = jst_date(now);
+    let expires_on = validity::card_expiry(resident.facts.birth_date, today);
+    let card_id = CardId::from_random_bytes(random()?);
+    let last_day = validity::certificate_last_day(resident.facts.birth_date, today, expires_on);
+    let signer = CertSigner {
+        registry: None,
+        issuers,
+        settings,
+        now,
+        not_after: jst_end_of_day(last_day),
+    };
+    let auth = signer.sign(CertKind::Authentication, &keys.auth, None)?;
+    let sign = if sign_allowed(&resident, today) {
+        Some(signer.sign(CertKind::Signature, &keys.sign, Some(&resident.facts))?)
+    } else {
+        None
+    };
+    Ok(CardPlan {
+        resident,
+        previous,
+        card_id,
+        expires_on,
+        auth,
+        sign,
+    })
+}
+
+/// Reads every request's inputs in one read transaction (one snapshot, one lock).
+fn read_inputs(
+    conn: &mut Connection,
+    requests: &[(i64, &CardKeys)],
+) -> Result<Vec<CardInputs>, AuthorityError> {
+    let read = conn.transaction()?;
+    let inputs = requests
+        .iter()
+        .map(|&(rid, _)| card_inputs(&read, rid))
+        .collect::<Result<Vec<_>, _>>()?;
+    read.commit()?;
+    Ok(inputs)
+}
+
+type PlanHandle<'scope> =
+    std::thread::ScopedJoinHandle<'scope, Result<Vec<(usize, CardPlan)>, AuthorityError>>;
+
+/// Plans (signs) `inputs` on `workers` scoped threads that take cards one at a time from a shared
+/// counter, so they finish together even when another thread (the committer) shares their cores.
+fn sign_in_background<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    inputs: Vec<CardInputs>,
+    requests: &'env [(i64, &'env CardKeys)],
+    settings: &'env Settings,
+    issuers: &'env Issuers,
+    now: OffsetDateTime,
+    workers: usize,
+) -> Vec<PlanHandle<'scope>> {
+    let inputs = std::sync::Arc::new(inputs);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    (0..workers.min(requests.len()).max(1))
+        .map(|_| {
+            let (inputs, next) = (inputs.clone(), next.clone());
+            scope.spawn(move || {
+                let mut out = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let (Some(input), Some(&(_, keys))) = (inputs.get(i), requests.get(i)) else {
+                        return Ok(out);
+                    };
+                    out.push((i, plan_card(input.clone(), settings, issuers, now, keys)?));
+                }
+            })
+        })
+        .collect()
+}
+
+/// Joins [`sign_in_background`]'s threads; the plans in request order.
+fn join_plans(handles: Vec<PlanHandle<'_>>, len: usize) -> Result<Vec<CardPlan>, AuthorityError> {
+    let mut all = Vec::with_capacity(len);
+    for handle in handles {
+        all.extend(
+            handle
+                .join()
+                .map_err(|_| AuthorityError::State("a signing thread panicked".into()))??,
+        );
+    }
+    all.sort_unstable_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, plan)| plan).collect())
+}
+
+/// Stores planned cards in one write transaction; a stale plan is planned again under the lock.
+fn commit_plans(
+    conn: &mut Connection,
+    settings: &Settings,
+    issuers: &Issuers,
+    now: OffsetDateTime,
+    requests: &[(i64, &CardKeys)],
+    plans: Vec<CardPlan>,
+) -> Result<Vec<IssuedCard>, AuthorityError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut out = Vec::with_capacity(plans.len());
+    for (plan, &(rid, keys)) in plans.into_iter().zip(requests) {
+        let issued = match commit_card(&tx, now, plan)? {
+            Ok(card) => card,
+            Err(_stale) => {
+                // Planned under the write lock, nothing can change before the commit below.
+                let plan = plan_card(card_inputs(&tx, rid)?, settings, issuers, now, keys)?;
+                commit_card(&tx, now, plan)?.map_err(|_| {
+                    AuthorityError::State(format!("resident {rid}: registry changed during issuance"))
+                })?
+            }
+        };
+        out.push(issued);
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Stores a planned card if nothing it was built from has changed (else `Ok(Err(Stale))`, with
+/// nothing written): the card row, its certificates with their history, the pair link, and the
+/// earlier cards' certificates superseded and linked old → new.
+fn commit_card(
+    tx: &Transaction<'_>,
+    now: OffsetDateTime,
+    plan: CardPlan,
+) -> Result<Result<IssuedCard, Stale>, AuthorityError> {
+    let resident_id = plan.resident.resident_id;
+    let fresh = load_resident(tx, resident_id)? == plan.resident
+        && previous_certs(tx, resident_id)? == plan.previous
+        && !card_taken(tx, plan.card_id.as_str())?
+        && !serial_taken(tx, &plan.auth.serial)?
+        && match &plan.sign {
+            Some(s) => !serial_taken(tx, &s.serial)?,
+            None => true,
+        };
+    if !fresh {
+        return Ok(Err(Stale));
+    }
+    let card_id = plan.card_id.as_str();
+    tx.prepare_cached(
+        "UPDATE cards SET status = 'revoked' WHERE resident_id = ?1 AND status IN ('active', 'suspended')",
+    )?
+    .execute([resident_id])?;
+    tx.prepare_cached(
+        "INSERT INTO cards (id, resident_id, status, issued_at, expires_on) VALUES (?1, ?2, 'active', ?3, ?4)",
+    )?
+    .execute(params![card_id, resident_id, ts(now), plan.expires_on.to_string()])?;
+    store_cert(
+        tx,
+        CertKind::Authentication,
+        &plan.auth,
+        card_id,
+        resident_id,
+        now,
+    )?;
+    if let Some(s) = &plan.sign {
+        store_cert(tx, CertKind::Signature, s, card_id, resident_id, now)?;
+        link(tx, "pair", &s.serial, &plan.auth.serial, now)?;
+    }
+    let mut superseded = Vec::new();
+    for (serial, kind, st) in plan.previous {
+        let new = match kind {
+            CertKind::Signature => plan.sign.as_ref(),
+            CertKind::Authentication => Some(&plan.auth),
+        };
+        supersede(
+            tx,
+            &serial,
+            st,
+            new.map(|n| &n.serial),
+            now,
+            "card-reissue",
+            &mut superseded,
+        )?;
+    }
+    event(tx, now, "card-issue", Some(resident_id), Some(card_id), "")?;
+    Ok(Ok(IssuedCard {
+        card_id: plan.card_id,
+        resident_id,
+        expires_on: plan.expires_on.to_string(),
+        auth: plan.auth,
+        sign: plan.sign,
+        superseded,
+    }))
+}
+
+/// The newest certificate of each kind a resident holds on any card: superseded by a new card if
+/// still live, and linked old → new either way (新旧紐付け also spans a reissued card).
+fn previous_certs(
+    conn: &Connection,
+    resident_id: i64,
+) -> Result<Vec<(Serial, CertKind, CertStatus)>, AuthorityError> {
+    let mut st = conn.prepare_cached(
+        "SELECT serial, status FROM certificates WHERE resident_id = ?1 AND kind = ?2
+         ORDER BY issued_at DESC, rowid DESC LIMIT 1",
+    )?;
+    let mut previous = Vec::new();
+    for kind in [CertKind::Authentication, CertKind::Signature] {
+        let row: Option<(Vec<u8>, String)> = st
+            .query_row(params![resident_id, kind.as_str()], |x| {
+                Ok((x.get(0)?, x.get(1)?))
+            })
+            .optional()?;
+        if let Some((s, status)) = row {
+            previous.push((serial_from_blob(&s)?, kind, CertStatus::parse(&status)?));
+        }
+    }
+    Ok(previous)
+}
+
+fn card_taken(conn: &Connection, card_id: &str) -> Result<bool, AuthorityError> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM cards WHERE id = ?1)")?
+        .query_row([card_id], |x| x.get(0))?)
+}
+
+fn serial_taken(conn: &Connection, serial: &Serial) -> Result<bool, AuthorityError> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM certificates WHERE serial = ?1)")?
+        .query_row([serial.as_be_bytes()], |r| r.get(0))?)
+}
+
+/// Builds and signs end-entity certificates sharing a validity period. Reads only.
+struct CertSigner<'a> {
+    /// Inside the write transaction: draw again when a serial is already in the registry. A
+    /// planner outside it leaves that check to `commit_card`.
+    registry: Option<&'a Connection>,
     issuers: &'a Issuers,
     settings: &'a Settings,
     now: OffsetDateTime,
     not_after: OffsetDateTime,
-    card_id: &'a str,
-    resident_id: i64,
 }
 
-impl IssueCtx<'_> {
-    /// Draws a fresh serial (unique forever: the registry's primary key refuses a repeat, and a
-    /// serial is only ever used in a certificate committed together with its row), signs, stores.
-    fn issue(
+impl CertSigner<'_> {
+    /// Draws a fresh serial (104 random bits carrying the CRL shard) and signs. The certificate is delivered only once [`store_cert`] has committed its row.
+    fn sign(
         &self,
         kind: CertKind,
         key: &SubjectPublicKey,
@@ -1154,11 +1413,10 @@ impl IssueCtx<'_> {
             let rnd: [u8; 16] = random()?;
             let shard = u16::from_be_bytes([rnd[1], rnd[2]]) % self.settings.shards;
             let s = Serial::generate(rnd, shard);
-            let taken: bool = self.tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM certificates WHERE serial = ?1)",
-                [s.as_be_bytes()],
-                |r| r.get(0),
-            )?;
+            let taken = match self.registry {
+                Some(conn) => serial_taken(conn, &s)?,
+                None => false,
+            };
             if !taken {
                 break s;
             }
@@ -1175,19 +1433,39 @@ impl IssueCtx<'_> {
             },
             &self.settings.endpoints,
         )?;
-        let shard = serial.shard().unwrap_or(0);
-        self.tx.execute(
-            "INSERT INTO certificates (serial, kind, ca_generation, card_id, resident_id, shard, not_before, not_after, status, issued_at, der)
-             VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, 'good', ?6, ?8)",
-            params![serial.as_be_bytes(), kind.as_str(), self.card_id, self.resident_id, shard, ts(self.now), ts(self.not_after), der],
-        )?;
-        history(self.tx, &serial, self.now, CertStatus::Good, None, "issue")?;
         Ok(IssuedCert {
             serial,
             not_after: self.not_after,
             der,
         })
     }
+}
+
+/// Records an issued certificate and its first status-history entry.
+fn store_cert(
+    tx: &Transaction<'_>,
+    kind: CertKind,
+    cert: &IssuedCert,
+    card_id: &str,
+    resident_id: i64,
+    now: OffsetDateTime,
+) -> Result<(), AuthorityError> {
+    let shard = cert.serial.shard().unwrap_or(0);
+    tx.prepare_cached(
+        "INSERT INTO certificates (serial, kind, ca_generation, card_id, resident_id, shard, not_before, not_after, status, issued_at, der)
+         VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, 'good', ?6, ?8)",
+    )?
+    .execute(params![
+        cert.serial.as_be_bytes(),
+        kind.as_str(),
+        card_id,
+        resident_id,
+        shard,
+        ts(now),
+        ts(cert.not_after),
+        cert.der
+    ])?;
+    history(tx, &cert.serial, now, CertStatus::Good, None, "issue")
 }
 
 /// A 16-character identifier for the subject CN: random, so it says nothing about the person.
@@ -1201,8 +1479,10 @@ fn subject_id() -> Result<String, AuthorityError> {
 
 fn load_resident(conn: &Connection, id: i64) -> Result<ResidentRecord, AuthorityError> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT individual_number, resident_code, name, address, birth_date, sex, status FROM residents WHERE id = ?1",
+        )?
+        .query_row(
             [id],
             |r| {
                 Ok((
@@ -1349,16 +1629,17 @@ fn history(
     reason: Option<RevocationReason>,
     ev: &str,
 ) -> Result<(), AuthorityError> {
-    tx.execute(
-        "INSERT INTO status_history (serial, at, status, reason, event) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            serial.as_be_bytes(),
-            ts(now),
-            status.as_str(),
-            reason.map(|r| i64::from(r.code())),
-            ev
-        ],
-    )?;
+    tx.prepare_cached(
+        "INSERT INTO status_history (cert, at, status, reason, event)
+         VALUES ((SELECT id FROM certificates WHERE serial = ?1), ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        serial.as_be_bytes(),
+        ts(now),
+        status.as_str(),
+        reason.map(|r| i64::from(r.code())),
+        ev
+    ])?;
     Ok(())
 }
 
@@ -1397,10 +1678,11 @@ fn link(
     to: &Serial,
     now: OffsetDateTime,
 ) -> Result<(), AuthorityError> {
-    tx.execute(
-        "INSERT OR IGNORE INTO cert_links (link, from_serial, to_serial, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![kind, from.as_be_bytes(), to.as_be_bytes(), ts(now)],
-    )?;
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO cert_links (link, from_cert, to_cert, created_at)
+         VALUES (?1, (SELECT id FROM certificates WHERE serial = ?2), (SELECT id FROM certificates WHERE serial = ?3), ?4)",
+    )?
+    .execute(params![kind, from.as_be_bytes(), to.as_be_bytes(), ts(now)])?;
     Ok(())
 }
 
@@ -1412,9 +1694,9 @@ fn event(
     card_id: Option<&str>,
     detail: &str,
 ) -> Result<(), AuthorityError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO events (at, event, resident_id, card_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![ts(now), ev, resident_id, card_id, detail],
-    )?;
+    )?
+    .execute(params![ts(now), ev, resident_id, card_id, detail])?;
     Ok(())
 }

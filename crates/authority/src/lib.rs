@@ -14,7 +14,7 @@ mod store;
 
 pub use authority::{
     Authority, CardKeys, CardStatus, CertRecord, CertStatus, InitOptions, IssuedCard, IssuedCert, Issuers,
-    Renewal, RenewedCard, ResidentRecord, ResidentStatus, Revoked, Settings,
+    Renewal, RenewedCard, ResidentRecord, ResidentStatus, Revoked, RunOptions, Settings,
 };
 pub use error::AuthorityError;
 pub use publish::{PublishReport, PublishedFile};

@@ -205,7 +205,7 @@ fn delta_entries(
     now: time::OffsetDateTime,
 ) -> Result<Vec<CrlEntry>, AuthorityError> {
     let mut st = tx.prepare(
-        "SELECT DISTINCT h.serial, c.status FROM status_history h JOIN certificates c ON c.serial = h.serial
+        "SELECT DISTINCT c.serial, c.status FROM status_history h JOIN certificates c ON c.id = h.cert
          WHERE h.id > ?1 AND c.kind = ?2 AND h.event <> 'issue'",
     )?;
     let changed = st

@@ -343,3 +343,103 @@ fn crls_complete_sharded_delta_and_numbers() {
         "released hold is off the complete CRL"
     );
 }
+
+/// `issue_cards` and `issue_run` sign outside the write transaction; what they store must be what a
+/// card-at-a-time issuance stores, including when a resident appears twice (the second card's plan
+/// is stale by the time it commits and is redone under the lock).
+#[test]
+fn batch_and_pipelined_issuance_store_consistent_cards() {
+    for kt in [KeyType::Rsa2048, KeyType::P384] {
+        let (_d, mut a) = authority(kt);
+        let issuers = a.issuers(PASS).unwrap();
+        let adult = a.add_resident(&facts("1980-02-17"), None).unwrap().resident_id;
+        let child = a.add_resident(&facts("2016-05-05"), None).unwrap().resident_id;
+        let other = a.add_resident(&facts("1950-12-31"), None).unwrap().resident_id;
+        let k: Vec<CardKeys> = (0..6).map(keys).collect();
+
+        // One batch, the adult twice: the second card supersedes the first.
+        let cards = a
+            .issue_cards(&[(adult, &k[0]), (child, &k[1]), (adult, &k[2])], &issuers)
+            .unwrap();
+        assert_eq!(cards.len(), 3);
+        assert!(cards[1].sign.is_none(), "under-15 gets no signature certificate");
+        let (first, second) = (&cards[0], &cards[2]);
+        assert_ne!(first.card_id, second.card_id);
+        let first_sign = first.sign.as_ref().unwrap().serial.clone();
+        assert_eq!(
+            second.superseded,
+            vec![first.auth.serial.clone(), first_sign.clone()]
+        );
+        assert_eq!(
+            status(&a, &first_sign),
+            (CertStatus::Revoked, Some(RevocationReason::Superseded))
+        );
+        let links = a.links(&second.sign.as_ref().unwrap().serial).unwrap();
+        assert!(
+            links
+                .iter()
+                .any(|(l, from, _)| l == "renewal" && *from == first_sign),
+            "{links:?}"
+        );
+        assert!(
+            links
+                .iter()
+                .any(|(l, _, to)| l == "pair" && *to == second.auth.serial),
+            "{links:?}"
+        );
+        for c in &cards {
+            let info = CertificateInfo::from_der(&c.auth.der).unwrap();
+            assert_eq!(info.serial, c.auth.serial.to_hex());
+            assert_eq!(a.certificate(&c.auth.serial).unwrap().der, c.auth.der);
+        }
+
+        // A failing request (unknown resident) leaves the whole batch unissued.
+        let before = a.card_certificates(cards[1].card_id.as_str()).unwrap().len();
+        let err = a
+            .issue_cards(&[(child, &k[3]), (9_999, &k[4])], &issuers)
+            .unwrap_err();
+        assert!(matches!(err, AuthorityError::NotFound { .. }), "{err}");
+        assert_eq!(
+            a.card_certificates(cards[1].card_id.as_str()).unwrap().len(),
+            before
+        );
+        assert_eq!(
+            status(&a, &cards[1].auth.serial).0,
+            CertStatus::Good,
+            "the failed batch superseded nothing"
+        );
+
+        // A pipelined run over several batches and workers, with repeats across batch boundaries.
+        let requests: Vec<(i64, &CardKeys)> = (0..11)
+            .map(|i| ([adult, child, other][i % 3], &k[i % k.len()]))
+            .collect();
+        let mut batches = Vec::new();
+        let n = a
+            .issue_run(
+                &requests,
+                &issuers,
+                jpki_authority::RunOptions { batch: 4, workers: 3 },
+                &mut |cards| {
+                    batches.push(cards);
+                    Ok(())
+                },
+            )
+            .unwrap();
+        assert_eq!(n, 11);
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 3]);
+        let issued: Vec<_> = batches.concat();
+        for (c, (rid, _)) in issued.iter().zip(&requests) {
+            assert_eq!(c.resident_id, *rid, "cards come back in request order");
+        }
+        // Only each resident's last card is live; every earlier one was superseded.
+        for rid in [adult, child, other] {
+            let mine: Vec<_> = issued.iter().filter(|c| c.resident_id == rid).collect();
+            let (last, earlier) = mine.split_last().unwrap();
+            assert_eq!(status(&a, &last.auth.serial).0, CertStatus::Good);
+            for c in earlier {
+                assert_eq!(status(&a, &c.auth.serial).0, CertStatus::Revoked);
+            }
+        }
+        assert_eq!(a.check().unwrap(), Vec::<String>::new());
+    }
+}
