@@ -4,7 +4,7 @@
 #   scripts/bench.sh            # all three benchmarks
 #   scripts/bench.sh issuance   # certificate issuance vs raw signing (jpki-pki)
 #   scripts/bench.sh crl        # CRL publication for 1,000,000 revoked entries (jpki-authority)
-#   scripts/bench.sh authority  # cards through Authority::issue_card, registry included (jpki-authority)
+#   scripts/bench.sh authority  # cards through Authority::issue_run / issue_cards / issue_card, registry included
 #
 # Knobs (environment):
 #   JPKI_BENCH_SECS=5           seconds per issuance phase (split into JPKI_BENCH_ROUNDS rounds)

@@ -113,7 +113,7 @@ fn main() -> Result<(), BoxError> {
     drop(Authority::init(&dir, &opts, PASSPHRASE)?);
 
     // Enough residents for every batch phase at a generous rate.
-    let residents: i64 = env_or("JPKI_BENCH_RESIDENTS", (secs * rounds as f64 * 6_000.0) as i64);
+    let residents: i64 = env_or("JPKI_BENCH_RESIDENTS", (secs * rounds as f64 * 10_000.0) as i64);
     {
         let mut conn = rusqlite::Connection::open(dir.join("registry.sqlite3"))?;
         let tx = conn.transaction()?;
