@@ -10,6 +10,9 @@ pub enum CardError {
     /// A cryptographic operation on the card failed.
     #[error("card: {0}")]
     Crypto(String),
+    /// Bytes that are not a well-formed APDU.
+    #[error("APDU: {0}")]
+    Apdu(&'static str),
     /// The card file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -6,6 +6,7 @@
 //! private keys encrypted at rest, integrity protection) replaces this representation in the card
 //! issue; until then the file is written atomically with mode 0600 and its keys are NOT encrypted.
 
+pub mod apdu;
 mod error;
 pub mod file;
 
