@@ -17,7 +17,7 @@ use crate::store::{self, from_ts, reason_from, serial_from_blob, ts, write_atomi
 
 /// The registry file inside the data directory.
 pub(crate) const REGISTRY_FILE: &str = "registry.sqlite3";
-const KEY_DIR: &str = "keys";
+pub(crate) const KEY_DIR: &str = "keys";
 
 /// Choices made once at `jpki init`.
 #[derive(Debug, Clone)]
@@ -35,13 +35,16 @@ pub struct InitOptions {
 }
 
 impl InitOptions {
+    /// PBKDF2 iterations when nothing else is chosen.
+    pub const DEFAULT_KDF_ITERATIONS: u32 = 600_000;
+
     /// Defaults: RSA-2048, the default public URL, 16 shards, 600,000 PBKDF2 iterations, 20-year roots.
     pub fn new(key_type: KeyType, endpoints: Endpoints) -> Self {
         Self {
             key_type,
             endpoints,
             shards: 16,
-            kdf_iterations: 600_000,
+            kdf_iterations: Self::DEFAULT_KDF_ITERATIONS,
             root_years: 20,
         }
     }
@@ -341,7 +344,7 @@ impl std::fmt::Debug for Authority {
     }
 }
 
-fn random<const N: usize>() -> Result<[u8; N], AuthorityError> {
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], AuthorityError> {
     let mut b = [0u8; N];
     aws_lc_rs::rand::fill(&mut b)
         .map_err(|_| AuthorityError::State("the system random generator failed".into()))?;
@@ -401,6 +404,8 @@ impl Authority {
                 params![kind.as_str()],
             )?;
         }
+        // The card-data key (always RSA-2048: the card formats carry a 256-byte modulus).
+        crate::carddata::create_key(dir, passphrase, opts.kdf_iterations)?;
         for (k, v) in [
             ("key_type", opts.key_type.as_str().to_owned()),
             ("public_url", opts.endpoints.base().to_owned()),
@@ -880,10 +885,10 @@ impl Authority {
             Some(s) => Some(s.serial.clone()),
             None => newest(CertKind::Signature)?.map(|x| x.0),
         };
-        if let (Some(s), Some(a)) = (current_sign, current_auth) {
-            if auth.is_some() || sign.is_some() {
-                link(&tx, "pair", &s, &a, now)?;
-            }
+        if let (Some(s), Some(a)) = (current_sign, current_auth)
+            && (auth.is_some() || sign.is_some())
+        {
+            link(&tx, "pair", &s, &a, now)?;
         }
         event(&tx, now, "card-renew", Some(resident_id), Some(card_id), "")?;
         tx.commit()?;
@@ -1035,6 +1040,48 @@ impl Authority {
     /// A certificate by serial.
     pub fn certificate(&self, serial: &Serial) -> Result<CertRecord, AuthorityError> {
         load_cert(&self.conn, serial)
+    }
+
+    /// The newest of a resident's cards whose authentication certificate certifies `auth_spki`
+    /// (DER SubjectPublicKeyInfo): how an interrupted `card issue` finds the card the registry
+    /// committed but the card file never received.
+    pub fn find_issued_card(
+        &self,
+        resident_id: i64,
+        auth_spki: &[u8],
+    ) -> Result<Option<IssuedCard>, AuthorityError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, expires_on FROM cards WHERE resident_id = ?1 ORDER BY issued_at DESC LIMIT 4",
+        )?;
+        let cards: Vec<(String, String)> = stmt
+            .query_map([resident_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (card_id, expires_on) in cards {
+            let certs = self.card_certificates(&card_id)?;
+            let issued = |kind: CertKind| {
+                certs.iter().find(|c| c.kind == kind).map(|c| IssuedCert {
+                    serial: c.serial.clone(),
+                    not_after: c.not_after,
+                    der: c.der.clone(),
+                })
+            };
+            let Some(auth) = issued(CertKind::Authentication) else {
+                continue;
+            };
+            if jpki_pki::subject_public_key_der(&auth.der)? == auth_spki {
+                return Ok(Some(IssuedCard {
+                    card_id: card_id
+                        .parse()
+                        .map_err(|_| AuthorityError::Corrupt(format!("card id {card_id:?}")))?,
+                    resident_id,
+                    expires_on,
+                    auth,
+                    sign: issued(CertKind::Signature),
+                    superseded: Vec::new(),
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// Certificates of a card, oldest first.

@@ -7,6 +7,7 @@
 //! The authority sees only the public keys a card generated; private keys never come here.
 
 mod authority;
+mod carddata;
 mod error;
 mod publish;
 mod schema;
@@ -16,6 +17,7 @@ pub use authority::{
     Authority, CardKeys, CardStatus, CertRecord, CertStatus, InitOptions, IssuedCard, IssuedCert, Issuers,
     Renewal, RenewedCard, ResidentRecord, ResidentStatus, Revoked, RunOptions, Settings,
 };
+pub use carddata::{CARD_DATA_CVC, CardDataSigner, MUNICIPALITY};
 pub use error::AuthorityError;
 pub use publish::{PublishReport, PublishedFile};
 pub use schema::VERSION as SCHEMA_VERSION;

@@ -113,10 +113,10 @@ impl<'a> Command<'a> {
         if nc > 65_535 {
             return Err(bad("data field longer than 65,535 bytes"));
         }
-        if let Some(ne) = self.ne {
-            if ne == 0 || ne > 65_536 {
-                return Err(bad("Ne must be 1 to 65,536"));
-            }
+        if let Some(ne) = self.ne
+            && (ne == 0 || ne > 65_536)
+        {
+            return Err(bad("Ne must be 1 to 65,536"));
         }
         // Case 1 has no length field to extend.
         let extended = (self.extended || nc > 255 || self.ne.is_some_and(|ne| ne > 256))
@@ -159,8 +159,14 @@ impl Sw {
     pub const END_OF_FILE: Self = Self(0x6282);
     /// 6300: verification failed, no counter (an unlimited key).
     pub const VERIFY_FAILED: Self = Self(0x6300);
+    /// 6581: memory failure (the card could not store its new state, so it withholds the answer).
+    pub const MEMORY_FAILURE: Self = Self(0x6581);
     /// 6700: wrong length (Lc or Le).
     pub const WRONG_LENGTH: Self = Self(0x6700);
+    /// 6882: secure messaging not supported.
+    pub const SM_NOT_SUPPORTED: Self = Self(0x6882);
+    /// 6981: command incompatible with the file structure (e.g. reading a key EF).
+    pub const INCOMPATIBLE_FILE: Self = Self(0x6981);
     /// 6982: security status not satisfied (PIN required).
     pub const SECURITY_NOT_SATISFIED: Self = Self(0x6982);
     /// 6984: reference data not usable (the PIN is blocked).
@@ -173,6 +179,8 @@ impl Sw {
     pub const WRONG_DATA: Self = Self(0x6A80);
     /// 6A82: file or application not found.
     pub const NOT_FOUND: Self = Self(0x6A82);
+    /// 6A83: record not found.
+    pub const RECORD_NOT_FOUND: Self = Self(0x6A83);
     /// 6A86: incorrect P1 or P2.
     pub const WRONG_P1P2: Self = Self(0x6A86);
     /// 6A88: referenced data (e.g. a GET DATA tag) not found.
@@ -200,6 +208,35 @@ impl Sw {
     /// 6Cxx: wrong Le; resend with Le = `exact` (00 = 256).
     pub fn wrong_le(exact: usize) -> Self {
         Self(0x6C00 | (exact.min(256) & 0xFF) as u16)
+    }
+
+    /// What the status word means, in a few words.
+    pub fn meaning(self) -> &'static str {
+        match self.0 {
+            0x9000 => "success",
+            0x6282 => "end of file reached",
+            0x6300 => "verification failed",
+            0x63C0..=0x63CF => "verification failed or counter",
+            0x6100..=0x61FF => "more data available",
+            0x6581 => "card memory failure",
+            0x6700 => "wrong length",
+            0x6882 => "secure messaging not supported",
+            0x6981 => "command incompatible with the file",
+            0x6982 => "security status not satisfied (PIN required)",
+            0x6984 => "PIN or password locked",
+            0x6985 => "conditions of use not satisfied",
+            0x6986 => "command not allowed (no current file)",
+            0x6A80 => "incorrect data",
+            0x6A82 => "file or application not found",
+            0x6A83 => "record not found",
+            0x6A86 => "incorrect P1/P2",
+            0x6A88 => "referenced data not found",
+            0x6B00 => "offset beyond the end of the file",
+            0x6C00..=0x6CFF => "wrong Le",
+            0x6D00 => "instruction not supported",
+            0x6E00 => "class not supported",
+            _ => "error",
+        }
     }
 
     /// SW1.

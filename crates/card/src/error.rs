@@ -10,6 +10,12 @@ pub enum CardError {
     /// A cryptographic operation on the card failed.
     #[error("card: {0}")]
     Crypto(String),
+    /// The card refused an operation (a value of the wrong format, an existing file, …).
+    #[error("card: {0}")]
+    Refused(String),
+    /// Another process holds the card file.
+    #[error("{0}: card file is in use by another process (is `jpki card plug` running?)")]
+    InUse(String),
     /// Bytes that are not a well-formed APDU.
     #[error("APDU: {0}")]
     Apdu(&'static str),

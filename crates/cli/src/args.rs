@@ -2,7 +2,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use jpki_model::{Address, AuthPin, IndividualNumber, Name, RevocationReason, Serial, Sex, SignPassword};
+use jpki_model::{
+    Address, AssistPin, AuthPin, IndividualNumber, Name, RevocationReason, Serial, Sex, SignPassword,
+};
 
 /// openjpki — an open implementation of Japan's My Number card public identity system (JPKI).
 ///
@@ -24,6 +26,9 @@ pub(crate) struct Cli {
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The key that seals card files on this device (created on first use).
+    #[arg(long, global = true, env = "JPKI_DEVICE_KEY", value_name = "FILE")]
+    pub device_key: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -153,7 +158,8 @@ pub(crate) enum RenewKind {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum CardCmd {
-    /// Issue a card: the card generates its key pairs; the authority certifies the public keys.
+    /// Issue a card: the card generates its key pairs; the authority certifies the public keys and
+    /// writes the certificates and the signed text-assist and card-face data onto it.
     Issue(CardIssueArgs),
     /// Renew (or reissue) certificates on a card with new key pairs; old ones are superseded.
     Renew {
@@ -179,11 +185,166 @@ pub(crate) enum CardCmd {
         #[arg(long, value_name = "ID")]
         card_id: String,
     },
-    /// Show a card's certificates and their status.
+    /// Show a card's certificates and their status (from the registry).
     Show {
         /// Card identifier.
         #[arg(long, value_name = "ID")]
         card_id: String,
+    },
+    /// What the card says about itself: card ID, certificates, PIN counters, common-AP record.
+    Info(CardAccess),
+    /// Read a certificate from the card and write it as PEM.
+    ReadCert {
+        #[command(flatten)]
+        access: CardAccess,
+        /// Which certificate (the signature certificate needs the signing password).
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// Output file.
+        #[arg(long, value_name = "FILE.pem")]
+        out: PathBuf,
+        /// The signing password (else env JPKI_SIGN_PASSWORD, else a prompt).
+        #[arg(long, env = "JPKI_SIGN_PASSWORD", hide_env_values = true, value_name = "PW")]
+        sign_password: Option<SignPassword>,
+    },
+    /// Read the four basic facts and the individual number from the text-assist AP, and check the
+    /// authority's signature over them.
+    ReadInfo {
+        #[command(flatten)]
+        access: CardAccess,
+        /// The text-assist PIN (else env JPKI_ASSIST_PIN, else a prompt).
+        #[arg(long, env = "JPKI_ASSIST_PIN", hide_env_values = true, value_name = "4DIGITS")]
+        assist_pin: Option<AssistPin>,
+        /// The authority's card-data CV certificate to check against (default: the one in --data).
+        #[arg(long, value_name = "FILE.cvc")]
+        trust: Option<PathBuf>,
+    },
+    /// Read the card face (images of name and address, photo, security code) with 照合番号B and
+    /// write it to a directory.
+    ReadFace {
+        #[command(flatten)]
+        access: CardAccess,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// 照合番号B: birth date as era YYMMDD, expiry year, security code (else env
+        /// JPKI_COLLATION_B, else a prompt).
+        #[arg(
+            long,
+            env = "JPKI_COLLATION_B",
+            hide_env_values = true,
+            value_name = "14DIGITS"
+        )]
+        collation_b: Option<String>,
+        /// The authority's card-data CV certificate to check against (default: the one in --data).
+        #[arg(long, value_name = "FILE.cvc")]
+        trust: Option<PathBuf>,
+    },
+    /// PIN counters and PIN changes.
+    #[command(subcommand)]
+    Pin(PinCmd),
+    /// Sign a SHA-256 digest with the card (PKCS#1 v1.5), as a relying party's challenge.
+    SignDigest {
+        #[command(flatten)]
+        access: CardAccess,
+        /// Which key.
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// The SHA-256 digest, 64 hex digits.
+        #[arg(long, value_name = "HEX")]
+        digest: String,
+        #[command(flatten)]
+        secrets: KindSecrets,
+    },
+    /// Authority side, after identity proofing: unblock a locked PIN or password on the card (with
+    /// the card's management key), optionally setting a new one.
+    Unblock {
+        #[command(flatten)]
+        access: CardAccess,
+        /// Which PIN.
+        #[arg(long, value_enum)]
+        kind: PinKind,
+        /// A new value (else the old one stays and only the counter is reset); env JPKI_NEW_PIN.
+        #[arg(long, env = "JPKI_NEW_PIN", hide_env_values = true, value_name = "PIN")]
+        new_pin: Option<String>,
+    },
+    /// Connect a card file to pcscd's vpcd driver until stopped, so any PC/SC program (OpenSC,
+    /// pyscard, JPKI clients) sees a JPKI card in reader "Virtual PCD 00 00".
+    Plug {
+        /// The card file.
+        #[arg(long, value_name = "CARDFILE")]
+        card: PathBuf,
+        /// pcscd's vpcd address.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:35963")]
+        vpcd: String,
+        /// Give up after this many seconds without reaching pcscd (default: keep trying).
+        #[arg(long, value_name = "SECONDS")]
+        max_wait: Option<u64>,
+    },
+}
+
+/// Where the card is: a card file in this process, or a PC/SC reader.
+#[derive(Debug, Args)]
+pub(crate) struct CardAccess {
+    /// The card file (the card runs in this process).
+    #[arg(
+        long,
+        value_name = "CARDFILE",
+        conflicts_with = "reader",
+        required_unless_present = "reader"
+    )]
+    pub card: Option<PathBuf>,
+    /// A PC/SC reader: its name or a unique part of it (a real card, or one plugged with `jpki card plug`).
+    #[arg(long, value_name = "NAME")]
+    pub reader: Option<String>,
+}
+
+/// The secret of a key: the auth PIN or the signing password.
+#[derive(Debug, Args)]
+pub(crate) struct KindSecrets {
+    /// The 4-digit user-authentication PIN (else env JPKI_AUTH_PIN, else a prompt).
+    #[arg(
+        long,
+        alias = "auth-pin",
+        env = "JPKI_AUTH_PIN",
+        hide_env_values = true,
+        value_name = "4DIGITS"
+    )]
+    pub pin: Option<AuthPin>,
+    /// The signing password (else env JPKI_SIGN_PASSWORD, else a prompt).
+    #[arg(long, env = "JPKI_SIGN_PASSWORD", hide_env_values = true, value_name = "PW")]
+    pub sign_password: Option<SignPassword>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PinKind {
+    /// The user-authentication PIN (JPKI AP).
+    Auth,
+    /// The signing password (JPKI AP).
+    Sign,
+    /// The text-assist PIN.
+    Assist,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PinCmd {
+    /// Attempts left for each PIN (no attempt is spent).
+    Status(CardAccess),
+    /// Change a PIN or the signing password (the current one is verified first).
+    Change {
+        #[command(flatten)]
+        access: CardAccess,
+        /// Which PIN.
+        #[arg(long, value_enum)]
+        kind: PinKind,
+        #[command(flatten)]
+        secrets: KindSecrets,
+        /// The current text-assist PIN (else env JPKI_ASSIST_PIN, else a prompt).
+        #[arg(long, env = "JPKI_ASSIST_PIN", hide_env_values = true, value_name = "4DIGITS")]
+        assist_pin: Option<AssistPin>,
+        /// The new value (else env JPKI_NEW_PIN, else asked twice).
+        #[arg(long, env = "JPKI_NEW_PIN", hide_env_values = true, value_name = "NEW")]
+        new: Option<String>,
     },
 }
 
@@ -192,15 +353,25 @@ pub(crate) struct CardIssueArgs {
     /// The resident.
     #[arg(long, value_name = "ID")]
     pub resident: i64,
-    /// Where to write the card file.
+    /// Where to write the card file. If it holds a card whose issuance was interrupted, issuance
+    /// resumes with that card.
     #[arg(long, value_name = "CARDFILE")]
     pub out: PathBuf,
-    /// The 4-digit user-authentication PIN (else env JPKI_AUTH_PIN, else a prompt).
-    #[arg(long, env = "JPKI_AUTH_PIN", hide_env_values = true, value_name = "4DIGITS")]
-    pub auth_pin: Option<AuthPin>,
+    /// The 4-digit user-authentication PIN, also the 住基 PIN (else env JPKI_AUTH_PIN, else a prompt).
+    #[arg(
+        long,
+        alias = "auth-pin",
+        env = "JPKI_AUTH_PIN",
+        hide_env_values = true,
+        value_name = "4DIGITS"
+    )]
+    pub pin: Option<AuthPin>,
     /// The 6–16 character signing password, A–Z and 0–9 (else env JPKI_SIGN_PASSWORD, else a prompt).
     #[arg(long, env = "JPKI_SIGN_PASSWORD", hide_env_values = true, value_name = "PW")]
     pub sign_password: Option<SignPassword>,
+    /// The 4-digit text-assist PIN (else env JPKI_ASSIST_PIN; default: the auth PIN).
+    #[arg(long, env = "JPKI_ASSIST_PIN", hide_env_values = true, value_name = "4DIGITS")]
+    pub assist_pin: Option<AssistPin>,
     /// Replace an existing card file at --out.
     #[arg(long)]
     pub force: bool,

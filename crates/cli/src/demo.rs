@@ -2,10 +2,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use jpki_authority::{Authority, CardKeys, InitOptions, Renewal};
-use jpki_card::Card;
+use jpki_authority::{Authority, InitOptions, Renewal};
+use jpki_card::{CardFile, DeviceKey, HolderSecrets, VirtualCard};
+use jpki_client::{CardSession, FileTransport};
 use jpki_model::{BasicFour, CertKind};
-use jpki_pki::{CertificateInfo, Endpoints, KeyType, SubjectPublicKey};
+use jpki_pki::{CertificateInfo, Endpoints, KeyType};
 use serde_json::json;
 
 use crate::{Failure, Report, secrets};
@@ -27,14 +28,7 @@ impl Narrator {
     }
 }
 
-fn keys(card: &Card) -> Result<CardKeys, Failure> {
-    Ok(CardKeys {
-        auth: SubjectPublicKey::from_der(&card.public_key(CertKind::Authentication)?)?,
-        sign: SubjectPublicKey::from_der(&card.public_key(CertKind::Signature)?)?,
-    })
-}
-
-pub(crate) fn run(data: &Path, key_type: KeyType) -> Result<Report, Failure> {
+pub(crate) fn run(data: &Path, device_key: &Path, key_type: KeyType) -> Result<Report, Failure> {
     let mut n = Narrator {
         text: String::new(),
         step: 0,
@@ -64,6 +58,8 @@ pub(crate) fn run(data: &Path, key_type: KeyType) -> Result<Report, Failure> {
     };
     let pass = secrets::authority_passphrase(data)?;
     let issuers = auth.issuers(pass.as_bytes())?;
+    let signer = auth.card_data_signer(pass.as_bytes())?;
+    let device = DeviceKey::load_or_create(device_key)?;
 
     let adult = BasicFour {
         name: "山田　太郎".parse()?,
@@ -86,32 +82,46 @@ pub(crate) fn run(data: &Path, key_type: KeyType) -> Result<Report, Failure> {
     ));
 
     let cards = data.join("demo-cards");
-    let mut card_a = Card::manufacture(&"1234".parse()?, &"DEMO2024".parse()?)?;
-    let issued_a = auth.issue_card(a.resident_id, &keys(&card_a)?, &issuers)?;
-    for (k, der) in [
-        (CertKind::Authentication, Some(&issued_a.auth.der)),
-        (CertKind::Signature, issued_a.sign.as_ref().map(|s| &s.der)),
-    ] {
-        if let Some(der) = der {
-            card_a.install(issued_a.card_id.as_str(), k, der);
-        }
-    }
+    let manufacture = |pin: &str, password: &[u8]| {
+        VirtualCard::manufacture(&HolderSecrets {
+            auth_pin: pin.as_bytes(),
+            sign_password: password,
+            assist_pin: None,
+        })
+    };
+    let mut card_a = manufacture("1234", b"DEMO2024")?;
+    let (issued_a, _, _) = crate::issue_onto(&mut auth, &issuers, &signer, a.resident_id, &mut card_a, None)?;
     let file_a = cards.join(format!("{}.card", issued_a.card_id));
-    card_a.save(&file_a)?;
+    let mut file = CardFile::create(&file_a, device.clone(), card_a)?;
     let sign_a = issued_a
         .sign
         .as_ref()
         .ok_or_else(|| Failure::Failed("adult got no signature certificate".into()))?;
     n.say(format!(
-        "Issued card {} to #{}: the card generated two RSA-2048 key pairs, only the public keys went to the authority. \
-         Authentication certificate {} (no personal data), signature certificate {}; both valid to {} \
-         (23:59:59 JST on the fifth birthday after issue).",
+        "Issued card {} to #{} → {}: the card generated its RSA-2048 key pairs, only the public keys went to the \
+         authority. Authentication certificate {} (no personal data), signature certificate {}; both valid to {} \
+         (23:59:59 JST on the fifth birthday after issue). The authority also wrote the text-assist and card-face \
+         data, signed with its card-data key. The card file is encrypted under this device's key.",
         issued_a.card_id,
         a.resident_id,
+        file_a.display(),
         issued_a.auth.serial,
         sign_a.serial,
         crate::rfc3339(Some(sign_a.not_after)).unwrap_or_default()
     ));
+    file.card_mut().reset();
+    let mut session = CardSession::new(FileTransport::new(file))?;
+    let challenge = jpki_card::sha256(b"login challenge from a relying party");
+    let sig = session.sign_digest(CertKind::Authentication, b"1234", &challenge)?;
+    let cert = session.read_certificate(CertKind::Authentication, None)?;
+    let ok = jpki_pki::verify_signed_by_key(&cert, b"login challenge from a relying party", &sig)?;
+    let left = session.pin_status(jpki_card::Secret::AuthPin)?.tries_left;
+    n.say(format!(
+        "Logged in with the card over APDUs: SELECT the JPKI AP, VERIFY the PIN ({left} tries left), sign a 32-byte \
+         challenge (80 2A), READ BINARY the authentication certificate; the signature {} with its public key.",
+        if ok { "verifies" } else { "does NOT verify" }
+    ));
+    drop(session);
     let info = CertificateInfo::from_der(&sign_a.der)?;
     if let Some(j) = &info.jpki {
         n.say(format!(
@@ -125,8 +135,13 @@ pub(crate) fn run(data: &Path, key_type: KeyType) -> Result<Report, Failure> {
         ));
     }
 
-    let card_c = Card::manufacture(&"5678".parse()?, &secrets::random_sign_password()?)?;
-    let issued_c = auth.issue_card(c.resident_id, &keys(&card_c)?, &issuers)?;
+    let mut card_c = manufacture("5678", secrets::random_sign_password()?.as_bytes())?;
+    let (issued_c, _, _) = crate::issue_onto(&mut auth, &issuers, &signer, c.resident_id, &mut card_c, None)?;
+    CardFile::create(
+        &cards.join(format!("{}.card", issued_c.card_id)),
+        device.clone(),
+        card_c,
+    )?;
     n.say(format!(
         "Issued card {} to #{} (under 15): authentication certificate {} only, as in the real system.",
         issued_c.card_id, c.resident_id, issued_c.auth.serial
@@ -139,10 +154,12 @@ pub(crate) fn run(data: &Path, key_type: KeyType) -> Result<Report, Failure> {
         a.resident_id,
         moved.changed.iter().map(|(s, _, _)| s.to_hex()).collect::<Vec<_>>().join(", ")
     ));
-    card_a.regenerate_key(CertKind::Signature)?;
+    let mut file = CardFile::open(&file_a, device)?;
+    file.card_mut().regenerate_key(CertKind::Signature)?;
+    file.save()?;
     let renewed = auth.renew(
         issued_a.card_id.as_str(),
-        &keys(&card_a)?,
+        &crate::card_keys(file.card())?,
         Renewal {
             auth: false,
             sign: true,
@@ -150,14 +167,16 @@ pub(crate) fn run(data: &Path, key_type: KeyType) -> Result<Report, Failure> {
         &issuers,
     )?;
     if let Some(s) = &renewed.sign {
-        card_a.install(issued_a.card_id.as_str(), CertKind::Signature, &s.der);
+        file.card_mut()
+            .install_certificate(CertKind::Signature, Some(&s.der));
         n.say(format!(
             "The card generated a new signature key pair; the authority issued {} with the new address and recorded the \
              old → new link (新旧紐付け) from {}.",
             s.serial, sign_a.serial
         ));
     }
-    card_a.save(&file_a)?;
+    file.save()?;
+    drop(file);
 
     let held = auth.report_lost(issued_c.card_id.as_str(), false)?;
     n.say(format!(

@@ -5,6 +5,7 @@
 
 mod args;
 mod demo;
+mod holder;
 mod secrets;
 
 use std::io::Write as _;
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use jpki_authority::{Authority, AuthorityError, CardKeys, InitOptions, Renewal};
-use jpki_card::Card;
+use jpki_card::{CardFile, DeviceKey, HolderSecrets, KeySlot};
 use jpki_model::{CertKind, RevocationReason};
 use jpki_pki::{CertificateInfo, Endpoints, KeyType, SubjectPublicKey};
 use serde_json::{Value, json};
@@ -139,7 +140,7 @@ fn run(cli: Cli) -> Result<Report, Failure> {
             ))
         }
         Command::Resident(cmd) => resident(data, cmd),
-        Command::Card(cmd) => card(data, cmd),
+        Command::Card(cmd) => card(data, &holder::device_key_path(cli.device_key.as_deref()), cmd),
         Command::Cert(cmd) => cert(data, cmd),
         Command::Ca(CaCmd::Export { kind, out }) => {
             let auth = Authority::open(data)?;
@@ -213,7 +214,11 @@ fn run(cli: Cli) -> Result<Report, Failure> {
                 )))
             }
         }
-        Command::Demo(a) => demo::run(data, key_type(a.key_type)),
+        Command::Demo(a) => demo::run(
+            data,
+            &holder::device_key_path(cli.device_key.as_deref()),
+            key_type(a.key_type),
+        ),
     }
 }
 
@@ -288,45 +293,139 @@ fn resident(data: &Path, cmd: ResidentCmd) -> Result<Report, Failure> {
     }
 }
 
-fn card_keys(card: &Card) -> Result<CardKeys, Failure> {
+pub(crate) fn card_keys(card: &jpki_card::VirtualCard) -> Result<CardKeys, Failure> {
     Ok(CardKeys {
-        auth: SubjectPublicKey::from_der(&card.public_key(CertKind::Authentication)?)?,
-        sign: SubjectPublicKey::from_der(&card.public_key(CertKind::Signature)?)?,
+        auth: SubjectPublicKey::from_der(&card.public_key(KeySlot::Auth)?)?,
+        sign: SubjectPublicKey::from_der(&card.public_key(KeySlot::Sign)?)?,
     })
 }
 
-fn card(data: &Path, cmd: CardCmd) -> Result<Report, Failure> {
-    let mut auth = Authority::open(data)?;
-    match cmd {
-        CardCmd::Issue(a) => {
-            if a.out.exists() && !a.force {
+/// A card file for `card issue --out`: a new card, or one whose issuance was interrupted
+/// (key pairs generated and saved, no card data yet), which issuance then resumes.
+fn issuance_card(
+    a: &args::CardIssueArgs,
+    key: &DeviceKey,
+    eligible: bool,
+) -> Result<(CardFile, bool), Failure> {
+    if a.out.exists() {
+        match CardFile::open(&a.out, key.clone()) {
+            Ok(f) if f.card().card_id().is_none() => return Ok((f, true)),
+            Ok(f) if a.force => drop(f),
+            Ok(_) => {
                 return Err(Failure::Usage(format!(
-                    "--out {}: file exists (use --force to replace it)",
+                    "--out {}: holds an issued card (use --force to replace it)",
                     a.out.display()
                 )));
             }
+            Err(e) if a.force => drop(e),
+            Err(e) => return Err(Failure::Usage(format!("--out: {e} (use --force to replace it)"))),
+        }
+        std::fs::remove_file(&a.out).map_err(|e| Failure::Failed(format!("{}: {e}", a.out.display())))?;
+    }
+    let pin = secrets::auth_pin(a.pin.clone())?;
+    let password = match (&a.sign_password, eligible) {
+        (Some(p), _) => p.clone(),
+        (None, true) => secrets::sign_password()?,
+        // No signature certificate will be issued: the slot gets an unusable random password.
+        (None, false) => secrets::random_sign_password()?,
+    };
+    let card = jpki_card::VirtualCard::manufacture(&HolderSecrets {
+        auth_pin: pin.as_bytes(),
+        sign_password: password.as_bytes(),
+        assist_pin: a.assist_pin.as_ref().map(|p| p.as_bytes()),
+    })?;
+    // Saved before the registry commits: a crash after the commit leaves the keys on disk, and
+    // running the same command again finishes this card instead of leaving live certificates
+    // for keys nobody holds.
+    Ok((CardFile::create(&a.out, key.clone(), card)?, false))
+}
+
+/// Certifies a card's keys (or takes the card the registry already issued for them, `found`) and
+/// writes the certificates and the authority's card data onto it; the caller saves the card.
+pub(crate) fn issue_onto(
+    auth: &mut Authority,
+    issuers: &jpki_authority::Issuers,
+    signer: &jpki_authority::CardDataSigner,
+    resident_id: i64,
+    card: &mut jpki_card::VirtualCard,
+    found: Option<jpki_authority::IssuedCard>,
+) -> Result<(jpki_authority::IssuedCard, jpki_card::Personalization, String), Failure> {
+    let issued = match found {
+        Some(c) => c,
+        None => auth.issue_card(resident_id, &card_keys(card)?, issuers)?,
+    };
+    let (personal, security_code) =
+        auth.personalization(&issued, &card.public_key(KeySlot::Card)?, signer)?;
+    card.personalize(&personal)?;
+    card.install_certificate(CertKind::Authentication, Some(&issued.auth.der));
+    if let Some(s) = &issued.sign {
+        card.install_certificate(CertKind::Signature, Some(&s.der));
+    }
+    Ok((issued, personal, security_code))
+}
+
+fn card(data: &Path, device_key: &Path, cmd: CardCmd) -> Result<Report, Failure> {
+    match cmd {
+        CardCmd::Info(access) => return holder::info(&access, device_key),
+        CardCmd::ReadCert {
+            access,
+            kind,
+            out,
+            sign_password,
+        } => return holder::read_cert(&access, device_key, kind, &out, sign_password),
+        CardCmd::ReadInfo {
+            access,
+            assist_pin,
+            trust,
+        } => return holder::read_info(&access, device_key, data, assist_pin, trust.as_deref()),
+        CardCmd::ReadFace {
+            access,
+            out,
+            collation_b,
+            trust,
+        } => return holder::read_face(&access, device_key, data, &out, collation_b, trust.as_deref()),
+        CardCmd::Pin(cmd) => return holder::pin(cmd, device_key),
+        CardCmd::SignDigest {
+            access,
+            kind,
+            digest,
+            secrets: ks,
+        } => return holder::sign_digest(&access, device_key, kind, &digest, ks),
+        CardCmd::Unblock {
+            access,
+            kind,
+            new_pin,
+        } => {
+            return holder::unblock(&access, device_key, data, kind, new_pin);
+        }
+        CardCmd::Plug { card, vpcd, max_wait } => return holder::plug(&card, device_key, &vpcd, max_wait),
+        _ => {}
+    }
+    let mut auth = Authority::open(data)?;
+    match cmd {
+        CardCmd::Issue(a) => {
             let rec = auth.resident(a.resident)?;
             let eligible = auth.signature_eligible(a.resident)?;
-            let pin = secrets::auth_pin(a.auth_pin)?;
-            let password = match (a.sign_password, eligible) {
-                (Some(p), _) => p,
-                (None, true) => secrets::sign_password()?,
-                // No signature certificate will be issued: the slot gets an unusable random password.
-                (None, false) => secrets::random_sign_password()?,
-            };
+            let key = DeviceKey::load_or_create(device_key)?;
             let pass = secrets::authority_passphrase(data)?;
             let issuers = auth.issuers(pass.as_bytes())?;
-            let mut card = Card::manufacture(&pin, &password)?;
-            let issued = auth.issue_card(rec.resident_id, &card_keys(&card)?, &issuers)?;
-            card.install(
-                issued.card_id.as_str(),
-                CertKind::Authentication,
-                &issued.auth.der,
-            );
-            if let Some(s) = &issued.sign {
-                card.install(issued.card_id.as_str(), CertKind::Signature, &s.der);
-            }
-            if let Err(e) = card.save(&a.out) {
+            let signer = auth.card_data_signer(pass.as_bytes())?;
+            let (mut file, resuming) = issuance_card(&a, &key, eligible)?;
+            let found = if resuming {
+                auth.find_issued_card(rec.resident_id, &file.card().public_key(KeySlot::Auth)?)?
+            } else {
+                None
+            };
+            let resumed = found.is_some();
+            let (issued, personal, security_code) = issue_onto(
+                &mut auth,
+                &issuers,
+                &signer,
+                rec.resident_id,
+                file.card_mut(),
+                found,
+            )?;
+            if let Err(e) = file.save() {
                 // The card was never delivered: its certificates are revoked as destroyed before issue.
                 for c in std::iter::once(&issued.auth).chain(issued.sign.as_ref()) {
                     let _ = auth.revoke(&c.serial, RevocationReason::Unspecified);
@@ -341,12 +440,15 @@ fn card(data: &Path, cmd: CardCmd) -> Result<Report, Failure> {
                         "sign_serial": sign_serial, "expires_on": issued.expires_on, "card_file": a.out,
                         "auth_not_after": rfc3339(Some(issued.auth.not_after)),
                         "sign_not_after": rfc3339(issued.sign.as_ref().map(|s| s.not_after)),
-                        "superseded": issued.superseded }),
+                        "security_code": security_code, "collation_b": personal.collation_b,
+                        "resumed": resumed, "superseded": issued.superseded }),
                 format!(
-                    "Issued card {} to resident {} (valid to {}) → {}\n  authentication certificate {}\n  signature certificate {}",
+                    "{} card {} to resident {} (valid to {}, security code {}) → {}\n  authentication certificate {}\n  signature certificate {}",
+                    if resumed { "Finished issuing" } else { "Issued" },
                     issued.card_id,
                     issued.resident_id,
                     issued.expires_on,
+                    security_code,
                     a.out.display(),
                     issued.auth.serial,
                     sign_serial.as_deref().unwrap_or("none (under 15 or abroad)")
@@ -354,8 +456,10 @@ fn card(data: &Path, cmd: CardCmd) -> Result<Report, Failure> {
             ))
         }
         CardCmd::Renew { card: path, kind } => {
-            let mut card = Card::load(&path)?;
-            let card_id = card
+            let key = DeviceKey::load_or_create(device_key)?;
+            let mut file = CardFile::open(&path, key)?;
+            let card_id = file
+                .card()
                 .card_id()
                 .ok_or_else(|| Failure::Failed(format!("{}: card was never issued", path.display())))?
                 .to_owned();
@@ -365,32 +469,26 @@ fn card(data: &Path, cmd: CardCmd) -> Result<Report, Failure> {
             };
             let pass = secrets::authority_passphrase(data)?;
             let issuers = auth.issuers(pass.as_bytes())?;
-            let mut fresh = card_keys(&card)?;
             for (on, k) in [
                 (which.auth, CertKind::Authentication),
                 (which.sign, CertKind::Signature),
             ] {
                 if on {
-                    card.regenerate_key(k)?;
+                    file.card_mut().regenerate_key(k)?;
                 }
             }
-            let new_keys = card_keys(&card)?;
-            if which.auth {
-                fresh.auth = new_keys.auth;
-            }
-            if which.sign {
-                fresh.sign = new_keys.sign;
-            }
-            let r = auth.renew(&card_id, &fresh, which, &issuers)?;
+            // The new keys are on disk before the registry certifies them (see `card issue`).
+            file.save()?;
+            let r = auth.renew(&card_id, &card_keys(file.card())?, which, &issuers)?;
             for (c, k) in [
                 (&r.auth, CertKind::Authentication),
                 (&r.sign, CertKind::Signature),
             ] {
                 if let Some(c) = c {
-                    card.install(&card_id, k, &c.der);
+                    file.card_mut().install_certificate(k, Some(&c.der));
                 }
             }
-            card.save(&path)?;
+            file.save()?;
             Ok(Report::new(
                 json!({ "card_id": card_id, "auth_serial": r.auth.as_ref().map(|c| &c.serial), "sign_serial": r.sign.as_ref().map(|c| &c.serial),
                         "superseded": r.superseded }),
@@ -441,6 +539,14 @@ fn card(data: &Path, cmd: CardCmd) -> Result<Report, Failure> {
                 format!("Card {card_id} found; holds lifted on {}.", list.join(", ")),
             ))
         }
+        CardCmd::Info(_)
+        | CardCmd::ReadCert { .. }
+        | CardCmd::ReadInfo { .. }
+        | CardCmd::ReadFace { .. }
+        | CardCmd::Pin(_)
+        | CardCmd::SignDigest { .. }
+        | CardCmd::Unblock { .. }
+        | CardCmd::Plug { .. } => Err(Failure::Failed("card command dispatched twice".into())),
         CardCmd::Show { card_id } => {
             let certs = auth.card_certificates(&card_id)?;
             let mut text = format!("Card {card_id}:\n");

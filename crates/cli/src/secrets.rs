@@ -100,3 +100,36 @@ pub(crate) fn random_sign_password() -> Result<SignPassword, Failure> {
         Zeroizing::new(raw.iter().map(|b| char::from(A[usize::from(*b) % 36])).collect());
     Ok(s.parse()?)
 }
+
+/// The text-assist PIN: given, or asked.
+pub(crate) fn assist_pin(given: Option<jpki_model::AssistPin>) -> Result<jpki_model::AssistPin, Failure> {
+    match given {
+        Some(p) => Ok(p),
+        None => Ok(prompt(
+            "text-assist PIN (4 digits)",
+            "give --assist-pin or set JPKI_ASSIST_PIN",
+        )?
+        .parse()?),
+    }
+}
+
+/// A secret with no model type (照合番号B): given, or asked.
+pub(crate) fn plain(given: Option<String>, label: &str, hint: &str) -> Result<Zeroizing<String>, Failure> {
+    match given {
+        Some(p) => Ok(Zeroizing::new(p)),
+        None => prompt(label, hint),
+    }
+}
+
+/// A new PIN or password: given, or asked twice.
+pub(crate) fn new_secret(given: Option<String>, label: &str) -> Result<Zeroizing<String>, Failure> {
+    if let Some(p) = given {
+        return Ok(Zeroizing::new(p));
+    }
+    let first = prompt(&format!("new {label}"), "give --new or set JPKI_NEW_PIN")?;
+    let second = prompt(&format!("new {label} again"), "give --new or set JPKI_NEW_PIN")?;
+    if first != second {
+        return Err(Failure::Usage(format!("new {label}: the two entries differ")));
+    }
+    Ok(first)
+}

@@ -553,13 +553,12 @@ impl Fault {
                 .get("crl_number")
                 .and_then(Value::as_u64)
                 .unwrap_or_else(|| self.fail("publish: no crl_number"));
-            if let Some(prev) = self.crl_numbers.get(&kind) {
-                if n <= *prev {
+            if let Some(prev) = self.crl_numbers.get(&kind)
+                && n <= *prev {
                     self.fail(&format!(
                         "CRL number of the {kind} CA went from {prev} to {n}: not strictly increasing"
                     ));
                 }
-            }
             self.crl_numbers.insert(kind.clone(), n);
             out.push((kind, n));
         }
@@ -936,11 +935,10 @@ fn sigkill_during_issuance_and_revocation_keeps_the_registry_sound() {
                 .collect::<Vec<_>>()
                 .join(" ");
             *f.c.refusals.entry(shape).or_default() += 1;
-            if op == Op::Revoke && msg.contains("already revoked") {
-                if let Some(serial) = Fault::arg_after(&args, "--serial") {
+            if op == Op::Revoke && msg.contains("already revoked")
+                && let Some(serial) = Fault::arg_after(&args, "--serial") {
                     f.seen_revoked.insert(serial);
                 }
-            }
             format!("refused: {msg}")
         };
         f.log.push(format!(

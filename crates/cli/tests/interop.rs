@@ -954,13 +954,11 @@ fn subcommands(help: &str) -> Vec<String> {
                 break;
             }
             // Entries are indented by two spaces; wrapped descriptions by more.
-            if line.starts_with("  ") && !line.starts_with("   ") {
-                if let Some(name) = line.split_whitespace().next() {
-                    if name != "help" {
+            if line.starts_with("  ") && !line.starts_with("   ")
+                && let Some(name) = line.split_whitespace().next()
+                    && name != "help" {
                         names.push(name.to_owned());
                     }
-                }
-            }
         }
     }
     names

@@ -245,7 +245,7 @@ fn main() -> Result<(), BoxError> {
         let mixed = |i: u64| {
             issue_one(
                 i,
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     CertKind::Signature
                 } else {
                     CertKind::Authentication

@@ -51,6 +51,32 @@ fn bad(e: der::Error) -> PkiError {
     }
 }
 
+/// Whether `sig` is an RSA PKCS#1 v1.5 SHA-256 signature over `msg` by the key of the DER
+/// certificate `cert_der` (how a relying party checks a card's login signature).
+pub fn verify_signed_by_key(cert_der: &[u8], msg: &[u8], sig: &[u8]) -> Result<bool, PkiError> {
+    let cert = Certificate::from_der(cert_der).map_err(bad)?;
+    let key = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes();
+    Ok(
+        signature::UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, key)
+            .verify(msg, sig)
+            .is_ok(),
+    )
+}
+
+/// The DER SubjectPublicKeyInfo of a DER certificate.
+pub fn subject_public_key_der(cert_der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    use der::Encode as _;
+    let cert = Certificate::from_der(cert_der).map_err(bad)?;
+    cert.tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(bad)
+}
+
 impl CertificateInfo {
     /// Decodes a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, PkiError> {

@@ -19,7 +19,7 @@ pub use cert::{EndEntitySpec, Issuer, RootSpec, issue_root};
 pub use crl::{CrlEntry, CrlScope, CrlSpec};
 pub use endpoints::Endpoints;
 pub use error::PkiError;
-pub use inspect::{CertificateInfo, verify_signed_by};
+pub use inspect::{CertificateInfo, subject_public_key_der, verify_signed_by, verify_signed_by_key};
 pub use key::{KeyType, SigningKey, SubjectPublicKey};
 pub use san::JpkiSan;
 
