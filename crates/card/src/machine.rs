@@ -824,3 +824,142 @@ pub fn management_response(key: &[u8], challenge: &[u8], card_id: &str) -> Vec<u
     ctx.update(card_id.as_bytes());
     ctx.sign().as_ref().to_vec()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    /// A personalised card's state as JSON, built once; each case gets its own copy.
+    fn fresh() -> VirtualCard {
+        static TEMPLATE: OnceLock<Vec<u8>> = OnceLock::new();
+        let json = TEMPLATE.get_or_init(|| {
+            let mut card = VirtualCard::manufacture(&HolderSecrets {
+                auth_pin: b"1234",
+                sign_password: b"ABCDEF12",
+                assist_pin: None,
+            })
+            .unwrap();
+            card.personalize(&Personalization {
+                card_id: "123456789012345".into(),
+                management_key: vec![7; 32],
+                auth_ca: b"ca".to_vec(),
+                sign_ca: b"ca".to_vec(),
+                assist: [b"1".to_vec(), b"2".to_vec(), b"3".to_vec()],
+                cv_cert: b"cvc".to_vec(),
+                face: [b"1".to_vec(), b"2".to_vec(), b"3".to_vec(), b"5".to_vec()],
+                juki: b"j".to_vec(),
+                common_record: b"\x01\x1c0123456789012341310120350217".to_vec(),
+                collation_a: "123456789018".into(),
+                collation_b: "55021720352285".into(),
+                birth_key: "550217".into(),
+                municipality: "131016".into(),
+                expiry: "20350217".into(),
+            })
+            .unwrap();
+            card.install_certificate(CertKind::Authentication, Some(b"0\x82\x01\x00auth"));
+            card.install_certificate(CertKind::Signature, Some(b"0\x82\x01\x00sign"));
+            serde_json::to_vec(card.state()).unwrap()
+        });
+        VirtualCard::from_state(serde_json::from_slice(json).unwrap()).unwrap()
+    }
+
+    /// 24-byte windows spread over each private key's DER: any leak of key material shows one.
+    fn key_windows(card: &VirtualCard) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for k in &card.state.keys {
+            for start in (40..k.pkcs8.len().saturating_sub(24)).step_by(97) {
+                out.push(k.pkcs8[start..start + 24].to_vec());
+            }
+        }
+        out
+    }
+
+    /// APDUs a random client might send: real commands with random parameters, weighted toward
+    /// the JPKI AP, wrong PINs, reads and signing. The right PIN and password are never sent.
+    fn apdu() -> impl Strategy<Value = Vec<u8>> {
+        let select_ap = prop::sample::select(Ap::ALL.to_vec()).prop_map(|ap| {
+            let mut v = vec![0x00, 0xA4, 0x04, 0x0C, ap.aid().len() as u8];
+            v.extend_from_slice(ap.aid());
+            v
+        });
+        let select_ef = (0u16..0x20).prop_map(|fid| {
+            let [hi, lo] = fid.to_be_bytes();
+            vec![0x00, 0xA4, 0x02, 0x0C, 0x02, hi, lo]
+        });
+        let wrong_pin = (0u8..0x20, prop::collection::vec(b'0'..=b'9', 0..6)).prop_map(|(sfi, pin)| {
+            let pin = if pin == b"1234" { b"1235".to_vec() } else { pin };
+            let mut v = vec![0x00, 0x20, 0x00, 0x80 | sfi];
+            if !pin.is_empty() {
+                v.push(pin.len() as u8);
+                v.extend_from_slice(&pin);
+            }
+            v
+        });
+        let read =
+            (any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(p1, p2, le)| vec![0x00, 0xB0, p1, p2, le]);
+        let sign =
+            (0u8..8, any::<u8>(), prop::collection::vec(any::<u8>(), 1..60)).prop_map(|(p1, p2, data)| {
+                let mut v = vec![0x80, 0x2A, p1, p2, data.len() as u8];
+                v.extend_from_slice(&data);
+                v.push(0);
+                v
+            });
+        let other = (
+            any::<u8>(),
+            any::<u8>(),
+            any::<u8>(),
+            any::<u8>(),
+            prop::collection::vec(any::<u8>(), 0..8),
+        )
+            .prop_map(|(cla, ins, p1, p2, tail)| {
+                let mut v = vec![cla & 0x80, ins, p1, p2];
+                v.extend_from_slice(&tail);
+                v
+            });
+        prop_oneof![
+            2 => select_ap,
+            3 => select_ef,
+            3 => wrong_pin,
+            3 => read,
+            3 => sign,
+            1 => Just(vec![0x00, 0xC0, 0x00, 0x00, 0x00]),
+            1 => Just(vec![0x00, 0x84, 0x00, 0x00, 0x08]),
+            2 => other,
+            1 => prop::collection::vec(any::<u8>(), 0..12),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever a client sends without the PIN, no response carries private-key bytes or a
+        /// JPKI signature, no JPKI PIN gets verified, and counters never go up.
+        #[test]
+        fn random_apdus_never_leak_keys_or_sign_without_the_pin(seq in prop::collection::vec(apdu(), 1..80)) {
+            let mut c = fresh();
+            let windows = key_windows(&c);
+            let mut last = (c.tries_left(Secret::AuthPin), c.tries_left(Secret::SignPassword));
+            for a in &seq {
+                let r = Response::parse(&c.transmit(a)).unwrap();
+                for w in &windows {
+                    prop_assert!(!r.data.windows(w.len()).any(|x| x == w.as_slice()),
+                        "response to {} carries key material", hex::encode(a));
+                }
+                prop_assert!(!c.session.verified.contains(&Secret::AuthPin));
+                prop_assert!(!c.session.verified.contains(&Secret::SignPassword));
+                // Only the card's own key signs without a PIN (P2=00 in the card-face APs, or
+                // INTERNAL AUTHENTICATE); a JPKI key answer would be 256 bytes from another P2.
+                if r.data.len() == 256 || r.sw.0 == 0x6100 {
+                    let card_key = (a.get(1) == Some(&0x2A) && a.get(3) == Some(&0x00)) || a.get(1) == Some(&0x88)
+                        || a.get(1) == Some(&0xC0) || a.get(1) == Some(&0xB0) || a.get(1) == Some(&0x84);
+                    prop_assert!(card_key, "256-byte answer to {} without the PIN", hex::encode(a));
+                }
+                let now = (c.tries_left(Secret::AuthPin), c.tries_left(Secret::SignPassword));
+                prop_assert!(now.0 <= last.0 && now.1 <= last.1, "a counter went up");
+                last = now;
+            }
+        }
+    }
+}

@@ -236,6 +236,11 @@ impl CardFile {
         &mut self.card
     }
 
+    /// Closes the file (releasing its lock) and keeps the card in memory.
+    pub fn into_card(self) -> VirtualCard {
+        self.card
+    }
+
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path

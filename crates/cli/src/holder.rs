@@ -380,12 +380,13 @@ pub(crate) fn unblock(
         }
     });
     if let Some(n) = &new
-        && !secret.format().accepts(n.as_bytes()) {
-            return Err(Failure::Usage(format!(
-                "--new-pin: not a valid {}",
-                secret.label()
-            )));
-        }
+        && !secret.format().accepts(n.as_bytes())
+    {
+        return Err(Failure::Usage(format!(
+            "--new-pin: not a valid {}",
+            secret.label()
+        )));
+    }
     let auth = jpki_authority::Authority::open(data)?;
     let pass = secrets::authority_passphrase(data)?;
     let signer = auth.card_data_signer(pass.as_bytes())?;

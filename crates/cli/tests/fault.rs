@@ -218,6 +218,8 @@ struct CardRec {
 struct Counters {
     iterations: u64,
     kills: u64,
+    /// Killed issuances whose card file the same command then finished.
+    resumed: u64,
     acknowledged: u64,
     refused: u64,
     unacked_exit0: u64,
@@ -554,11 +556,12 @@ impl Fault {
                 .and_then(Value::as_u64)
                 .unwrap_or_else(|| self.fail("publish: no crl_number"));
             if let Some(prev) = self.crl_numbers.get(&kind)
-                && n <= *prev {
-                    self.fail(&format!(
-                        "CRL number of the {kind} CA went from {prev} to {n}: not strictly increasing"
-                    ));
-                }
+                && n <= *prev
+            {
+                self.fail(&format!(
+                    "CRL number of the {kind} CA went from {prev} to {n}: not strictly increasing"
+                ));
+            }
             self.crl_numbers.insert(kind.clone(), n);
             out.push((kind, n));
         }
@@ -897,7 +900,28 @@ fn sigkill_during_issuance_and_revocation_keeps_the_registry_sound() {
         let what = if o.killed() {
             f.c.kills += 1;
             entry.1 += 1;
-            "KILLED".to_owned()
+            let out = Fault::arg_after(&args, "--out").map(PathBuf::from);
+            if op == Op::Issue && out.is_some_and(|p| p.exists()) {
+                // The killed issuance left its card file: the same command must finish it (or
+                // say the card was already complete), never issue a second card for those keys.
+                let again = run(&data, &args, None);
+                if let Some(v) = again.ack() {
+                    if v["resumed"] == Value::Bool(true) {
+                        f.c.resumed += 1;
+                    }
+                    f.record(op, &args, &v);
+                    "KILLED, finished by rerunning".to_owned()
+                } else if again.stderr.contains("holds an issued card") {
+                    "KILLED after the card was complete".to_owned()
+                } else {
+                    f.fail(&format!(
+                        "rerun of a killed issuance failed: {}",
+                        again.stderr.trim()
+                    ))
+                }
+            } else {
+                "KILLED".to_owned()
+            }
         } else if let Some(v) = o.ack() {
             entry.2 += 1;
             f.c.acknowledged += 1;
@@ -935,10 +959,12 @@ fn sigkill_during_issuance_and_revocation_keeps_the_registry_sound() {
                 .collect::<Vec<_>>()
                 .join(" ");
             *f.c.refusals.entry(shape).or_default() += 1;
-            if op == Op::Revoke && msg.contains("already revoked")
-                && let Some(serial) = Fault::arg_after(&args, "--serial") {
-                    f.seen_revoked.insert(serial);
-                }
+            if op == Op::Revoke
+                && msg.contains("already revoked")
+                && let Some(serial) = Fault::arg_after(&args, "--serial")
+            {
+                f.seen_revoked.insert(serial);
+            }
             format!("refused: {msg}")
         };
         f.log.push(format!(
@@ -992,9 +1018,10 @@ fn sigkill_during_issuance_and_revocation_keeps_the_registry_sound() {
             .map(|(op, (runs, kills, acks))| format!("{}={runs}/{kills}/{acks}", op.name()))
             .collect();
     println!(
-        "fault: iterations={} kills={} acknowledged={} refused={} revocations={} serials={} checks={} verifications={} crl_listed={} seed={} elapsed={:.1}s [op=runs/kills/acks: {}]",
+        "fault: iterations={} kills={} resumed={} acknowledged={} refused={} revocations={} serials={} checks={} verifications={} crl_listed={} seed={} elapsed={:.1}s [op=runs/kills/acks: {}]",
         f.c.iterations,
         f.c.kills,
+        f.c.resumed,
         f.c.acknowledged,
         f.c.refused,
         f.c.revocations,

@@ -954,11 +954,13 @@ fn subcommands(help: &str) -> Vec<String> {
                 break;
             }
             // Entries are indented by two spaces; wrapped descriptions by more.
-            if line.starts_with("  ") && !line.starts_with("   ")
+            if line.starts_with("  ")
+                && !line.starts_with("   ")
                 && let Some(name) = line.split_whitespace().next()
-                    && name != "help" {
-                        names.push(name.to_owned());
-                    }
+                && name != "help"
+            {
+                names.push(name.to_owned());
+            }
         }
     }
     names

@@ -198,7 +198,7 @@ fn serve(
     on_event: &mut dyn FnMut(PlugEvent),
 ) -> End {
     loop {
-        let message = match read_message(&mut stream, stop) {
+        let message = match read_message(&mut QuickAck(&mut stream), stop) {
             Ok(message) => message,
             Err(end) => return end,
         };
@@ -240,6 +240,24 @@ fn serve(
                 });
             }
         }
+    }
+}
+
+/// The socket, acknowledging every read at once. pcscd writes a message's length and payload in
+/// two writes; with Linux's delayed ACK the payload then waits ~40 ms for our ACK of the length
+/// (Nagle on pcscd's side), which made every APDU take 40 ms. TCP_QUICKACK is cleared by the
+/// kernel after use, so it is set again after each read.
+struct QuickAck<'a>(&'a mut TcpStream);
+
+impl Read for QuickAck<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        #[cfg(target_os = "linux")]
+        {
+            // Only a latency hint: if the option is refused the bridge still works, slower.
+            let _ = rustix::net::sockopt::set_tcp_quickack(&*self.0, true);
+        }
+        Ok(n)
     }
 }
 

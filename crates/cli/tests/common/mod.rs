@@ -16,11 +16,15 @@ pub(crate) const AUTH_PIN: &str = "1234";
 pub(crate) const SIGN_PASSWORD: &str = "ABCDEF12";
 
 /// Environment variables of the binary that would leak the caller's settings into a test.
-const JPKI_ENV: [&str; 4] = [
+const JPKI_ENV: [&str; 8] = [
     "JPKI_DATA",
     "JPKI_AUTH_PIN",
     "JPKI_SIGN_PASSWORD",
+    "JPKI_ASSIST_PIN",
+    "JPKI_NEW_PIN",
+    "JPKI_COLLATION_B",
     "JPKI_AUTHORITY_PASSPHRASE",
+    "JPKI_DEVICE_KEY",
 ];
 
 /// One authority: the `jpki` binary run against a data directory inside a fresh temporary
@@ -120,8 +124,15 @@ impl Jpki {
         for v in JPKI_ENV {
             c.env_remove(v);
         }
+        // Card files are sealed with a device key of the test's own, never the user's.
+        c.env("JPKI_DEVICE_KEY", self.tmp.path().join("device.key"));
         c.arg("--data").arg(&self.data);
         c
+    }
+
+    /// The device key file the test's card files are sealed with.
+    pub(crate) fn device_key(&self) -> PathBuf {
+        self.tmp.path().join("device.key")
     }
 
     /// Runs `jpki --data DIR ARGS…` and returns what happened, whatever the exit code.
@@ -174,11 +185,11 @@ impl Jpki {
         v["resident_id"].as_i64().expect("resident_id")
     }
 
-    /// `card issue --resident ID --out DIR/card-ID-N.json` with PIN 1234 and password ABCDEF12.
+    /// `card issue --resident ID --out DIR/card-ID-N.card` with PIN 1234 and password ABCDEF12.
     pub(crate) fn issue_card(&self, resident: i64) -> IssuedCard {
         let mut n = 0;
         let card_file = loop {
-            let f = self.path(format!("card-{resident}-{n}.json"));
+            let f = self.path(format!("card-{resident}-{n}.card"));
             if !f.exists() {
                 break f;
             }
