@@ -2,11 +2,16 @@
 # The whole check, as CI runs it: installs what the tests need when it is missing, then
 #   1. cargo fmt --all --check
 #   2. cargo clippy --workspace --all-targets -- -D warnings
-#   3. cargo test --workspace   (JPKI_REQUIRE_INTEROP=1: the openssl and pkilint tests must run)
+#   3. cargo test --workspace   (JPKI_REQUIRE_INTEROP=1: the openssl, pkilint and smart-card
+#      interop tests must run)
 #
 # Needs a Rust toolchain (rustup, with rustfmt and clippy). Installs, only when missing:
 #   apt (as root, or with passwordless sudo): openssl, python3, python3-venv, a C compiler;
-#   .venv/ (repo root, gitignored): pkilint==$PKILINT_VERSION from PyPI.
+#     libpcsclite-dev and pkg-config (the workspace links libpcsclite: needed to build at all);
+#     pcscd, vsmartcard-vpcd, opensc, pcsc-tools (the card interop test), swig and python3-dev
+#     (to build pyscard);
+#   .venv/ (repo root, gitignored): pkilint==$PKILINT_VERSION and pyscard==$PYSCARD_VERSION
+#     from PyPI.
 # As a non-root user without sudo, missing system packages are reported and the script fails.
 # Idempotent: a second run installs nothing. Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -14,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PKILINT_VERSION=0.13.3
+PYSCARD_VERSION=2.3.1
 VENV="$ROOT/.venv"
 START=$(date +%s)
 SECTION="setup"
@@ -64,6 +70,55 @@ command -v cargo >/dev/null 2>&1 || {
     echo "cargo not found: install Rust with rustup (https://rustup.rs)" >&2
     exit 1
 }
+
+# Before any cargo build: the pcsc crate links libpcsclite, found with pkg-config.
+# pcscd lives in /usr/sbin, which not every user's PATH has (the tests look there too).
+PATH="$PATH:/usr/sbin:/sbin"
+have() { command -v "$1" >/dev/null 2>&1; }
+pkg_installed() { dpkg -s "$1" >/dev/null 2>&1; }
+python_headers() {
+    python3 -c 'import os, sys, sysconfig
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)' \
+        >/dev/null 2>&1
+}
+PKCS11_MODULE=""
+find_pkcs11_module() {
+    local m
+    for m in /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so /usr/lib/aarch64-linux-gnu/opensc-pkcs11.so \
+        /usr/lib64/opensc-pkcs11.so /usr/lib/opensc-pkcs11.so; do
+        if [ -e "$m" ]; then
+            PKCS11_MODULE=$m
+            return 0
+        fi
+    done
+    return 1
+}
+
+missing=()
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
+command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+[ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+have pkg-config || missing+=(pkg-config)
+if have pkg-config; then
+    pkg-config --exists libpcsclite || missing+=(libpcsclite-dev)
+else
+    pkg_installed libpcsclite-dev || missing+=(libpcsclite-dev)
+fi
+have pcscd || missing+=(pcscd)
+[ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || pkg_installed vsmartcard-vpcd || missing+=(vsmartcard-vpcd)
+{ have pkcs11-tool && have pkcs15-tool && have opensc-tool && find_pkcs11_module; } || missing+=(opensc)
+have pcsc_scan || missing+=(pcsc-tools)
+have swig || missing+=(swig)
+python_headers || missing+=(python3-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
+fi
+find_pkcs11_module || {
+    echo "opensc-pkcs11.so not found after installing opensc" >&2
+    exit 1
+}
+
 for component in rustfmt clippy; do
     sub=${component/rustfmt/fmt}
     if ! cargo "$sub" --version >/dev/null 2>&1; then
@@ -76,22 +131,18 @@ for component in rustfmt clippy; do
     fi
 done
 
-missing=()
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-venv)
-command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
-[ -e /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
-if [ ${#missing[@]} -gt 0 ]; then
-    apt_install "${missing[@]}"
-fi
-
-# --- pkilint in .venv --------------------------------------------------------------------------
+# --- pkilint and pyscard in .venv ----------------------------------------------------------------
 
 venv_ok() {
     [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1
 }
-pkilint_version() {
-    "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("pkilint"))' 2>/dev/null || true
+py_version() {
+    "$VENV/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$1" \
+        2>/dev/null || true
+}
+pkilint_version() { py_version pkilint; }
+pyscard_ok() {
+    [ "$(py_version pyscard)" = "$PYSCARD_VERSION" ] && "$VENV/bin/python" -c 'import smartcard' >/dev/null 2>&1
 }
 
 if ! venv_ok; then
@@ -112,9 +163,25 @@ for exe in lint_pkix_cert lint_crl; do
         exit 1
     }
 done
+if ! pyscard_ok; then
+    # Built from source when no wheel fits (swig, libpcsclite-dev, python3-dev, gcc).
+    echo "installing pyscard==$PYSCARD_VERSION into $VENV"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q "pyscard==$PYSCARD_VERSION"
+    pyscard_ok || {
+        echo "pyscard==$PYSCARD_VERSION does not import in $VENV after installing it" >&2
+        exit 1
+    }
+fi
+pkg_version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
 echo "cargo:   $(cargo --version)"
 echo "openssl: $(openssl version)"
 echo "pkilint: $(pkilint_version) ($VENV)"
+echo "pyscard: $(py_version pyscard) ($VENV)"
+echo "pcscd:   $(pcscd --version 2>/dev/null | head -n 1)"
+echo "pcsclite: $(pkg-config --modversion libpcsclite) (libpcsclite-dev, via pkg-config $(pkg-config --version))"
+echo "vpcd:    vsmartcard-vpcd $(pkg_version vsmartcard-vpcd)"
+echo "opensc:  $(opensc-tool --info 2>/dev/null | head -n 1) ($PKCS11_MODULE)"
+echo "pcsc-tools: $(pkg_version pcsc-tools); swig: $(swig -version | awk '/SWIG Version/ {print $3}')"
 
 # --- the checks ----------------------------------------------------------------------------------
 

@@ -665,7 +665,7 @@ impl VirtualCard {
         };
         let slot = match (ap, cmd.p2) {
             (Ap::Assist | Ap::Face, 0x00) => KeySlot::Card,
-            (_, 0x00) => return status(Sw::WRONG_P1P2),
+            (_, p2) if p2 & 0x80 == 0 => return status(Sw::WRONG_P1P2),
             (_, p2) => match self.sfi_or_current(if p2 == 0x80 { 0 } else { p2 }) {
                 Ok((ap, fid)) => match ef(ap, fid) {
                     Some(Ef::PrivateKey(slot)) => slot,
@@ -717,7 +717,7 @@ impl VirtualCard {
     }
 
     fn internal_authenticate(&mut self, cmd: &Command<'_>) -> Response {
-        if cmd.p1 != 0 {
+        if cmd.p1 != 0 || cmd.p2 & 0x80 == 0 {
             return status(Sw::WRONG_P1P2);
         }
         let slot = match self.sfi_or_current(if cmd.p2 == 0x80 { 0 } else { cmd.p2 }) {

@@ -284,3 +284,19 @@ fn card_file_keeps_counters_and_detects_edits_and_other_device_keys() {
     assert!(!bytes.windows(4).any(|w| w == b"1234"));
     assert!(!bytes.windows(6).any(|w| w == b"pkcs8\"" || w == b"verifi"));
 }
+
+#[test]
+fn signing_names_its_key_by_p2_80_or_sfi_only() {
+    let mut c = fresh();
+    let aid = Ap::Common.aid();
+    sw(&mut c, &format!("00A4040C{:02X}{}", aid.len(), hex::encode(aid)));
+    sw(&mut c, "00A4020C020019");
+    // P2 with bit 8 clear names no key (found by the random-APDU property test).
+    assert_eq!(sw(&mut c, "802A0001010000"), 0x6A86);
+    assert_eq!(sw(&mut c, "0088000101AA00"), 0x6A86);
+    assert_eq!(
+        send(&mut c, "0088009901AA00").data.len(),
+        256,
+        "INTERNAL AUTHENTICATE with key 0019"
+    );
+}
