@@ -443,3 +443,54 @@ fn batch_and_pipelined_issuance_store_consistent_cards() {
         assert_eq!(a.check().unwrap(), Vec::<String>::new());
     }
 }
+
+/// An interrupted `card issue` finds the card the registry committed for the card's keys, and only
+/// for those keys; the card data written with it verifies against the published CV certificate.
+#[test]
+fn find_issued_card_and_personalization() {
+    let (d, mut a) = authority(KeyType::P384);
+    let issuers = a.issuers(PASS).unwrap();
+    let r = a.add_resident(&facts("1980-02-17"), None).unwrap();
+    let card = a.issue_card(r.resident_id, &keys(2), &issuers).unwrap();
+    let found = a
+        .find_issued_card(r.resident_id, &pool()[2])
+        .unwrap()
+        .expect("the committed card");
+    assert_eq!(found.card_id, card.card_id);
+    assert_eq!(found.auth.der, card.auth.der);
+    assert_eq!(
+        found.sign.map(|s| s.der),
+        card.sign.as_ref().map(|s| s.der.clone())
+    );
+    assert!(
+        a.find_issued_card(r.resident_id, &pool()[4]).unwrap().is_none(),
+        "other keys"
+    );
+
+    let signer = a.card_data_signer(PASS).unwrap();
+    let cvc = std::fs::read(d.path().join(jpki_authority::CARD_DATA_CVC)).unwrap();
+    assert_eq!(
+        cvc,
+        signer.cv_certificate(),
+        "the CV certificate is published at init"
+    );
+    let cvc = jpki_card::layout::CvCert::parse(&cvc).unwrap();
+    cvc.verify_signed_by(&cvc).unwrap();
+    let (p, code) = a.personalization(&card, &pool()[5], &signer).unwrap();
+    assert_eq!(p.collation_b, format!("550217{}{code}", &card.expires_on[..4]));
+    jpki_card::layout::verify_assist(&p.assist[0], &p.assist[1], &p.assist[2], &cvc).unwrap();
+    jpki_card::layout::verify_face(&p.face[1], &cvc).unwrap();
+    let facts = jpki_card::layout::parse_assist_ef0002(&p.assist[1]).unwrap();
+    assert_eq!(
+        facts.address, "東京都千代田区霞が関２－１－２",
+        "digits in full width"
+    );
+    assert_ne!(
+        p.management_key,
+        signer.management_key("000000000000000").to_vec()
+    );
+    assert_eq!(
+        p.management_key,
+        signer.management_key(card.card_id.as_str()).to_vec()
+    );
+}

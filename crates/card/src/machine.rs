@@ -150,6 +150,31 @@ pub struct Personalization {
     pub expiry: String,
 }
 
+impl Personalization {
+    /// Stand-in card data with valid 照合番号 and placeholder EF contents (card ID
+    /// 123456789012345, management key of 32 bytes 0x07): for tests, benchmarks and fuzzing,
+    /// where only the card's behaviour matters, not an authority's signatures.
+    pub fn placeholder() -> Self {
+        let ef = |s: &str| s.as_bytes().to_vec();
+        Self {
+            card_id: "123456789012345".into(),
+            management_key: vec![7; 32],
+            auth_ca: ef("auth-ca"),
+            sign_ca: ef("sign-ca"),
+            assist: [ef("a1"), ef("a2"), ef("a3")],
+            cv_cert: ef("cvc"),
+            face: [ef("f1"), ef("f2"), ef("f3"), ef("f5")],
+            juki: ef("juki"),
+            common_record: ef("\u{1}\u{1c}1234567890123451310120350217"),
+            collation_a: "123456789018".into(),
+            collation_b: "55021720352285".into(),
+            birth_key: "550217".into(),
+            municipality: "131016".into(),
+            expiry: "20350217".into(),
+        }
+    }
+}
+
 /// The card.
 pub struct VirtualCard {
     state: State,
@@ -841,23 +866,7 @@ mod tests {
                 assist_pin: None,
             })
             .unwrap();
-            card.personalize(&Personalization {
-                card_id: "123456789012345".into(),
-                management_key: vec![7; 32],
-                auth_ca: b"ca".to_vec(),
-                sign_ca: b"ca".to_vec(),
-                assist: [b"1".to_vec(), b"2".to_vec(), b"3".to_vec()],
-                cv_cert: b"cvc".to_vec(),
-                face: [b"1".to_vec(), b"2".to_vec(), b"3".to_vec(), b"5".to_vec()],
-                juki: b"j".to_vec(),
-                common_record: b"\x01\x1c0123456789012341310120350217".to_vec(),
-                collation_a: "123456789018".into(),
-                collation_b: "55021720352285".into(),
-                birth_key: "550217".into(),
-                municipality: "131016".into(),
-                expiry: "20350217".into(),
-            })
-            .unwrap();
+            card.personalize(&Personalization::placeholder()).unwrap();
             card.install_certificate(CertKind::Authentication, Some(b"0\x82\x01\x00auth"));
             card.install_certificate(CertKind::Signature, Some(b"0\x82\x01\x00sign"));
             serde_json::to_vec(card.state()).unwrap()

@@ -56,6 +56,20 @@ impl DeviceKey {
         base.join("jpki").join("device.key")
     }
 
+    /// Reads the device key at `path` (for opening existing card files: a missing key is an
+    /// error, not a reason to make a new one that could not open them anyway).
+    pub fn load(path: &Path) -> Result<Self, CardError> {
+        match std::fs::read(path) {
+            Ok(bytes) => Self::from_file_bytes(path, &bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CardError::Refused(format!(
+                "no device key at {} (card files are sealed with the key of the device that made them; \
+                 set JPKI_DEVICE_KEY or --device-key)",
+                path.display()
+            ))),
+            Err(e) => Err(CardError::io(path)(e)),
+        }
+    }
+
     /// Reads the device key at `path`, creating it (mode 0600) if there is none. Two processes
     /// racing to create it end up with the same key.
     pub fn load_or_create(path: &Path) -> Result<Self, CardError> {

@@ -22,23 +22,7 @@ fn fresh() -> VirtualCard {
             assist_pin: Some(b"5678"),
         })
         .unwrap();
-        card.personalize(&Personalization {
-            card_id: "123456789012345".into(),
-            management_key: vec![7; 32],
-            auth_ca: b"auth-ca".to_vec(),
-            sign_ca: b"sign-ca".to_vec(),
-            assist: [b"a1".to_vec(), b"a2".to_vec(), b"a3".to_vec()],
-            cv_cert: b"cvc".to_vec(),
-            face: [b"f1".to_vec(), b"f2".to_vec(), b"f3".to_vec(), b"f5".to_vec()],
-            juki: b"juki".to_vec(),
-            common_record: b"\x01\x1c0123456789012341310120350217".to_vec(),
-            collation_a: "123456789018".into(),
-            collation_b: "55021720352285".into(),
-            birth_key: "550217".into(),
-            municipality: "131016".into(),
-            expiry: "20350217".into(),
-        })
-        .unwrap();
+        card.personalize(&Personalization::placeholder()).unwrap();
         card.install_certificate(CertKind::Authentication, Some(AUTH_CERT));
         card.install_certificate(CertKind::Signature, Some(SIGN_CERT));
         let dir = tempfile::tempdir().unwrap();

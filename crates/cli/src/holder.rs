@@ -439,7 +439,7 @@ pub(crate) fn plug(
     vpcd: &str,
     max_wait: Option<u64>,
 ) -> Result<Report, Failure> {
-    let key = DeviceKey::load_or_create(device_key)?;
+    let key = DeviceKey::load(device_key)?;
     let file = CardFile::open(card, key)?;
     let card_id = file.card().card_id().unwrap_or("(not issued)").to_owned();
     let mut plugged = Plugged(file);

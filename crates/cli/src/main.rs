@@ -456,7 +456,7 @@ fn card(data: &Path, device_key: &Path, cmd: CardCmd) -> Result<Report, Failure>
             ))
         }
         CardCmd::Renew { card: path, kind } => {
-            let key = DeviceKey::load_or_create(device_key)?;
+            let key = DeviceKey::load(device_key)?;
             let mut file = CardFile::open(&path, key)?;
             let card_id = file
                 .card()

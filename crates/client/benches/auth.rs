@@ -70,15 +70,7 @@ fn main() {
         assist_pin: None,
     })
     .unwrap();
-    card.personalize(&Personalization {
-        card_id: "123456789012345".into(),
-        management_key: vec![7; 32],
-        collation_a: "123456789018".into(),
-        collation_b: "55021720352285".into(),
-        birth_key: "550217".into(),
-        ..Personalization::default()
-    })
-    .unwrap();
+    card.personalize(&Personalization::placeholder()).unwrap();
     // A certificate-sized EF: 30 82 04 B0 and 1,200 bytes, read in 256-byte chunks as clients do.
     let mut cert = vec![0x30, 0x82, 0x04, 0xB0];
     cert.resize(4 + 0x4B0, 0xA5);

@@ -15,7 +15,7 @@ pub struct FileTransport {
 impl FileTransport {
     /// Opens the card file at `path` with the device key at `device_key`.
     pub fn open(path: &Path, device_key: &Path) -> Result<Self, ClientError> {
-        let key = DeviceKey::load_or_create(device_key)?;
+        let key = DeviceKey::load(device_key)?;
         Ok(Self {
             card: CardFile::open(path, key)?,
         })
