@@ -107,7 +107,6 @@ struct Session {
 }
 
 /// The holder's secrets chosen at issuance.
-#[derive(Debug)]
 pub struct HolderSecrets<'a> {
     /// The 4-digit user-authentication PIN (also the 住基 and common-AP PIN).
     pub auth_pin: &'a [u8],
@@ -118,7 +117,7 @@ pub struct HolderSecrets<'a> {
 }
 
 /// What the authority writes to a card at issuance, besides the certificates.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Personalization {
     /// The card ID (15 digits).
     pub card_id: String,
@@ -148,6 +147,30 @@ pub struct Personalization {
     pub municipality: String,
     /// YYYYMMDD (GET DATA F2).
     pub expiry: String,
+}
+
+impl std::fmt::Debug for HolderSecrets<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HolderSecrets(..)")
+    }
+}
+
+impl std::fmt::Debug for Personalization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The 照合番号 and the management key are secrets.
+        f.debug_struct("Personalization")
+            .field("card_id", &self.card_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Personalization {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.management_key);
+        zeroize::Zeroize::zeroize(&mut self.collation_a);
+        zeroize::Zeroize::zeroize(&mut self.collation_b);
+        zeroize::Zeroize::zeroize(&mut self.birth_key);
+    }
 }
 
 impl Personalization {
@@ -208,6 +231,7 @@ impl VirtualCard {
         let mut state = State {
             version: STATE_VERSION,
             card_id: None,
+            issuance_ref: None,
             pin_key,
             management_key: Vec::new(),
             keys: Vec::new(),
@@ -362,6 +386,17 @@ impl VirtualCard {
         s.set_data_object(tag::CV_CERT_CHAIN, p.cv_cert.clone());
         self.dirty = true;
         Ok(())
+    }
+
+    /// Records whom the card is being issued for (before personalisation).
+    pub fn set_issuance_ref(&mut self, reference: &str) {
+        self.state.issuance_ref = Some(reference.to_owned());
+        self.dirty = true;
+    }
+
+    /// Whom the card was being issued for, if recorded.
+    pub fn issuance_ref(&self) -> Option<&str> {
+        self.state.issuance_ref.as_deref()
     }
 
     /// The card ID, once personalised.
@@ -692,7 +727,9 @@ impl VirtualCard {
             (Ap::Assist | Ap::Face, 0x00) => KeySlot::Card,
             (_, p2) if p2 & 0x80 == 0 => return status(Sw::WRONG_P1P2),
             (_, p2) => match self.sfi_or_current(if p2 == 0x80 { 0 } else { p2 }) {
+                // The card key answers INTERNAL AUTHENTICATE here, not the JPKI signing command.
                 Ok((ap, fid)) => match ef(ap, fid) {
+                    Some(Ef::PrivateKey(KeySlot::Card)) => return status(Sw::INCOMPATIBLE_FILE),
                     Some(Ef::PrivateKey(slot)) => slot,
                     _ => return status(Sw::INCOMPATIBLE_FILE),
                 },

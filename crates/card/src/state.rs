@@ -205,11 +205,26 @@ mod b64 {
     }
 }
 
+mod two_digits {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &u8, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:02}", v.min(&99)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A stored secret: a keyed hash of its value and its retry counter.
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct PinRecord {
     #[serde(with = "b64")]
     pub(crate) verifier: Vec<u8>,
+    /// Written as two digits, so a right and a wrong attempt seal to files of the same length.
+    #[serde(with = "two_digits")]
     pub(crate) tries_left: u8,
 }
 
@@ -251,6 +266,10 @@ pub(crate) struct State {
     pub(crate) version: u32,
     /// Set at personalisation.
     pub(crate) card_id: Option<String>,
+    /// Whom the issuer made the card for, before personalisation (resuming an interrupted
+    /// issuance checks it).
+    #[serde(default)]
+    pub(crate) issuance_ref: Option<String>,
     /// Keys the PIN verifiers (HMAC-SHA-256), random per card.
     #[serde(with = "b64")]
     pub(crate) pin_key: Vec<u8>,

@@ -171,6 +171,9 @@ pub struct CardFile {
     path: PathBuf,
     key: DeviceKey,
     card: VirtualCard,
+    /// Set when a state change could not be saved: from then on the card answers nothing but
+    /// 6581, so an answer can never outrun the state it depends on.
+    failed: bool,
     _lock: File,
 }
 
@@ -210,17 +213,19 @@ fn lock(path: &Path) -> Result<File, CardError> {
 impl CardFile {
     /// Writes a new card to `path`, which must not exist yet.
     pub fn create(path: &Path, key: DeviceKey, card: VirtualCard) -> Result<Self, CardError> {
-        if path.exists() {
-            return Err(CardError::Refused(format!("{}: already exists", path.display())));
-        }
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(CardError::io(dir))?;
         }
         let lock = lock(path)?;
+        // Checked under the lock, so two creators cannot both see no file.
+        if path.exists() {
+            return Err(CardError::Refused(format!("{}: already exists", path.display())));
+        }
         let mut me = Self {
             path: path.to_owned(),
             key,
             card,
+            failed: false,
             _lock: lock,
         };
         me.save()?;
@@ -236,6 +241,7 @@ impl CardFile {
             path: path.to_owned(),
             key,
             card: VirtualCard::from_state(state)?,
+            failed: false,
             _lock: lock,
         })
     }
@@ -270,9 +276,18 @@ impl CardFile {
 
     /// One APDU through the card; a changed state is saved before the response is returned.
     /// If it cannot be saved the card answers 6581 (memory failure) instead of the result.
+    ///
+    /// After a failed save the in-memory state is ahead of the disk (a right PIN verified, a wrong
+    /// one counted only in memory), so the session is cleared and the card stops answering until
+    /// the file is opened again: no later command can reveal what the lost write decided.
     pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        if self.failed {
+            return Response::status(Sw::MEMORY_FAILURE).to_bytes();
+        }
         let response = self.card.transmit(apdu);
         if self.card.take_dirty() && self.save().is_err() {
+            self.failed = true;
+            self.card.reset();
             return Response::status(Sw::MEMORY_FAILURE).to_bytes();
         }
         response

@@ -284,3 +284,42 @@ fn signing_names_its_key_by_p2_80_or_sfi_only() {
         "INTERNAL AUTHENTICATE with key 0019"
     );
 }
+
+#[test]
+fn a_failed_save_withholds_the_answer_and_stops_the_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.card");
+    let mut f = CardFile::create(&path, key(), fresh()).unwrap();
+    // A directory where the temporary file goes makes every save fail.
+    std::fs::create_dir(dir.path().join(".c.card.tmp")).unwrap();
+    for apdu in [SELECT_JPKI, "00A4020C020018"] {
+        assert_eq!(&f.transmit(&hexs(apdu))[..], [0x90, 0x00]);
+    }
+    assert_eq!(f.transmit(&hexs("002000800431323334")), [0x65, 0x81]);
+    // Nothing after that answers: the right PIN must not show through a signature.
+    let info = hex::encode(jpki_card::sha256_digest_info(&[1; 32]));
+    for apdu in ["00A4020C020017", &format!("802A009733{info}00"), SELECT_JPKI] {
+        assert_eq!(f.transmit(&hexs(apdu)), [0x65, 0x81], "{apdu}");
+    }
+    drop(f);
+    std::fs::remove_dir(dir.path().join(".c.card.tmp")).unwrap();
+    let f = CardFile::open(&path, key()).unwrap();
+    assert_eq!(f.card().tries_left(Secret::AuthPin), Some(3));
+}
+
+#[test]
+fn right_and_wrong_attempts_write_files_of_the_same_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.card");
+    let mut f = CardFile::create(&path, key(), fresh()).unwrap();
+    let aid = Ap::Face.aid();
+    f.transmit(&hexs(&format!("00A4040C{:02X}{}", aid.len(), hex::encode(aid))));
+    let mut sizes = Vec::new();
+    // 照合番号B (10 tries): wrong (10 → 9), right (9 → 10), wrong again.
+    for code in ["55021720359999", "55021720352285", "55021720359999"] {
+        let r = f.transmit(&hexs(&format!("002000920E{}", hex::encode(code))));
+        assert!(r == [0x90, 0x00] || r[0] == 0x63, "{r:02X?}");
+        sizes.push(std::fs::metadata(&path).unwrap().len());
+    }
+    assert!(sizes.windows(2).all(|w| w[0] == w[1]), "{sizes:?}");
+}

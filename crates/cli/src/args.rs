@@ -354,7 +354,7 @@ pub(crate) struct CardIssueArgs {
     #[arg(long, value_name = "ID")]
     pub resident: i64,
     /// Where to write the card file. If it holds a card whose issuance was interrupted, issuance
-    /// resumes with that card.
+    /// resumes with that card (keeping the PINs chosen when it was made).
     #[arg(long, value_name = "CARDFILE")]
     pub out: PathBuf,
     /// The 4-digit user-authentication PIN, also the 住基 PIN (else env JPKI_AUTH_PIN, else a prompt).

@@ -309,7 +309,19 @@ fn issuance_card(
 ) -> Result<(CardFile, bool), Failure> {
     if a.out.exists() {
         match CardFile::open(&a.out, key.clone()) {
-            Ok(f) if f.card().card_id().is_none() => return Ok((f, true)),
+            Ok(f) if f.card().card_id().is_none() => {
+                let want = format!("resident {}", a.resident);
+                match f.card().issuance_ref() {
+                    Some(r) if r != want && !a.force => {
+                        return Err(Failure::Usage(format!(
+                            "--out {}: holds an interrupted issuance for {r}, not {want} (rerun it for {r}, or use --force)",
+                            a.out.display()
+                        )));
+                    }
+                    Some(r) if r != want => drop(f),
+                    _ => return Ok((f, true)),
+                }
+            }
             Ok(f) if a.force => drop(f),
             Ok(_) => {
                 return Err(Failure::Usage(format!(
@@ -317,6 +329,8 @@ fn issuance_card(
                     a.out.display()
                 )));
             }
+            // A card another process holds (`card plug`) is never removed from under it.
+            Err(e @ jpki_card::CardError::InUse(_)) => return Err(e.into()),
             Err(e) if a.force => drop(e),
             Err(e) => return Err(Failure::Usage(format!("--out: {e} (use --force to replace it)"))),
         }
@@ -329,11 +343,12 @@ fn issuance_card(
         // No signature certificate will be issued: the slot gets an unusable random password.
         (None, false) => secrets::random_sign_password()?,
     };
-    let card = jpki_card::VirtualCard::manufacture(&HolderSecrets {
+    let mut card = jpki_card::VirtualCard::manufacture(&HolderSecrets {
         auth_pin: pin.as_bytes(),
         sign_password: password.as_bytes(),
         assist_pin: a.assist_pin.as_ref().map(|p| p.as_bytes()),
     })?;
+    card.set_issuance_ref(&format!("resident {}", a.resident));
     // Saved before the registry commits: a crash after the commit leaves the keys on disk, and
     // running the same command again finishes this card instead of leaving live certificates
     // for keys nobody holds.
@@ -416,6 +431,15 @@ fn card(data: &Path, device_key: &Path, cmd: CardCmd) -> Result<Report, Failure>
             } else {
                 None
             };
+            if let Some(c) = &found
+                && auth.certificate(&c.auth.serial)?.status == jpki_authority::CertStatus::Revoked
+            {
+                return Err(Failure::Failed(format!(
+                    "--out {}: the card issued for these keys ({}) has been revoked; use --force to make a new card",
+                    a.out.display(),
+                    c.card_id
+                )));
+            }
             let resumed = found.is_some();
             let (issued, personal, security_code) = issue_onto(
                 &mut auth,
