@@ -785,6 +785,12 @@ impl Authority {
         })
     }
 
+    /// Whether `card_id` could be renewed now (active, unexpired, holder alive): checked before
+    /// the card replaces keys that still work, since [`renew`](Self::renew) checks again.
+    pub fn check_renewable(&self, card_id: &str) -> Result<(), AuthorityError> {
+        renewable(&self.conn, card_id, jst_date(self.now())).map(|_| ())
+    }
+
     /// Renews (or reissues) certificates on an existing card with new key pairs the card generated:
     /// new serials, the old certificates superseded, old → new linked (新旧紐付け).
     pub fn renew(
@@ -800,22 +806,7 @@ impl Authority {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (resident_id, status, expires_on) = load_card(&tx, card_id)?;
-        if status != CardStatus::Active {
-            return Err(AuthorityError::State(format!(
-                "card {card_id}: {}, only an active card can be renewed",
-                status.as_str()
-            )));
-        }
-        if expires_on < today {
-            return Err(AuthorityError::State(format!(
-                "card {card_id}: expired on {expires_on}; issue a new card"
-            )));
-        }
-        let r = load_resident(&tx, resident_id)?;
-        if r.status == ResidentStatus::Deceased {
-            return Err(AuthorityError::State(format!("resident {resident_id}: deceased")));
-        }
+        let (resident_id, r, expires_on) = renewable(&tx, card_id, today)?;
         let last_day = validity::certificate_last_day(r.facts.birth_date, today, expires_on);
         let signer = CertSigner {
             registry: Some(&tx),
@@ -1558,6 +1549,31 @@ fn load_resident(conn: &Connection, id: i64) -> Result<ResidentRecord, Authority
         },
         status: ResidentStatus::parse(&row.6)?,
     })
+}
+
+/// The renewal preconditions: (resident id, resident, card expiry).
+fn renewable(
+    conn: &Connection,
+    card_id: &str,
+    today: Date,
+) -> Result<(i64, ResidentRecord, Date), AuthorityError> {
+    let (resident_id, status, expires_on) = load_card(conn, card_id)?;
+    if status != CardStatus::Active {
+        return Err(AuthorityError::State(format!(
+            "card {card_id}: {}, only an active card can be renewed",
+            status.as_str()
+        )));
+    }
+    if expires_on < today {
+        return Err(AuthorityError::State(format!(
+            "card {card_id}: expired on {expires_on}; issue a new card"
+        )));
+    }
+    let r = load_resident(conn, resident_id)?;
+    if r.status == ResidentStatus::Deceased {
+        return Err(AuthorityError::State(format!("resident {resident_id}: deceased")));
+    }
+    Ok((resident_id, r, expires_on))
 }
 
 fn load_card(conn: &Connection, card_id: &str) -> Result<(i64, CardStatus, Date), AuthorityError> {

@@ -493,6 +493,8 @@ fn card(data: &Path, device_key: &Path, cmd: CardCmd) -> Result<Report, Failure>
             };
             let pass = secrets::authority_passphrase(data)?;
             let issuers = auth.issuers(pass.as_bytes())?;
+            // Refused renewals must not cost the card keys that still work.
+            auth.check_renewable(&card_id)?;
             for (on, k) in [
                 (which.auth, CertKind::Authentication),
                 (which.sign, CertKind::Signature),

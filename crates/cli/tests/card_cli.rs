@@ -200,4 +200,21 @@ fn pin_change_read_face_unblock_and_bad_input() {
     assert_eq!(o.status.code(), Some(2), "--card and --reader together");
     let o = j.run(&["card", "info", "--card", j.path("nope.card").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
+
+    // A renewal the authority refuses (the card is lost) leaves the card's keys as they were.
+    j.json(&[
+        "card",
+        "report-lost",
+        "--card-id",
+        issued.card_id.as_str(),
+        "--confirm",
+    ]);
+    let before = std::fs::read(&issued.card_file).unwrap();
+    let o = j.run(&["card", "renew", "--card", card, "--kind", "both"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(&issued.card_file).unwrap(),
+        before,
+        "refused renewal wrote the card"
+    );
 }
