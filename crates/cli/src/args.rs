@@ -311,7 +311,7 @@ pub(crate) struct KindSecrets {
         value_name = "4DIGITS"
     )]
     pub pin: Option<AuthPin>,
-    /// The signing password (else env JPKI_SIGN_PASSWORD, else a prompt).
+    /// The signing password, 6–16 characters A–Z and 0–9 (else env JPKI_SIGN_PASSWORD, else a prompt).
     #[arg(long, env = "JPKI_SIGN_PASSWORD", hide_env_values = true, value_name = "PW")]
     pub sign_password: Option<SignPassword>,
 }
@@ -357,18 +357,9 @@ pub(crate) struct CardIssueArgs {
     /// resumes with that card (keeping the PINs chosen when it was made).
     #[arg(long, value_name = "CARDFILE")]
     pub out: PathBuf,
-    /// The 4-digit user-authentication PIN, also the 住基 PIN (else env JPKI_AUTH_PIN, else a prompt).
-    #[arg(
-        long,
-        alias = "auth-pin",
-        env = "JPKI_AUTH_PIN",
-        hide_env_values = true,
-        value_name = "4DIGITS"
-    )]
-    pub pin: Option<AuthPin>,
-    /// The 6–16 character signing password, A–Z and 0–9 (else env JPKI_SIGN_PASSWORD, else a prompt).
-    #[arg(long, env = "JPKI_SIGN_PASSWORD", hide_env_values = true, value_name = "PW")]
-    pub sign_password: Option<SignPassword>,
+    /// The auth PIN (also the 住基 PIN) and the signing password.
+    #[command(flatten)]
+    pub secrets: KindSecrets,
     /// The 4-digit text-assist PIN (else env JPKI_ASSIST_PIN; default: the auth PIN).
     #[arg(long, env = "JPKI_ASSIST_PIN", hide_env_values = true, value_name = "4DIGITS")]
     pub assist_pin: Option<AssistPin>,

@@ -336,8 +336,8 @@ fn issuance_card(
         }
         std::fs::remove_file(&a.out).map_err(|e| Failure::Failed(format!("{}: {e}", a.out.display())))?;
     }
-    let pin = secrets::auth_pin(a.pin.clone())?;
-    let password = match (&a.sign_password, eligible) {
+    let pin = secrets::auth_pin(a.secrets.pin.clone())?;
+    let password = match (&a.secrets.sign_password, eligible) {
         (Some(p), _) => p.clone(),
         (None, true) => secrets::sign_password()?,
         // No signature certificate will be issued: the slot gets an unusable random password.
