@@ -30,32 +30,17 @@ fn pin_change_read_face_unblock_and_bad_input() {
         ],
     ));
     let digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-    let bad = j.run(&card_args(
-        card,
-        &[
-            "sign-digest",
-            "--kind",
-            "auth",
-            "--pin",
-            "1234",
-            "--digest",
-            digest,
-        ],
-    ));
+    // `card sign-digest --kind auth --pin PIN` over the card file.
+    let sign_args = |pin: &'static str| {
+        card_args(
+            card,
+            &["sign-digest", "--kind", "auth", "--pin", pin, "--digest", digest],
+        )
+    };
+    let bad = j.run(&sign_args("1234"));
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("2 tries left"));
-    let sig = j.json(&card_args(
-        card,
-        &[
-            "sign-digest",
-            "--kind",
-            "auth",
-            "--pin",
-            "4321",
-            "--digest",
-            digest,
-        ],
-    ));
+    let sig = j.json(&sign_args("4321"));
     assert_eq!(sig["signature"].as_str().unwrap().len(), 512);
     j.json(&card_args(
         card,
@@ -117,49 +102,16 @@ fn pin_change_read_face_unblock_and_bad_input() {
 
     // Lock the auth PIN, then the authority unblocks it with a new PIN.
     for _ in 0..3 {
-        j.run(&card_args(
-            card,
-            &[
-                "sign-digest",
-                "--kind",
-                "auth",
-                "--pin",
-                "0000",
-                "--digest",
-                digest,
-            ],
-        ));
+        j.run(&sign_args("0000"));
     }
-    let locked = j.run(&card_args(
-        card,
-        &[
-            "sign-digest",
-            "--kind",
-            "auth",
-            "--pin",
-            "4321",
-            "--digest",
-            digest,
-        ],
-    ));
+    let locked = j.run(&sign_args("4321"));
     assert!(String::from_utf8_lossy(&locked.stderr).contains("locked"));
     let u = j.json(&card_args(
         card,
         &["unblock", "--kind", "auth", "--new-pin", "2468"],
     ));
     assert_eq!(u["tries_left"], 3);
-    j.json(&card_args(
-        card,
-        &[
-            "sign-digest",
-            "--kind",
-            "auth",
-            "--pin",
-            "2468",
-            "--digest",
-            digest,
-        ],
-    ));
+    j.json(&sign_args("2468"));
 
     // Bad input: one line naming the problem, exit 2, the card untouched.
     let before = std::fs::read(&issued.card_file).unwrap();
