@@ -86,3 +86,11 @@ pub mod ext {
 
 /// id-holdinstruction-reject (RFC 5280 §5.3.2 names the arc; we use reject).
 pub const HOLD_INSTRUCTION_REJECT: Oid = Oid::new_unwrap("1.2.840.10040.2.3");
+
+/// openjpki's time-stamp policy (TSTInfo.policy), beside the JPKI policies above. The real JPKI runs no
+/// public TSA, so this arc is ours; a deployment with its own policy OID changes it here.
+pub const TSA_POLICY: Oid = Oid::new_unwrap("1.2.392.200149.8.5.1.9.1");
+/// id-kp-timeStamping (extended key usage of a TSA certificate, RFC 3161 §2.3).
+pub const KP_TIME_STAMPING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.8");
+/// extKeyUsage extension.
+pub const EXT_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37");
