@@ -352,3 +352,159 @@ impl Issuer {
         )
     }
 }
+
+/// A certificate of any shape under an [`Issuer`]: for the authority's service certificates (the
+/// time-stamp authority, later OCSP responders), intermediate CAs, and test corpora that need
+/// certificates outside the card profile (wrong key usage, odd validity).
+#[derive(Debug)]
+pub struct CustomSpec<'a> {
+    /// Serial number.
+    pub serial: &'a Serial,
+    /// Subject name.
+    pub subject: Name,
+    /// Subject public key.
+    pub subject_key: &'a SubjectPublicKey,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+    /// Extensions besides subjectKeyIdentifier and authorityKeyIdentifier, which are always added.
+    pub extensions: Vec<Extension>,
+}
+
+/// Builders for the extensions a [`CustomSpec`] carries.
+pub mod extensions {
+    use super::*;
+
+    /// keyUsage (critical).
+    pub fn key_usage(usages: KeyUsage) -> Result<Extension, PkiError> {
+        ext(oid::ext::KEY_USAGE, true, &usages)
+    }
+
+    /// basicConstraints (critical).
+    pub fn basic_constraints(ca: bool, path_len: Option<u8>) -> Result<Extension, PkiError> {
+        ext(
+            oid::ext::BASIC_CONSTRAINTS,
+            true,
+            &BasicConstraints {
+                ca,
+                path_len_constraint: path_len,
+            },
+        )
+    }
+
+    /// extendedKeyUsage.
+    pub fn extended_key_usage(
+        purposes: Vec<const_oid::ObjectIdentifier>,
+        critical: bool,
+    ) -> Result<Extension, PkiError> {
+        ext(
+            oid::EXT_KEY_USAGE,
+            critical,
+            &x509_cert::ext::pkix::ExtendedKeyUsage(purposes),
+        )
+    }
+
+    /// certificatePolicies (critical, as the JPKI profile marks it) with one policy and no qualifier.
+    pub fn policy(policy: const_oid::ObjectIdentifier) -> Result<Extension, PkiError> {
+        ext(
+            oid::ext::CERT_POLICIES,
+            true,
+            &CertificatePolicies(vec![PolicyInformation {
+                policy_identifier: policy,
+                policy_qualifiers: None,
+            }]),
+        )
+    }
+
+    /// cRLDistributionPoints with one URI.
+    pub fn crl_distribution_point(url: &str) -> Result<Extension, PkiError> {
+        ext(
+            oid::ext::CRL_DP,
+            false,
+            &CrlDistributionPoints(vec![DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![uri(url)?])),
+                reasons: None,
+                crl_issuer: None,
+            }]),
+        )
+    }
+
+    /// The JPKI subjectAltName carrying the basic four information.
+    pub fn jpki_san(facts: &BasicFour) -> Result<Extension, PkiError> {
+        Ok(Extension {
+            extn_id: oid::ext::SAN,
+            critical: false,
+            extn_value: OctetString::new(JpkiSan::from_facts(facts).to_der()?)
+                .map_err(PkiError::der("subjectAltName"))?,
+        })
+    }
+}
+
+impl Issuer {
+    /// Issues a certificate of any shape (see [`CustomSpec`]), adding SKI and AKI.
+    pub fn issue_custom(&self, spec: CustomSpec<'_>) -> Result<Vec<u8>, PkiError> {
+        let mut extensions = vec![
+            ext(
+                oid::ext::SKI,
+                false,
+                &SubjectKeyIdentifier(octets(&key_identifier(spec.subject_key.bits()))?),
+            )?,
+            ext(oid::ext::AKI, false, &self.aki()?)?,
+        ];
+        extensions.extend(spec.extensions);
+        let tbs = Tbs {
+            version: Version::V3,
+            serial_number: serial_uint(spec.serial)?,
+            signature: self.key.key_type().signature_algorithm(),
+            issuer: self.name.clone(),
+            validity: Validity::new(
+                to_x509("notBefore", spec.not_before)?,
+                to_x509("notAfter", spec.not_after)?,
+            ),
+            subject: spec.subject,
+            subject_public_key_info: spec.subject_key.spki().clone(),
+            extensions,
+        };
+        sign_der(
+            &tbs.to_der().map_err(PkiError::der("certificate"))?,
+            &self.key,
+            "certificate",
+        )
+    }
+
+    /// Issues the authority's time-stamp authority certificate (RFC 3161 §2.3): keyUsage
+    /// digitalSignature, extendedKeyUsage id-kp-timeStamping only and critical, the CRL shard of its
+    /// serial and the CA certificate in AIA, so verifiers check it like any other certificate.
+    pub fn issue_tsa(
+        &self,
+        serial: &Serial,
+        subject_key: &SubjectPublicKey,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        endpoints: &Endpoints,
+    ) -> Result<Vec<u8>, PkiError> {
+        let shard = serial
+            .shard()
+            .ok_or_else(|| PkiError::Certificate(format!("serial {serial} carries no CRL shard")))?;
+        let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
+            access_method: oid::AD_CA_ISSUERS,
+            access_location: uri(&endpoints.url(&Endpoints::ca_cert_path(self.kind)))?,
+        }]);
+        self.issue_custom(CustomSpec {
+            serial,
+            subject: name::time_stamping_authority()?,
+            subject_key,
+            not_before,
+            not_after,
+            extensions: vec![
+                extensions::key_usage(KeyUsage(KeyUsages::DigitalSignature.into()))?,
+                extensions::extended_key_usage(vec![oid::KP_TIME_STAMPING], true)?,
+                extensions::crl_distribution_point(
+                    &endpoints.url(&Endpoints::shard_crl_path(self.kind, shard)),
+                )?,
+                ext(oid::ext::AIA, false, &aia)?,
+            ],
+        })
+    }
+}

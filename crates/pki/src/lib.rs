@@ -12,10 +12,13 @@ pub mod inspect;
 pub mod key;
 pub mod name;
 pub mod oid;
+pub mod path;
+pub mod revocation;
 pub mod san;
 pub mod time;
+pub mod x509;
 
-pub use cert::{EndEntitySpec, Issuer, RootSpec, issue_root};
+pub use cert::{CustomSpec, EndEntitySpec, Issuer, RootSpec, extensions, issue_root};
 pub use crl::{CrlEntry, CrlScope, CrlSpec};
 pub use endpoints::Endpoints;
 pub use error::PkiError;

@@ -105,3 +105,30 @@ pub fn end_entity(id: &str, locality: &[&str]) -> Result<Name, PkiError> {
     attrs.push(Attr::Cn(id));
     build(&attrs)
 }
+
+/// Subject of the authority's time-stamp authority certificate.
+pub fn time_stamping_authority() -> Result<Name, PkiError> {
+    build(&[
+        Attr::C("JP"),
+        Attr::O(ORGANIZATION),
+        Attr::Ou(AUTHORITY_UNIT),
+        Attr::Cn("OpenJPKI Time-Stamping Authority"),
+    ])
+}
+
+/// A name of any attributes, in order: `("C", "JP")`, `("O", …)`, `("OU", …)`, `("L", …)`, `("CN", …)`.
+/// For intermediate CAs and test corpora.
+pub fn custom(attrs: &[(&str, &str)]) -> Result<Name, PkiError> {
+    let mut out = Vec::new();
+    for &(t, v) in attrs {
+        out.push(match t {
+            "C" => Attr::C(v),
+            "O" => Attr::O(v),
+            "OU" => Attr::Ou(v),
+            "L" => Attr::L(v),
+            "CN" => Attr::Cn(v),
+            other => return Err(PkiError::Certificate(format!("name attribute {other:?} is not C, O, OU, L or CN"))),
+        });
+    }
+    build(&out)
+}
