@@ -480,6 +480,10 @@ impl Authority {
         &self.dir
     }
 
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     pub(crate) fn conn(&mut self) -> &mut Connection {
         &mut self.conn
     }
@@ -1749,7 +1753,7 @@ fn link(
     Ok(())
 }
 
-fn event(
+pub(crate) fn event(
     tx: &Transaction<'_>,
     now: OffsetDateTime,
     ev: &str,

@@ -11,6 +11,7 @@ mod carddata;
 mod error;
 mod publish;
 mod schema;
+mod services;
 mod store;
 
 pub use authority::{
@@ -21,4 +22,5 @@ pub use carddata::{CARD_DATA_CVC, CardDataSigner, MUNICIPALITY};
 pub use error::AuthorityError;
 pub use publish::{PublishReport, PublishedFile};
 pub use schema::VERSION as SCHEMA_VERSION;
+pub use services::TsaCredentials;
 pub use store::write_atomically;

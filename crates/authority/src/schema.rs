@@ -163,6 +163,25 @@ DROP TABLE cert_links_v1;
 DROP TABLE status_history_v1;
 DROP TABLE certificates_v1;
 ",
+    // 3: the authority's own service certificates (time-stamp authority; OCSP responders later).
+    r"
+CREATE TABLE service_certs (
+    id         INTEGER PRIMARY KEY,
+    serial     BLOB    NOT NULL UNIQUE,
+    role       TEXT    NOT NULL CHECK (role IN ('tsa')),
+    ca_kind    TEXT    NOT NULL CHECK (ca_kind IN ('sign', 'auth')),
+    key_file   TEXT    NOT NULL,
+    shard      INTEGER NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after  INTEGER NOT NULL,
+    status     TEXT    NOT NULL CHECK (status IN ('good', 'revoked')),
+    reason     INTEGER,
+    revoked_at INTEGER,
+    issued_at  INTEGER NOT NULL,
+    der        BLOB    NOT NULL,
+    CHECK ((status = 'good') = (revoked_at IS NULL))
+);
+",
 ];
 
 /// The schema version this build writes.

@@ -56,6 +56,15 @@ pub(crate) enum Command {
     Crl(CrlCmd),
     /// Check the registry's consistency (SQLite integrity, foreign keys, status history).
     Check,
+    /// Sign a document with the card's signature key: a detached CAdES signature (FILE.p7s) or,
+    /// with --pdf, a PAdES-signed copy of a PDF.
+    Sign(SignArgs),
+    /// Validate a signature (CAdES .p7s with its content, or a signed PDF) and print a validation
+    /// report after ETSI EN 319 102-1. Exit status: 0 passed, 1 failed, 3 indeterminate.
+    Verify(VerifyArgs),
+    /// The authority's RFC 3161 time-stamp authority.
+    #[command(subcommand)]
+    Tsa(TsaCmd),
     /// Walk through the whole system end to end, narrating each step.
     Demo(DemoArgs),
 }
@@ -446,4 +455,84 @@ pub(crate) struct DemoArgs {
     /// Authority key type for a new demo authority.
     #[arg(long, value_enum, default_value = "rsa2048")]
     pub key_type: KeyTypeArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LevelArg {
+    /// Baseline B-B: signed attributes only.
+    B,
+    /// Baseline B-T: plus an RFC 3161 signature time-stamp (needs --tsa).
+    T,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SignArgs {
+    #[command(flatten)]
+    pub access: CardAccess,
+    /// The document to sign.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Write a PAdES-signed PDF (incremental update, /SubFilter /ETSI.CAdES.detached) instead of a
+    /// detached .p7s.
+    #[arg(long)]
+    pub pdf: bool,
+    /// Baseline level; T needs --tsa.
+    #[arg(long, value_enum, default_value = "b")]
+    pub level: LevelArg,
+    /// The time-stamp authority (RFC 3161 over HTTP), e.g. http://127.0.0.1:7701/tsa. Giving it
+    /// implies --level T.
+    #[arg(long, value_name = "URL")]
+    pub tsa: Option<String>,
+    /// Output file (default: FILE.p7s, or FILE with .signed.pdf for --pdf).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// The signing password, 6–16 characters A–Z and 0–9 (else env JPKI_SIGN_PASSWORD, else a prompt).
+    #[arg(long, env = "JPKI_SIGN_PASSWORD", hide_env_values = true, value_name = "PW")]
+    pub sign_password: Option<SignPassword>,
+    /// PDF only: the reason shown in the signature dictionary.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The signature: a .p7s (DER or PEM CMS) or a signed PDF.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The signed content of a detached .p7s.
+    #[arg(long, value_name = "FILE")]
+    pub content: Option<PathBuf>,
+    /// A trust anchor (PEM bundle or DER root certificate); repeatable. Default: both roots of the
+    /// authority in --data, when there is one.
+    #[arg(long, value_name = "FILE.pem")]
+    pub trust: Vec<PathBuf>,
+    /// A directory of CRLs (searched recursively for *.crl), e.g. the output of `jpki crl publish`.
+    #[arg(long, value_name = "DIR")]
+    pub crl_dir: Vec<PathBuf>,
+    /// Extra certificates for path building (intermediate CAs, the TSA's), PEM or DER; repeatable.
+    #[arg(long, value_name = "FILE.pem")]
+    pub cert: Vec<PathBuf>,
+    /// Validate as of this time (RFC 3339) instead of now.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TsaCmd {
+    /// Serve RFC 3161 time-stamps over HTTP (POST application/timestamp-query to /tsa) until
+    /// SIGTERM or Ctrl-C. The TSA key is created and certified by the signature CA on first use.
+    Serve {
+        /// Address to listen on (loopback by default; port 0 picks a free port).
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7701")]
+        listen: std::net::SocketAddr,
+    },
+    /// Write the TSA certificate (PEM), creating the TSA key and certificate if there is none.
+    Cert {
+        /// Output file.
+        #[arg(long, value_name = "FILE.pem")]
+        out: PathBuf,
+    },
 }

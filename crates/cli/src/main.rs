@@ -5,6 +5,7 @@
 
 mod args;
 mod demo;
+mod docsig;
 mod holder;
 mod secrets;
 
@@ -40,6 +41,8 @@ impl<E: std::fmt::Display> From<E> for Failure {
 pub(crate) struct Report {
     json: Value,
     text: String,
+    /// Exit status on success (`jpki verify` says 1 failed, 3 indeterminate).
+    exit: u8,
 }
 
 impl Report {
@@ -47,7 +50,13 @@ impl Report {
         Self {
             json,
             text: text.into(),
+            exit: 0,
         }
+    }
+
+    pub(crate) fn with_exit(mut self, code: u8) -> Self {
+        self.exit = code;
+        self
     }
 }
 
@@ -89,7 +98,7 @@ fn main() -> ExitCode {
             } else {
                 writeln!(out, "{}", r.text.trim_end())
             };
-            ExitCode::SUCCESS
+            ExitCode::from(r.exit)
         }
         Err(f) => {
             let (msg, code) = match f {
@@ -214,6 +223,9 @@ fn run(cli: Cli) -> Result<Report, Failure> {
                 )))
             }
         }
+        Command::Sign(a) => docsig::sign(a, &holder::device_key_path(cli.device_key.as_deref())),
+        Command::Verify(a) => docsig::verify(&a, data),
+        Command::Tsa(cmd) => docsig::tsa(cmd, data, cli.json),
         Command::Demo(a) => demo::run(
             data,
             &holder::device_key_path(cli.device_key.as_deref()),

@@ -127,7 +127,11 @@ pub fn custom(attrs: &[(&str, &str)]) -> Result<Name, PkiError> {
             "OU" => Attr::Ou(v),
             "L" => Attr::L(v),
             "CN" => Attr::Cn(v),
-            other => return Err(PkiError::Certificate(format!("name attribute {other:?} is not C, O, OU, L or CN"))),
+            other => {
+                return Err(PkiError::Certificate(format!(
+                    "name attribute {other:?} is not C, O, OU, L or CN"
+                )));
+            }
         });
     }
     build(&out)

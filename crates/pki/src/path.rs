@@ -121,7 +121,9 @@ pub fn build(
     anchors: &TrustAnchors,
 ) -> Result<CertPath, PathError> {
     if anchors.is_empty() {
-        return Err(PathError::NoChain("no trust anchors are configured (--trust)".into()));
+        return Err(PathError::NoChain(
+            "no trust anchors are configured (--trust)".into(),
+        ));
     }
     if let Some(id) = ee.unknown_critical.first() {
         return Err(PathError::Constraints(format!(
@@ -209,11 +211,16 @@ fn search(
         if path.iter().any(|c| c.sha256 == ca.sha256) || !links_to(&current, ca) {
             continue;
         }
-        if ca.is_self_issued() && ca.is_signed_by(&ca.public_key) && !anchors.iter().any(|a| a.sha256 == ca.sha256)
+        if ca.is_self_issued()
+            && ca.is_signed_by(&ca.public_key)
+            && !anchors.iter().any(|a| a.sha256 == ca.sha256)
         {
             note(
                 best,
-                PathError::NoChain(format!("{} is a root that is not among the trust anchors", ca.subject)),
+                PathError::NoChain(format!(
+                    "{} is a root that is not among the trust anchors",
+                    ca.subject
+                )),
             );
             continue;
         }
@@ -236,7 +243,10 @@ fn search(
     if current.is_self_issued() && current.is_signed_by(&current.public_key) {
         note(
             best,
-            PathError::NoChain(format!("{} is a root that is not among the trust anchors", current.subject)),
+            PathError::NoChain(format!(
+                "{} is a root that is not among the trust anchors",
+                current.subject
+            )),
         );
     } else {
         note(

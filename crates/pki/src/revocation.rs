@@ -90,7 +90,10 @@ struct EntryRef<'a> {
 }
 
 fn bad(e: der::Error) -> PkiError {
-    PkiError::Der { what: "CRL", source: e }
+    PkiError::Der {
+        what: "CRL",
+        source: e,
+    }
 }
 
 fn reason_of(r: CrlReason) -> RevocationReason {
@@ -131,7 +134,9 @@ impl ParsedCrl {
                 source: e.into(),
             })?;
             if label != "X509 CRL" {
-                return Err(PkiError::Certificate(format!("{source}: PEM label {label} is not X509 CRL")));
+                return Err(PkiError::Certificate(format!(
+                    "{source}: PEM label {label} is not X509 CRL"
+                )));
             }
             pem = d;
             &pem[..]
@@ -266,7 +271,11 @@ impl ParsedCrl {
     /// A one-line description for reports.
     pub fn describe(&self) -> String {
         let number = self.number.map(|n| format!(" #{n}")).unwrap_or_default();
-        let kind = if self.delta_base.is_some() { "delta CRL" } else { "CRL" };
+        let kind = if self.delta_base.is_some() {
+            "delta CRL"
+        } else {
+            "CRL"
+        };
         let next = self
             .next_update
             .map(|t| format!(", next update {}", rfc3339(t)))
@@ -355,13 +364,17 @@ impl CrlStore {
             for p in paths {
                 if p.is_dir() {
                     stack.push(p);
-                } else if p.extension().is_some_and(|e| e == "crl" || e == "der" || e == "pem") {
+                } else if p
+                    .extension()
+                    .is_some_and(|e| e == "crl" || e == "der" || e == "pem")
+                {
                     let data = std::fs::read(&p)
                         .map_err(|e| PkiError::Certificate(format!("CRL {}: {e}", p.display())))?;
                     let shown = p.strip_prefix(dir).unwrap_or(&p).display().to_string();
-                    self.add(ParsedCrl::from_der(&data, &shown).map_err(|e| {
-                        PkiError::Certificate(format!("CRL {}: {e}", p.display()))
-                    })?);
+                    self.add(
+                        ParsedCrl::from_der(&data, &shown)
+                            .map_err(|e| PkiError::Certificate(format!("CRL {}: {e}", p.display())))?,
+                    );
                     n += 1;
                 }
             }

@@ -290,12 +290,21 @@ impl ParsedCert {
                     p.is_ca = bc.ca;
                     p.path_len = bc.path_len_constraint;
                 }
-                id if id == oid::ext::KEY_USAGE => p.key_usage = Some(KeyUsage::from_der(v).map_err(ext_err)?),
+                id if id == oid::ext::KEY_USAGE => {
+                    p.key_usage = Some(KeyUsage::from_der(v).map_err(ext_err)?);
+                }
                 id if id == oid::EXT_KEY_USAGE => {
-                    p.extended_key_usage = Some((ExtendedKeyUsage::from_der(v).map_err(ext_err)?.0, e.critical));
+                    p.extended_key_usage =
+                        Some((ExtendedKeyUsage::from_der(v).map_err(ext_err)?.0, e.critical));
                 }
                 id if id == oid::ext::SKI => {
-                    p.subject_key_id = Some(SubjectKeyIdentifier::from_der(v).map_err(ext_err)?.0.into_bytes().into_vec());
+                    p.subject_key_id = Some(
+                        SubjectKeyIdentifier::from_der(v)
+                            .map_err(ext_err)?
+                            .0
+                            .into_bytes()
+                            .into_vec(),
+                    );
                 }
                 id if id == oid::ext::AKI => {
                     p.authority_key_id = AuthorityKeyIdentifier::from_der(v)
@@ -383,7 +392,11 @@ impl ParsedCert {
 
     /// Serial as lowercase hex.
     pub fn serial_hex(&self) -> String {
-        if self.serial.is_empty() { "0".into() } else { hex::encode(&self.serial) }
+        if self.serial.is_empty() {
+            "0".into()
+        } else {
+            hex::encode(&self.serial)
+        }
     }
 }
 
@@ -410,7 +423,9 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// Reads every certificate in a PEM bundle (or one DER certificate).
 pub fn certificates_from_pem_or_der(data: &[u8]) -> Result<Vec<Vec<u8>>, PkiError> {
-    let text = std::str::from_utf8(data).ok().filter(|t| t.contains("-----BEGIN"));
+    let text = std::str::from_utf8(data)
+        .ok()
+        .filter(|t| t.contains("-----BEGIN"));
     let Some(text) = text else {
         return Ok(vec![data.to_vec()]);
     };

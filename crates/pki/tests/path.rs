@@ -115,17 +115,28 @@ fn paths_for_both_key_types_and_intermediates() {
         // Another root with the same name: the signature decides.
         let other = root(kt, CertKind::Signature);
         let e = path::build(cert.clone(), &[], &anchors(&[&other])).unwrap_err();
-        assert!(matches!(e, PathError::NoChain(ref s) if s.contains("another key")), "{e:?}");
+        assert!(
+            matches!(e, PathError::NoChain(ref s) if s.contains("another key")),
+            "{e:?}"
+        );
         assert!(path::build(cert, &[], &TrustAnchors::new()).is_err());
 
         // Through an intermediate: found when offered, NoChain when missing.
-        let mid = intermediate(&r, true, KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign), Some(0));
+        let mid = intermediate(
+            &r,
+            true,
+            KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign),
+            Some(0),
+        );
         let leaf = parsed(&ee(&mid, &serial(1)));
         let mid_cert = parsed(mid.cert_der());
         let p = path::build(leaf.clone(), std::slice::from_ref(&mid_cert), &anchors(&[&r])).unwrap();
         assert_eq!(p.certs.len(), 3);
         let e = path::build(leaf, &[], &anchors(&[&r])).unwrap_err();
-        assert!(matches!(e, PathError::NoChain(ref s) if s.contains("neither a trust anchor")), "{e:?}");
+        assert!(
+            matches!(e, PathError::NoChain(ref s) if s.contains("neither a trust anchor")),
+            "{e:?}"
+        );
     }
 }
 
@@ -136,19 +147,28 @@ fn intermediate_constraints() {
     let not_ca = intermediate(&r, false, KeyUsage(KeyUsages::KeyCertSign.into()), None);
     let leaf = parsed(&ee(&not_ca, &serial(1)));
     let e = path::build(leaf, &[parsed(not_ca.cert_der())], &ta).unwrap_err();
-    assert!(matches!(e, PathError::Constraints(ref s) if s.contains("not a CA")), "{e:?}");
+    assert!(
+        matches!(e, PathError::Constraints(ref s) if s.contains("not a CA")),
+        "{e:?}"
+    );
 
     let no_certsign = intermediate(&r, true, KeyUsage(KeyUsages::DigitalSignature.into()), None);
     let leaf = parsed(&ee(&no_certsign, &serial(1)));
     let e = path::build(leaf, &[parsed(no_certsign.cert_der())], &ta).unwrap_err();
-    assert!(matches!(e, PathError::Constraints(ref s) if s.contains("keyCertSign")), "{e:?}");
+    assert!(
+        matches!(e, PathError::Constraints(ref s) if s.contains("keyCertSign")),
+        "{e:?}"
+    );
 
     // pathLen 0 on the upper intermediate forbids a second one below it.
     let upper = intermediate(&r, true, KeyUsage(KeyUsages::KeyCertSign.into()), Some(0));
     let lower = intermediate(&upper, true, KeyUsage(KeyUsages::KeyCertSign.into()), None);
     let leaf = parsed(&ee(&lower, &serial(1)));
     let e = path::build(leaf, &[parsed(lower.cert_der()), parsed(upper.cert_der())], &ta).unwrap_err();
-    assert!(matches!(e, PathError::Constraints(ref s) if s.contains("allows 0")), "{e:?}");
+    assert!(
+        matches!(e, PathError::Constraints(ref s) if s.contains("allows 0")),
+        "{e:?}"
+    );
 }
 
 fn crl(issuer: &Issuer, scope: CrlScope, number: u64, entries: &[CrlEntry]) -> ParsedCrl {
@@ -186,16 +206,29 @@ fn crl_status_complete_shard_delta_and_wrong_signer() {
     assert!(matches!(store.status(&good, &root_cert), Status::Unknown { .. }));
 
     // A shard CRL covers only certificates naming its URL.
-    store.add(crl(&r, CrlScope::Shard(2), 7, &[entry(&s_rev, RevocationReason::KeyCompromise)]));
+    store.add(crl(
+        &r,
+        CrlScope::Shard(2),
+        7,
+        &[entry(&s_rev, RevocationReason::KeyCompromise)],
+    ));
     assert!(matches!(store.status(&good, &root_cert), Status::Good { .. }));
     assert!(matches!(
         store.status(&revoked, &root_cert),
         Status::Revoked { reason: RevocationReason::KeyCompromise, at: t, .. } if t == at
     ));
-    assert!(matches!(store.status(&held, &root_cert), Status::Unknown { .. }), "shard 5 not loaded");
+    assert!(
+        matches!(store.status(&held, &root_cert), Status::Unknown { .. }),
+        "shard 5 not loaded"
+    );
 
     // The complete CRL, then a delta that puts one on hold and a later one that lifts it.
-    store.add(crl(&r, CrlScope::Complete, 7, &[entry(&s_rev, RevocationReason::KeyCompromise)]));
+    store.add(crl(
+        &r,
+        CrlScope::Complete,
+        7,
+        &[entry(&s_rev, RevocationReason::KeyCompromise)],
+    ));
     assert!(matches!(store.status(&held, &root_cert), Status::Good { .. }));
     store.add(crl(
         &r,
@@ -227,7 +260,11 @@ fn crl_status_complete_shard_delta_and_wrong_signer() {
 
 #[test]
 fn garbage_crls_and_certificates_are_errors() {
-    for bad in [&b""[..], b"\x30\x00", b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n"] {
+    for bad in [
+        &b""[..],
+        b"\x30\x00",
+        b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n",
+    ] {
         assert!(ParsedCrl::from_der(bad, "x").is_err());
         assert!(ParsedCert::from_der(bad).is_err());
     }

@@ -5,9 +5,12 @@
 //! Pure logic: no clock (callers pass times), no network, no files. The private key is a caller's
 //! concern (the card signs); this crate prepares what is to be signed and assembles the result.
 
+pub mod cades;
 mod error;
 pub mod pdf;
+pub mod report;
 pub mod signed_data;
 pub mod tsp;
+pub mod validate;
 
 pub use error::SigError;

@@ -1,0 +1,1908 @@
+//! PAdES plumbing (ETSI EN 319 142-1) for PDF documents: no cryptography here.
+//!
+//! Signing is three steps. [`prepare`] appends one incremental update (ISO 32000-1 §7.5.6) to the
+//! unchanged original bytes: a signature dictionary (`/SubFilter /ETSI.CAdES.detached`) whose
+//! `/Contents` is a zero-filled hex placeholder, an invisible signature field merged with its
+//! widget annotation on the first page, new versions of the objects that must point at the field
+//! (the page or its `/Annots` array, the catalog or its `/AcroForm`), and a cross-reference section
+//! of the same kind as the original's last one. The caller then signs [`PreparedPdf::digest_sha256`]
+//! (the SHA-256 of everything but the placeholder) into a detached CAdES CMS, and
+//! [`PreparedPdf::finish`] writes the DER of that CMS into the placeholder. No byte moves after
+//! [`prepare`]: the `/ByteRange` numbers are patched in place within space-padded brackets.
+//!
+//! Reading is [`signatures`]: every signature field of the interactive form with a signature
+//! dictionary, its DER contents, its `/M` time, the digest of the bytes it covers, and whether the
+//! byte range covers exactly one whole revision of the file ([`Coverage`]). Whether the CMS verifies
+//! is the caller's concern.
+//!
+//! The PDF is read with `lopdf` (objects, cross-reference tables and streams, object streams); the
+//! update bytes are written here. `lopdf` is called behind [`std::panic::catch_unwind`] so that a
+//! panic inside it on hostile input becomes [`SigError::Malformed`] instead of unwinding through
+//! the caller (under a fuzzer's abort-on-panic hook it still shows up as a crash, as it should).
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use aws_lc_rs::digest;
+use lopdf::xref::{XrefEntry, XrefRecovery, XrefType};
+use lopdf::{Dictionary, Document, LoadOptions, Object, ObjectId, StringFormat};
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
+use crate::SigError;
+
+const WHAT: &str = "PDF";
+
+/// Largest PDF accepted by [`prepare`] and [`signatures`].
+pub const MAX_PDF_SIZE: usize = 256 * 1024 * 1024;
+
+/// Default room for the DER CMS in a prepared signature (the hex placeholder is twice this).
+pub const DEFAULT_RESERVED: usize = 32 * 1024;
+
+/// Largest room that may be reserved for the DER CMS.
+pub const MAX_RESERVED: usize = 8 * 1024 * 1024;
+
+/// Object numbers above this are beyond ISO 32000-1 Annex C's limit and refused.
+const MAX_OBJECT_NUMBER: u32 = 8_388_607;
+
+/// Nesting limit for field trees and DER (the parsers below recurse).
+const MAX_DEPTH: usize = 64;
+
+/// Width of the `/ByteRange` array's contents: `0 a b c` with three numbers of up to 10 digits.
+const BYTE_RANGE_WIDTH: usize = 34;
+
+/// How a signature is to be added by [`prepare`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignOptions {
+    /// Name of the new signature field; `None` picks the first free `Signature1`, `Signature2`, ….
+    /// A period is not allowed (it separates the parts of a fully qualified field name).
+    pub field_name: Option<String>,
+    /// The claimed signing time, written as `/M` in the signature dictionary with its UTC offset.
+    pub signing_time: OffsetDateTime,
+    /// Bytes reserved for the DER CMS ([`DEFAULT_RESERVED`] by default, at most [`MAX_RESERVED`]).
+    pub reserved: usize,
+    /// `/Name`: the signer's name, as the signer claims it.
+    pub name: Option<String>,
+    /// `/Reason`: why the document is signed.
+    pub reason: Option<String>,
+    /// `/Location`: where it is signed.
+    pub location: Option<String>,
+}
+
+impl SignOptions {
+    /// Options with the given signing time and defaults for everything else.
+    #[must_use]
+    pub fn new(signing_time: OffsetDateTime) -> Self {
+        Self {
+            field_name: None,
+            signing_time,
+            reserved: DEFAULT_RESERVED,
+            name: None,
+            reason: None,
+            location: None,
+        }
+    }
+}
+
+/// A PDF with a signature placeholder, waiting for its CMS ([`prepare`] → [`PreparedPdf::finish`]).
+#[derive(Clone)]
+pub struct PreparedPdf {
+    bytes: Vec<u8>,
+    byte_range: [usize; 4],
+    field_name: String,
+}
+
+impl std::fmt::Debug for PreparedPdf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedPdf")
+            .field("len", &self.bytes.len())
+            .field("byte_range", &self.byte_range)
+            .field("field_name", &self.field_name)
+            .finish()
+    }
+}
+
+impl PreparedPdf {
+    /// The `/ByteRange`: `[0, offset of '<', offset after '>', length of the rest]`.
+    #[must_use]
+    pub fn byte_range(&self) -> [usize; 4] {
+        self.byte_range
+    }
+
+    /// Name of the new signature field.
+    #[must_use]
+    pub fn field_name(&self) -> &str {
+        &self.field_name
+    }
+
+    /// Bytes available for the DER CMS.
+    #[must_use]
+    pub fn reserved(&self) -> usize {
+        (self.byte_range[2] - self.byte_range[1] - 2) / 2
+    }
+
+    /// The two covered ranges, in order: what the signature's message digest is computed over.
+    pub fn covered(&self) -> impl Iterator<Item = &[u8]> {
+        let [a, b, c, d] = self.byte_range;
+        [&self.bytes[a..a + b], &self.bytes[c..c + d]].into_iter()
+    }
+
+    /// SHA-256 of the covered bytes: the digest to sign.
+    #[must_use]
+    pub fn digest_sha256(&self) -> [u8; 32] {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        for part in self.covered() {
+            ctx.update(part);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
+
+    /// Writes the DER CMS into the placeholder (hex, zero-padded) and returns the signed PDF.
+    ///
+    /// # Errors
+    /// [`SigError::Malformed`] if `cms_der` is not one BER/DER SEQUENCE with nothing after it, and
+    /// [`SigError::TooLarge`] if it does not fit the room reserved.
+    pub fn finish(mut self, cms_der: &[u8]) -> Result<Vec<u8>, SigError> {
+        if tlv_len(cms_der, 0) != Some(cms_der.len()) || cms_der.first() != Some(&0x30) {
+            return Err(SigError::Malformed {
+                what: "CMS signature",
+                detail: "not one DER SEQUENCE".into(),
+            });
+        }
+        let limit = self.reserved();
+        if cms_der.len() > limit {
+            return Err(SigError::TooLarge {
+                what: "CMS signature",
+                size: cms_der.len(),
+                limit,
+            });
+        }
+        let hex = hex::encode_upper(cms_der);
+        let start = self.byte_range[1] + 1;
+        self.bytes[start..start + hex.len()].copy_from_slice(hex.as_bytes());
+        Ok(self.bytes)
+    }
+}
+
+/// Whether a signature's byte range covers one whole revision of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coverage {
+    /// The range starts at 0, leaves out exactly this signature's `/Contents` hex string, and
+    /// ends at an `%%EOF` marker (with its optional end-of-line).
+    WholeRevision {
+        /// Where the signed revision ends (`byte_range[2] + byte_range[3]`).
+        revision_end: usize,
+        /// Whether the file goes on past the signed revision with anything but PDF whitespace
+        /// (incremental updates after signing, e.g. a second signature or validation data).
+        later_revisions: bool,
+    },
+    /// Anything else, with the reason in one line.
+    Broken(String),
+}
+
+/// A signature field's signature dictionary, as found by [`signatures`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PdfSignature {
+    /// Fully qualified field name (partial names joined with periods).
+    pub field_name: String,
+    /// `/SubFilter` (e.g. `ETSI.CAdES.detached`, `ETSI.RFC3161`, `adbe.pkcs7.detached`); empty if absent.
+    pub sub_filter: String,
+    /// Whether the dictionary is a document time-stamp (`/Type /DocTimeStamp`).
+    pub is_doc_timestamp: bool,
+    /// `/ByteRange`; all zero when the dictionary has none that is four non-negative integers
+    /// (then [`PdfSignature::coverage`] is [`Coverage::Broken`]).
+    pub byte_range: [u64; 4],
+    /// The CMS (or time-stamp token) from `/Contents`: exactly the outer TLV, the zero padding
+    /// after it removed; an error if `/Contents` is missing or does not start with a SEQUENCE.
+    pub contents: Result<Vec<u8>, SigError>,
+    /// `/M`, the signing time the signer claims, if present and a valid PDF date.
+    pub signing_time_m: Option<OffsetDateTime>,
+    /// `/Name`.
+    pub name: Option<String>,
+    /// `/Reason`.
+    pub reason: Option<String>,
+    /// `/Location`.
+    pub location: Option<String>,
+    /// SHA-256 of the covered bytes; `None` when the byte range is not inside the file.
+    pub digest_sha256: Option<[u8; 32]>,
+    /// Integrity of the byte range.
+    pub coverage: Coverage,
+}
+
+impl PdfSignature {
+    /// The two covered ranges of `pdf` (the file this signature was read from), or `None` when the
+    /// byte range is not inside it; for digests other than SHA-256.
+    #[must_use]
+    pub fn covered<'a>(&self, pdf: &'a [u8]) -> Option<[&'a [u8]; 2]> {
+        covered_ranges(pdf, self.byte_range)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------------
+
+fn malformed(detail: impl Into<String>) -> SigError {
+    SigError::Malformed {
+        what: WHAT,
+        detail: detail.into(),
+    }
+}
+
+fn unsupported(detail: impl Into<String>) -> SigError {
+    SigError::Unsupported {
+        what: WHAT,
+        detail: detail.into(),
+    }
+}
+
+fn check_size(pdf: &[u8]) -> Result<(), SigError> {
+    if pdf.len() > MAX_PDF_SIZE {
+        return Err(SigError::TooLarge {
+            what: WHAT,
+            size: pdf.len(),
+            limit: MAX_PDF_SIZE,
+        });
+    }
+    Ok(())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Loads with lopdf; a panic inside lopdf becomes `Malformed` (lopdf is third-party code run on
+/// untrusted input; see the module docs).
+fn load(pdf: &[u8]) -> Result<Document, SigError> {
+    let options = LoadOptions {
+        max_decompressed_size: Some(MAX_PDF_SIZE),
+        ..LoadOptions::default()
+    };
+    let loaded = std::panic::catch_unwind(|| Document::load_mem_with_options(pdf, options));
+    let doc = match loaded {
+        Ok(Ok(doc)) => doc,
+        Ok(Err(e)) => {
+            if find(pdf, b"/Encrypt").is_some() {
+                return Err(unsupported("an encrypted PDF"));
+            }
+            return Err(malformed(format!("cannot be parsed: {e}")));
+        }
+        Err(_) => return Err(malformed("cannot be parsed (the PDF reader failed)")),
+    };
+    if doc.encryption_state.is_some() || doc.trailer.has(b"Encrypt") {
+        return Err(unsupported("an encrypted PDF"));
+    }
+    Ok(doc)
+}
+
+fn deref<'a>(doc: &'a Document, o: &'a Object) -> Option<&'a Object> {
+    doc.dereference(o).ok().map(|(_, o)| o)
+}
+
+fn dict_get<'a>(doc: &'a Document, d: &'a Dictionary, key: &[u8]) -> Option<&'a Object> {
+    d.get(key).ok().and_then(|o| deref(doc, o))
+}
+
+fn get_dict<'a>(doc: &'a Document, d: &'a Dictionary, key: &[u8]) -> Option<&'a Dictionary> {
+    dict_get(doc, d, key).and_then(|o| o.as_dict().ok())
+}
+
+fn get_name<'a>(doc: &'a Document, d: &'a Dictionary, key: &[u8]) -> Option<&'a [u8]> {
+    dict_get(doc, d, key).and_then(|o| o.as_name().ok())
+}
+
+fn get_text(doc: &Document, d: &Dictionary, key: &[u8]) -> Option<String> {
+    dict_get(doc, d, key).and_then(|o| lopdf::decode_text_string(o).ok())
+}
+
+/// One node of the interactive form's field tree.
+struct FieldNode<'a> {
+    /// Fully qualified name.
+    name: String,
+    /// Whether the node has its own `/T` (a field, not just a widget).
+    has_t: bool,
+    dict: &'a Dictionary,
+    /// The indirect object holding the node's dictionary.
+    id: Option<ObjectId>,
+    /// `/FT`, own or inherited.
+    ft: Option<&'a [u8]>,
+}
+
+/// The field tree of the catalog's `/AcroForm`, depth first in document order.
+fn field_nodes(doc: &Document) -> Vec<FieldNode<'_>> {
+    let mut out = Vec::new();
+    let Some(fields) = doc
+        .catalog()
+        .ok()
+        .and_then(|c| get_dict(doc, c, b"AcroForm"))
+        .and_then(|af| dict_get(doc, af, b"Fields"))
+        .and_then(|f| f.as_array().ok())
+    else {
+        return out;
+    };
+    let mut seen = HashSet::new();
+    for f in fields {
+        walk_fields(doc, f, "", None, 0, &mut seen, &mut out);
+    }
+    out
+}
+
+fn walk_fields<'a>(
+    doc: &'a Document,
+    node: &'a Object,
+    parent: &str,
+    inherited_ft: Option<&'a [u8]>,
+    depth: usize,
+    seen: &mut HashSet<ObjectId>,
+    out: &mut Vec<FieldNode<'a>>,
+) {
+    if depth > MAX_DEPTH || out.len() > 100_000 {
+        return;
+    }
+    let Ok((id, obj)) = doc.dereference(node) else {
+        return;
+    };
+    if let Some(id) = id
+        && !seen.insert(id)
+    {
+        return;
+    }
+    let Ok(dict) = obj.as_dict() else {
+        return;
+    };
+    let t = get_text(doc, dict, b"T");
+    let name = match (&t, parent.is_empty()) {
+        (Some(t), true) => t.clone(),
+        (Some(t), false) => format!("{parent}.{t}"),
+        (None, _) => parent.to_owned(),
+    };
+    let ft = get_name(doc, dict, b"FT").or(inherited_ft);
+    if let Some(kids) = dict_get(doc, dict, b"Kids").and_then(|k| k.as_array().ok()) {
+        out.push(FieldNode {
+            name: name.clone(),
+            has_t: t.is_some(),
+            dict,
+            id,
+            ft,
+        });
+        for k in kids {
+            walk_fields(doc, k, &name, ft, depth + 1, seen, out);
+        }
+    } else {
+        out.push(FieldNode {
+            name,
+            has_t: t.is_some(),
+            dict,
+            id,
+            ft,
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading signatures
+// ---------------------------------------------------------------------------------------------
+
+/// Every signature field with a signature dictionary (`/FT /Sig`, own or inherited, and a `/V`
+/// dictionary), in document order, document time-stamps included.
+///
+/// Problems with one signature (bad `/Contents`, a byte range that does not fit) are reported in
+/// that signature's fields; the call fails only when the file as a whole cannot be read.
+///
+/// # Errors
+/// [`SigError::TooLarge`] over [`MAX_PDF_SIZE`], [`SigError::Unsupported`] for encrypted PDFs,
+/// [`SigError::Malformed`] when there is no `%PDF-` header in the first 1024 bytes or the file
+/// cannot be parsed.
+pub fn signatures(pdf: &[u8]) -> Result<Vec<PdfSignature>, SigError> {
+    check_size(pdf)?;
+    let header = find(&pdf[..pdf.len().min(1024)], b"%PDF-").ok_or_else(|| malformed("no %PDF- header"))?;
+    let doc = load(pdf)?;
+    let mut out = Vec::new();
+    for node in field_nodes(&doc) {
+        if node.ft != Some(b"Sig".as_slice()) {
+            continue;
+        }
+        let Some(v) = node.dict.get(b"V").ok() else {
+            continue;
+        };
+        let Ok((v_id, v_obj)) = doc.dereference(v) else {
+            continue;
+        };
+        let Ok(sig) = v_obj.as_dict() else {
+            continue;
+        };
+        let holder = v_id.or(node.id);
+        out.push(read_signature(&doc, pdf, header, node.name, sig, holder));
+    }
+    Ok(out)
+}
+
+fn read_signature(
+    doc: &Document,
+    pdf: &[u8],
+    header: usize,
+    field_name: String,
+    sig: &Dictionary,
+    holder: Option<ObjectId>,
+) -> PdfSignature {
+    let sub_filter = get_name(doc, sig, b"SubFilter")
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .unwrap_or_default();
+    let is_doc_timestamp = get_name(doc, sig, b"Type") == Some(b"DocTimeStamp".as_slice());
+    let byte_range = dict_get(doc, sig, b"ByteRange")
+        .and_then(|o| o.as_array().ok())
+        .and_then(|a| {
+            let mut br = [0u64; 4];
+            if a.len() != 4 {
+                return None;
+            }
+            for (slot, o) in br.iter_mut().zip(a) {
+                *slot = u64::try_from(deref(doc, o)?.as_i64().ok()?).ok()?;
+            }
+            Some(br)
+        });
+    let raw_contents = dict_get(doc, sig, b"Contents").and_then(|o| o.as_str().ok());
+    let contents = match raw_contents {
+        None => Err(SigError::Malformed {
+            what: "PDF signature /Contents",
+            detail: "missing or not a string".into(),
+        }),
+        Some(raw) => match tlv_len(raw, 0) {
+            Some(n) if raw.first() == Some(&0x30) => Ok(raw[..n].to_vec()),
+            _ => Err(SigError::Malformed {
+                what: "PDF signature /Contents",
+                detail: "not a DER SEQUENCE".into(),
+            }),
+        },
+    };
+    let signing_time_m = get_text(doc, sig, b"M").and_then(|s| parse_pdf_date(&s));
+    let digest_sha256 = byte_range.and_then(|br| covered_ranges(pdf, br)).map(|[x, y]| {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(x);
+        ctx.update(y);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    });
+    let coverage = match (byte_range, raw_contents) {
+        (None, _) => Coverage::Broken("no /ByteRange of four non-negative integers".into()),
+        (Some(_), None) => Coverage::Broken("no /Contents string".into()),
+        (Some(br), Some(raw)) => coverage(doc, pdf, header, br, raw, holder),
+    };
+    PdfSignature {
+        field_name,
+        sub_filter,
+        is_doc_timestamp,
+        byte_range: byte_range.unwrap_or_default(),
+        contents,
+        signing_time_m,
+        name: get_text(doc, sig, b"Name"),
+        reason: get_text(doc, sig, b"Reason"),
+        location: get_text(doc, sig, b"Location"),
+        digest_sha256,
+        coverage,
+    }
+}
+
+fn covered_ranges(pdf: &[u8], br: [u64; 4]) -> Option<[&[u8]; 2]> {
+    let [a, b, c, d] = br.map(|x| usize::try_from(x).ok());
+    let (a, b, c, d) = (a?, b?, c?, d?);
+    Some([pdf.get(a..a.checked_add(b)?)?, pdf.get(c..c.checked_add(d)?)?])
+}
+
+fn is_pdf_space(b: u8) -> bool {
+    matches!(b, 0 | b'\t' | b'\n' | 0x0c | b'\r' | b' ')
+}
+
+fn coverage(
+    doc: &Document,
+    pdf: &[u8],
+    header: usize,
+    br: [u64; 4],
+    contents: &[u8],
+    holder: Option<ObjectId>,
+) -> Coverage {
+    let broken = |s: &str| Coverage::Broken(s.to_owned());
+    let conv = |x: u64| usize::try_from(x).ok();
+    let (Some(a), Some(b), Some(c), Some(d)) = (conv(br[0]), conv(br[1]), conv(br[2]), conv(br[3])) else {
+        return broken("byte range numbers too large");
+    };
+    if a != 0 {
+        return broken("byte range does not start at 0");
+    }
+    if c < b {
+        return broken("the two byte ranges overlap or are out of order");
+    }
+    let Some(end) = c.checked_add(d).filter(|&e| e <= pdf.len()) else {
+        return Coverage::Broken(format!(
+            "byte range goes past the end of the file ({} bytes)",
+            pdf.len()
+        ));
+    };
+    // The gap: exactly `<hex>`, the value of this dictionary's /Contents.
+    let gap = &pdf[b..c];
+    if gap.len() < 2 || gap.first() != Some(&b'<') || gap.last() != Some(&b'>') {
+        return broken("the gap between the byte ranges is not a hex string");
+    }
+    let Some(decoded) = decode_hex_string(&gap[1..gap.len() - 1]) else {
+        return broken("the gap between the byte ranges is not a hex string");
+    };
+    if decoded != contents {
+        return broken("the gap between the byte ranges is not this signature's /Contents");
+    }
+    let before = pdf[..b].trim_ascii_end();
+    if !before.ends_with(b"/Contents") {
+        return broken("the gap between the byte ranges is not the value of /Contents");
+    }
+    if let Some(id) = holder {
+        match doc.reference_table.get(id.0) {
+            Some(XrefEntry::Normal { offset, .. }) => {
+                let Some(start) = usize::try_from(*offset).ok().and_then(|o| o.checked_add(header)) else {
+                    return broken("bad cross-reference offset");
+                };
+                if start > b || find(&pdf[start..b], b"endobj").is_some() {
+                    return broken("the gap is not inside the current signature dictionary");
+                }
+            }
+            Some(XrefEntry::Compressed { .. }) => {
+                return broken("the signature dictionary is in an object stream");
+            }
+            _ => {}
+        }
+    }
+    // The end: %%EOF and an optional end-of-line.
+    let signed = &pdf[..end];
+    let signed = signed
+        .strip_suffix(b"\r\n")
+        .or_else(|| signed.strip_suffix(b"\n"))
+        .or_else(|| signed.strip_suffix(b"\r"))
+        .unwrap_or(signed);
+    if !signed.ends_with(b"%%EOF") {
+        return broken("the signed range does not end at %%EOF");
+    }
+    Coverage::WholeRevision {
+        revision_end: end,
+        later_revisions: pdf[end..].iter().any(|&x| !is_pdf_space(x)),
+    }
+}
+
+/// Decodes the inside of a PDF hex string (whitespace allowed, odd length padded with 0).
+fn decode_hex_string(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() / 2);
+    let mut hi: Option<u8> = None;
+    for &ch in s {
+        if is_pdf_space(ch) {
+            continue;
+        }
+        let v = match ch {
+            b'0'..=b'9' => ch - b'0',
+            b'a'..=b'f' => ch - b'a' + 10,
+            b'A'..=b'F' => ch - b'A' + 10,
+            _ => return None,
+        };
+        match hi.take() {
+            None => hi = Some(v),
+            Some(h) => out.push(h << 4 | v),
+        }
+    }
+    if let Some(h) = hi {
+        out.push(h << 4);
+    }
+    Some(out)
+}
+
+/// Length of the BER/DER TLV at the start of `b` (definite or, for constructed values, indefinite
+/// length), or `None` if it does not fit.
+fn tlv_len(b: &[u8], depth: usize) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let tag = *b.first()?;
+    let mut i = 1usize;
+    if tag & 0x1f == 0x1f {
+        // High tag number: base-128 digits, the last without bit 8.
+        loop {
+            let x = *b.get(i)?;
+            i += 1;
+            if i > 6 {
+                return None;
+            }
+            if x & 0x80 == 0 {
+                break;
+            }
+        }
+    }
+    let l = *b.get(i)?;
+    i += 1;
+    if l == 0x80 {
+        if tag & 0x20 == 0 {
+            return None;
+        }
+        loop {
+            let rest = b.get(i..)?;
+            if rest.starts_with(&[0, 0]) {
+                return i.checked_add(2);
+            }
+            i = i.checked_add(tlv_len(rest, depth + 1)?)?;
+        }
+    }
+    let len = if l < 0x80 {
+        usize::from(l)
+    } else {
+        let n = usize::from(l & 0x7f);
+        if n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for _ in 0..n {
+            len = len.checked_mul(256)?.checked_add(usize::from(*b.get(i)?))?;
+            i += 1;
+        }
+        len
+    };
+    let end = i.checked_add(len)?;
+    (end <= b.len()).then_some(end)
+}
+
+/// Parses a PDF date (ISO 32000-1 §7.9.4): `D:YYYY[MM[DD[HH[mm[SS]]]]][Z|(+|-)HH['mm[']]]`, the
+/// `D:` prefix optional. Without a time zone the time is taken as UTC.
+#[must_use]
+pub fn parse_pdf_date(s: &str) -> Option<OffsetDateTime> {
+    let s = s.trim();
+    let s = s.strip_prefix("D:").unwrap_or(s).as_bytes();
+    let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits < 4 || digits % 2 != 0 || digits > 14 {
+        return None;
+    }
+    let num = |from: usize, len: usize, default: u32| -> Option<u32> {
+        if from + len > digits {
+            return Some(default);
+        }
+        std::str::from_utf8(s.get(from..from + len)?).ok()?.parse().ok()
+    };
+    let year = i32::try_from(num(0, 4, 0)?).ok()?;
+    let month = Month::try_from(u8::try_from(num(4, 2, 1)?).ok()?).ok()?;
+    let day = u8::try_from(num(6, 2, 1)?).ok()?;
+    let hour = u8::try_from(num(8, 2, 0)?).ok()?;
+    let minute = u8::try_from(num(10, 2, 0)?).ok()?;
+    let second = u8::try_from(num(12, 2, 0)?).ok()?;
+    let date = Date::from_calendar_date(year, month, day).ok()?;
+    let tod = Time::from_hms(hour, minute, second.min(59)).ok()?;
+    let rest = &s[digits..];
+    let offset = match rest.first() {
+        None | Some(b'Z') => UtcOffset::UTC,
+        Some(&sign @ (b'+' | b'-')) => {
+            let r = &rest[1..];
+            let two = |x: &[u8]| -> Option<i8> {
+                if x.len() < 2 || !x[..2].iter().all(u8::is_ascii_digit) {
+                    return None;
+                }
+                i8::try_from((x[0] - b'0') * 10 + (x[1] - b'0')).ok()
+            };
+            let h = two(r)?;
+            let r = &r[2..];
+            let r = r.strip_prefix(b"'").unwrap_or(r);
+            let m = if r.is_empty() { 0 } else { two(r)? };
+            let (h, m) = if sign == b'-' { (-h, -m) } else { (h, m) };
+            UtcOffset::from_hms(h, m, 0).ok()?
+        }
+        Some(_) => return None,
+    };
+    Some(PrimitiveDateTime::new(date, tod).assume_offset(offset))
+}
+
+/// Formats a PDF date: `D:YYYYMMDDHHmmSS+HH'mm'`, or `…Z` at UTC.
+fn format_pdf_date(t: OffsetDateTime) -> Result<String, SigError> {
+    if !(0..=9999).contains(&t.year()) {
+        return Err(SigError::Malformed {
+            what: "signing time",
+            detail: format!("year {} cannot be written as a PDF date", t.year()),
+        });
+    }
+    let mut s = format!(
+        "D:{:04}{:02}{:02}{:02}{:02}{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let off = t.offset();
+    if off.is_utc() {
+        s.push('Z');
+    } else {
+        let sign = if off.is_negative() { '-' } else { '+' };
+        let _ = write!(
+            s,
+            "{sign}{:02}'{:02}'",
+            off.whole_hours().unsigned_abs(),
+            off.minutes_past_hour().unsigned_abs()
+        );
+    }
+    Ok(s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing objects
+// ---------------------------------------------------------------------------------------------
+
+fn write_name(out: &mut Vec<u8>, name: &[u8]) {
+    out.push(b'/');
+    for &b in name {
+        let delimiter = matches!(
+            b,
+            b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%' | b'#'
+        );
+        if (b'!'..=b'~').contains(&b) && !delimiter {
+            out.push(b);
+        } else {
+            let _ = write!(HexSink(out), "#{b:02X}");
+        }
+    }
+}
+
+/// `fmt::Write` into a byte vector (ASCII only is ever written through it).
+struct HexSink<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for HexSink<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+fn write_literal(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'(');
+    for &b in s {
+        match b {
+            b'(' | b')' | b'\\' => out.extend_from_slice(&[b'\\', b]),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            0x20..=0x7e => out.push(b),
+            _ => {
+                let _ = write!(HexSink(out), "\\{b:03o}");
+            }
+        }
+    }
+    out.push(b')');
+}
+
+fn write_hex(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'<');
+    out.extend_from_slice(hex::encode_upper(s).as_bytes());
+    out.push(b'>');
+}
+
+/// A text string (ISO 32000-1 §7.9.2.2): a literal when printable ASCII, else UTF-16BE with BOM.
+fn write_text(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        write_literal(out, s.as_bytes());
+    } else {
+        let mut bytes = vec![0xfe, 0xff];
+        for u in s.encode_utf16() {
+            bytes.extend_from_slice(&u.to_be_bytes());
+        }
+        write_hex(out, &bytes);
+    }
+}
+
+fn write_ref(out: &mut Vec<u8>, id: ObjectId) {
+    let _ = write!(HexSink(out), "{} {} R", id.0, id.1);
+}
+
+fn write_object(out: &mut Vec<u8>, o: &Object, depth: usize) {
+    if depth > 2 * MAX_DEPTH {
+        // lopdf's parser limits nesting to 100; deeper cannot come from a parsed file.
+        out.extend_from_slice(b"null");
+        return;
+    }
+    match o {
+        Object::Null => out.extend_from_slice(b"null"),
+        Object::Boolean(true) => out.extend_from_slice(b"true"),
+        Object::Boolean(false) => out.extend_from_slice(b"false"),
+        Object::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Object::Real(r) => {
+            // Display of f32 never uses an exponent; a non-finite value cannot be parsed from PDF.
+            let s = if r.is_finite() {
+                r.to_string()
+            } else {
+                "0".to_owned()
+            };
+            out.extend_from_slice(s.as_bytes());
+        }
+        Object::Name(n) => write_name(out, n),
+        Object::String(s, StringFormat::Literal) => write_literal(out, s),
+        Object::String(s, StringFormat::Hexadecimal) => write_hex(out, s),
+        Object::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                write_object(out, x, depth + 1);
+            }
+            out.push(b']');
+        }
+        Object::Dictionary(d) => write_dict(out, d, depth),
+        // Streams are indirect objects only; one nested in a dictionary cannot come from a parsed
+        // file, and the objects rewritten here (pages, catalogs, arrays) are never streams.
+        Object::Stream(_) => out.extend_from_slice(b"null"),
+        Object::Reference(id) => write_ref(out, *id),
+    }
+}
+
+fn write_dict(out: &mut Vec<u8>, d: &Dictionary, depth: usize) {
+    out.extend_from_slice(b"<<");
+    for (k, v) in d.iter() {
+        write_name(out, k);
+        out.push(b' ');
+        write_object(out, v, depth + 1);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b">>");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preparing a signature
+// ---------------------------------------------------------------------------------------------
+
+/// Appends an incremental update with an empty signature (see the module docs) to `pdf`.
+///
+/// # Errors
+/// [`SigError::TooLarge`] for a PDF over [`MAX_PDF_SIZE`] or `opts.reserved` over
+/// [`MAX_RESERVED`]; [`SigError::Unsupported`] for an encrypted PDF, bytes before the `%PDF-`
+/// header or an existing field of the requested name; [`SigError::Malformed`] for no `%PDF-`
+/// header, a last revision that cannot be parsed (including a cross-reference table that had to
+/// be rebuilt), no catalog, no pages, or a bad field name.
+pub fn prepare(pdf: &[u8], opts: &SignOptions) -> Result<PreparedPdf, SigError> {
+    check_size(pdf)?;
+    if !pdf.starts_with(b"%PDF-") {
+        if find(&pdf[..pdf.len().min(1024)], b"%PDF-").is_some() {
+            return Err(unsupported("bytes before the %PDF- header"));
+        }
+        return Err(malformed("not a PDF (no %PDF- header)"));
+    }
+    if opts.reserved == 0 || opts.reserved > MAX_RESERVED {
+        return Err(SigError::TooLarge {
+            what: "reserved signature space",
+            size: opts.reserved,
+            limit: MAX_RESERVED,
+        });
+    }
+    let m = format_pdf_date(opts.signing_time)?;
+    let doc = load(pdf)?;
+    if doc.xref_recovery == Some(XrefRecovery::Reconstructed) {
+        return Err(malformed(
+            "the cross-reference data of the last revision is damaged",
+        ));
+    }
+    let root_id = doc
+        .trailer
+        .get(b"Root")
+        .and_then(Object::as_reference)
+        .map_err(|_| malformed("the trailer has no /Root"))?;
+    let catalog = doc
+        .get_dictionary(root_id)
+        .map_err(|_| malformed("the catalog cannot be read"))?;
+    let page_id = doc
+        .page_iter()
+        .next()
+        .ok_or_else(|| malformed("the document has no pages"))?;
+    let page = doc
+        .get_dictionary(page_id)
+        .map_err(|_| malformed("the first page cannot be read"))?;
+
+    // The field name.
+    let nodes = field_nodes(&doc);
+    let taken: HashSet<&str> = nodes
+        .iter()
+        .filter(|n| n.has_t)
+        .map(|n| n.name.as_str())
+        .collect();
+    let field_name = match &opts.field_name {
+        Some(n) => {
+            if n.is_empty() || n.contains('.') {
+                return Err(SigError::Malformed {
+                    what: "signature field name",
+                    detail: format!("{n:?} is empty or has a period"),
+                });
+            }
+            if taken.contains(n.as_str()) {
+                return Err(unsupported(format!("signing the existing field {n:?}")));
+            }
+            n.clone()
+        }
+        None => (1..)
+            .map(|i| format!("Signature{i}"))
+            .find(|n| !taken.contains(n.as_str()))
+            .unwrap_or_else(|| "Signature".to_owned()),
+    };
+
+    // New object numbers.
+    let trailer_size = doc
+        .trailer
+        .get(b"Size")
+        .and_then(Object::as_i64)
+        .ok()
+        .and_then(|s| u32::try_from(s).ok())
+        .unwrap_or(0);
+    let next = trailer_size
+        .max(doc.max_id.saturating_add(1))
+        .max(doc.reference_table.max_id().saturating_add(1));
+    if next > MAX_OBJECT_NUMBER - 3 {
+        return Err(unsupported(format!("object numbers beyond {MAX_OBJECT_NUMBER}")));
+    }
+    let sig_id: ObjectId = (next, 0);
+    let field_id: ObjectId = (next + 1, 0);
+    let xref_stream_id: ObjectId = (next + 2, 0);
+    let stream_xref = matches!(
+        doc.reference_table.cross_reference_type,
+        XrefType::CrossReferenceStream
+    );
+
+    // Objects other than the signature dictionary to (re)write.
+    let mut rewritten: Vec<(ObjectId, Object)> = Vec::new();
+    let field_ref = Object::Reference(field_id);
+    match page.get(b"Annots") {
+        Ok(annots_ref @ Object::Reference(annots_id))
+            if doc.get_object(*annots_id).is_ok_and(|o| o.as_array().is_ok()) =>
+        {
+            let mut annots = doc
+                .get_object(*annots_id)
+                .and_then(Object::as_array)
+                .cloned()
+                .unwrap_or_default();
+            annots.push(field_ref.clone());
+            // The final id of a reference chain (normally the reference itself).
+            let id = doc
+                .dereference(annots_ref)
+                .ok()
+                .and_then(|(id, _)| id)
+                .unwrap_or(*annots_id);
+            rewritten.push((id, Object::Array(annots)));
+        }
+        other => {
+            let mut annots = match other {
+                Ok(Object::Array(a)) => a.clone(),
+                _ => Vec::new(),
+            };
+            annots.push(field_ref.clone());
+            let mut page = page.clone();
+            page.set("Annots", Object::Array(annots));
+            rewritten.push((page_id, Object::Dictionary(page)));
+        }
+    }
+    let with_field = |acroform: &Dictionary| -> Dictionary {
+        let mut af = acroform.clone();
+        let mut fields = dict_get(&doc, acroform, b"Fields")
+            .and_then(|f| f.as_array().ok())
+            .cloned()
+            .unwrap_or_default();
+        fields.push(field_ref.clone());
+        af.set("Fields", Object::Array(fields));
+        let flags = dict_get(&doc, acroform, b"SigFlags")
+            .and_then(|f| f.as_i64().ok())
+            .unwrap_or(0);
+        af.set("SigFlags", Object::Integer(flags | 3));
+        af
+    };
+    match catalog.get(b"AcroForm") {
+        Ok(af_ref @ Object::Reference(af_id)) if doc.get_dictionary(*af_id).is_ok() => {
+            let (id, af) = match doc.dereference(af_ref) {
+                Ok((Some(id), Object::Dictionary(af))) => (id, af),
+                _ => return Err(malformed("the /AcroForm cannot be read")),
+            };
+            rewritten.push((id, Object::Dictionary(with_field(af))));
+        }
+        other => {
+            let af = match other {
+                Ok(Object::Dictionary(af)) => with_field(af),
+                _ => with_field(&Dictionary::new()),
+            };
+            let mut catalog = catalog.clone();
+            catalog.set("AcroForm", Object::Dictionary(af));
+            rewritten.push((root_id, Object::Dictionary(catalog)));
+        }
+    }
+
+    // A crafted file can make the first page and the catalog (or their arrays) one object; one
+    // object cannot get two new versions in one update.
+    let ids: HashSet<ObjectId> = rewritten.iter().map(|(id, _)| *id).collect();
+    if ids.len() != rewritten.len() {
+        return Err(malformed("the first page and the catalog are the same object"));
+    }
+
+    // Layout.
+    let mut out = Vec::with_capacity(pdf.len() + 2 * opts.reserved + 4096);
+    out.extend_from_slice(pdf);
+    if !matches!(out.last(), Some(b'\n' | b'\r')) {
+        out.push(b'\n');
+    }
+    let mut offsets: Vec<(ObjectId, usize)> = Vec::new();
+
+    offsets.push((sig_id, out.len()));
+    let _ = writeln!(HexSink(&mut out), "{} {} obj", sig_id.0, sig_id.1);
+    out.extend_from_slice(
+        b"<</Type /Sig\n/Filter /Adobe.PPKLite\n/SubFilter /ETSI.CAdES.detached\n/ByteRange [",
+    );
+    let byte_range_at = out.len();
+    out.extend_from_slice(&[b' '; BYTE_RANGE_WIDTH]);
+    out.extend_from_slice(b"]\n/Contents ");
+    let lt = out.len();
+    out.push(b'<');
+    out.resize(out.len() + 2 * opts.reserved, b'0');
+    out.push(b'>');
+    let gt_end = out.len();
+    out.extend_from_slice(b"\n/M ");
+    write_literal(&mut out, m.as_bytes());
+    for (key, value) in [
+        ("Name", &opts.name),
+        ("Reason", &opts.reason),
+        ("Location", &opts.location),
+    ] {
+        if let Some(v) = value {
+            let _ = write!(HexSink(&mut out), "\n/{key} ");
+            write_text(&mut out, v);
+        }
+    }
+    out.extend_from_slice(b"\n>>\nendobj\n");
+
+    offsets.push((field_id, out.len()));
+    let _ = writeln!(HexSink(&mut out), "{} {} obj", field_id.0, field_id.1);
+    out.extend_from_slice(b"<</Type /Annot\n/Subtype /Widget\n/FT /Sig\n/T ");
+    write_text(&mut out, &field_name);
+    out.extend_from_slice(b"\n/V ");
+    write_ref(&mut out, sig_id);
+    out.extend_from_slice(b"\n/F 132\n/Rect [0 0 0 0]\n/P ");
+    write_ref(&mut out, page_id);
+    out.extend_from_slice(b"\n>>\nendobj\n");
+
+    for (id, obj) in &rewritten {
+        offsets.push((*id, out.len()));
+        let _ = writeln!(HexSink(&mut out), "{} {} obj", id.0, id.1);
+        write_object(&mut out, obj, 0);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+
+    // Trailer entries copied from the last revision.
+    let prev = doc.xref_start;
+    let mut trailer_tail = Vec::new();
+    trailer_tail.extend_from_slice(b"/Root ");
+    write_ref(&mut trailer_tail, root_id);
+    if let Ok(info @ Object::Reference(_)) = doc.trailer.get(b"Info") {
+        trailer_tail.extend_from_slice(b"\n/Info ");
+        write_object(&mut trailer_tail, info, 0);
+    }
+    trailer_tail.extend_from_slice(b"\n/ID [");
+    match doc.trailer.get(b"ID").and_then(Object::as_array) {
+        Ok(id) if id.len() == 2 && id.iter().all(|x| x.as_str().is_ok()) => {
+            write_object(&mut trailer_tail, &id[0], 0);
+            trailer_tail.push(b' ');
+            write_object(&mut trailer_tail, &id[1], 0);
+        }
+        _ => {
+            let d = digest::digest(&digest::SHA256, pdf);
+            let first = &d.as_ref()[..16];
+            write_hex(&mut trailer_tail, first);
+            trailer_tail.push(b' ');
+            write_hex(&mut trailer_tail, first);
+        }
+    }
+    trailer_tail.push(b']');
+
+    let startxref = out.len();
+    if stream_xref {
+        offsets.push((xref_stream_id, startxref));
+        offsets.sort_unstable();
+        let mut data = Vec::with_capacity(offsets.len() * 7);
+        for (id, off) in &offsets {
+            let off = u32::try_from(*off).map_err(|_| malformed("offset beyond 4 GiB"))?;
+            data.push(1u8);
+            data.extend_from_slice(&off.to_be_bytes());
+            data.extend_from_slice(&id.1.to_be_bytes());
+        }
+        let _ = write!(
+            HexSink(&mut out),
+            "{} 0 obj\n<</Type /XRef\n/Size {}\n/W [1 4 2]\n/Index [",
+            xref_stream_id.0,
+            xref_stream_id.0 + 1
+        );
+        for (i, (start, count)) in runs(&offsets).into_iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            let _ = write!(HexSink(&mut out), "{start} {count}");
+        }
+        let _ = write!(HexSink(&mut out), "]\n/Prev {prev}\n");
+        out.extend_from_slice(&trailer_tail);
+        let _ = write!(HexSink(&mut out), "\n/Length {}\n>>\nstream\n", data.len());
+        out.extend_from_slice(&data);
+        out.extend_from_slice(b"\nendstream\nendobj\n");
+    } else {
+        offsets.sort_unstable();
+        out.extend_from_slice(b"xref\n");
+        let mut i = 0;
+        for (start, count) in runs(&offsets) {
+            let _ = writeln!(HexSink(&mut out), "{start} {count}");
+            for (id, off) in &offsets[i..i + count] {
+                let _ = write!(HexSink(&mut out), "{off:010} {:05} n\r\n", id.1);
+            }
+            i += count;
+        }
+        let _ = write!(
+            HexSink(&mut out),
+            "trailer\n<</Size {}\n/Prev {prev}\n",
+            field_id.0 + 1
+        );
+        out.extend_from_slice(&trailer_tail);
+        out.extend_from_slice(b"\n>>\n");
+    }
+    let _ = write!(HexSink(&mut out), "startxref\n{startxref}\n%%EOF\n");
+
+    let byte_range = [0, lt, gt_end, out.len() - gt_end];
+    let text = format!("0 {} {} {}", byte_range[1], byte_range[2], byte_range[3]);
+    if text.len() > BYTE_RANGE_WIDTH {
+        return Err(malformed("byte range numbers too large"));
+    }
+    out[byte_range_at..byte_range_at + text.len()].copy_from_slice(text.as_bytes());
+    Ok(PreparedPdf {
+        bytes: out,
+        byte_range,
+        field_name,
+    })
+}
+
+/// Runs of consecutive object numbers in sorted `offsets`: `(first number, count)`.
+fn runs(offsets: &[(ObjectId, usize)]) -> Vec<(u32, usize)> {
+    let mut out: Vec<(u32, usize)> = Vec::new();
+    for (id, _) in offsets {
+        match out.last_mut() {
+            Some((start, count))
+                if u32::try_from(*count).is_ok_and(|c| start.checked_add(c) == Some(id.0)) =>
+            {
+                *count += 1;
+            }
+            _ => out.push((id.0, 1)),
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Test documents
+// ---------------------------------------------------------------------------------------------
+
+/// The objects 1–6 of the test documents: catalog, pages, page, font, content stream, info.
+fn minimal_objects(text: &str) -> Vec<Vec<u8>> {
+    let mut content = b"BT\n/F1 14 Tf\n18 TL\n72 770 Td\n".to_vec();
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            content.extend_from_slice(b"T* ");
+        }
+        let ascii: Vec<u8> = line
+            .chars()
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c as u8
+                } else {
+                    b'?'
+                }
+            })
+            .collect();
+        write_literal(&mut content, &ascii);
+        content.extend_from_slice(b" Tj\n");
+    }
+    content.extend_from_slice(b"ET\n");
+    let mut stream = format!("<</Length {}>>\nstream\n", content.len()).into_bytes();
+    stream.extend_from_slice(&content);
+    stream.extend_from_slice(b"\nendstream");
+    vec![
+        b"<</Type /Catalog /Pages 2 0 R>>".to_vec(),
+        b"<</Type /Pages /Kids [3 0 R] /Count 1>>".to_vec(),
+        b"<</Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources <</Font <</F1 4 0 R>>>> \
+          /Contents 5 0 R>>"
+            .to_vec(),
+        b"<</Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding>>".to_vec(),
+        stream,
+        b"<</Producer (openjpki)>>".to_vec(),
+    ]
+}
+
+fn minimal_id(text: &str) -> String {
+    hex::encode_upper(&digest::digest(&digest::SHA256, text.as_bytes()).as_ref()[..16])
+}
+
+const HEADER: &[u8] = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n";
+
+/// A small one-page PDF 1.7 with a classic cross-reference table, showing the ASCII text (one line
+/// per line of `text`, other characters as `?`) in Helvetica. The demo and test input.
+#[must_use]
+pub fn minimal_pdf(text: &str) -> Vec<u8> {
+    let objects = minimal_objects(text);
+    let mut out = HEADER.to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes());
+    for off in offsets {
+        out.extend_from_slice(format!("{off:010} 00000 n\r\n").as_bytes());
+    }
+    let id = minimal_id(text);
+    out.extend_from_slice(
+        format!(
+            "trailer\n<</Size {} /Root 1 0 R /Info 6 0 R /ID [<{id}> <{id}>]>>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// The document of [`minimal_pdf`] written as PDF 1.7 with a cross-reference stream, and with the
+/// catalog, page tree, page, font and info dictionaries in an (uncompressed) object stream: the
+/// other shape [`prepare`] has to update.
+#[must_use]
+pub fn minimal_pdf_xref_stream(text: &str) -> Vec<u8> {
+    let objects = minimal_objects(text);
+    // Objects 1-4 and 6 go into object stream 7; the content stream 5 stays a top-level object.
+    let in_stream = [1usize, 2, 3, 4, 6];
+    let mut index = String::new();
+    let mut body = Vec::new();
+    for &n in &in_stream {
+        let _ = write!(index, "{n} {} ", body.len());
+        body.extend_from_slice(&objects[n - 1]);
+        body.push(b'\n');
+    }
+    let mut objstm_data = index.into_bytes();
+    let first = objstm_data.len();
+    objstm_data.extend_from_slice(&body);
+
+    let mut out = HEADER.to_vec();
+    let content_off = out.len();
+    out.extend_from_slice(b"5 0 obj\n");
+    out.extend_from_slice(&objects[4]);
+    out.extend_from_slice(b"\nendobj\n");
+    let objstm_off = out.len();
+    out.extend_from_slice(
+        format!(
+            "7 0 obj\n<</Type /ObjStm /N {} /First {first} /Length {}>>\nstream\n",
+            in_stream.len(),
+            objstm_data.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&objstm_data);
+    out.extend_from_slice(b"\nendstream\nendobj\n");
+    let xref_off = out.len();
+    // Entries 0..=8: type (1 byte), field 2 (4 bytes), field 3 (2 bytes).
+    let mut entries: Vec<(u8, u32, u16)> = vec![(0, 0, 0xffff)];
+    for n in 1..=8u16 {
+        entries.push(match n {
+            5 => (1, content_off as u32, 0),
+            7 => (1, objstm_off as u32, 0),
+            8 => (1, xref_off as u32, 0),
+            _ => {
+                let idx = in_stream.iter().position(|&m| m == usize::from(n)).unwrap_or(0);
+                (2, 7, idx as u16)
+            }
+        });
+    }
+    let mut data = Vec::new();
+    for (t, f2, f3) in entries {
+        data.push(t);
+        data.extend_from_slice(&f2.to_be_bytes());
+        data.extend_from_slice(&f3.to_be_bytes());
+    }
+    let id = minimal_id(text);
+    out.extend_from_slice(
+        format!(
+            "8 0 obj\n<</Type /XRef /Size 9 /W [1 4 2] /Root 1 0 R /Info 6 0 R /ID [<{id}> <{id}>] \
+             /Length {}>>\nstream\n",
+            data.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&data);
+    out.extend_from_slice(format!("\nendstream\nendobj\nstartxref\n{xref_off}\n%%EOF\n").as_bytes());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    use super::*;
+
+    /// A minimal CMS stand-in: a DER SEQUENCE holding an INTEGER.
+    const DUMMY: &[u8] = &[0x30, 0x03, 0x02, 0x01, 0x05];
+
+    fn opts() -> SignOptions {
+        SignOptions::new(datetime!(2024-05-06 07:08:09 +09:00))
+    }
+
+    fn sign(pdf: &[u8], o: &SignOptions) -> (Vec<u8>, [u8; 32]) {
+        let p = prepare(pdf, o).unwrap();
+        let digest = p.digest_sha256();
+        (p.finish(DUMMY).unwrap(), digest)
+    }
+
+    fn loads(pdf: &[u8]) -> Document {
+        Document::load_mem(pdf).unwrap()
+    }
+
+    /// A classic-xref PDF from object bodies numbered from 1; object 1 is the catalog.
+    fn build_pdf(objects: &[&str]) -> Vec<u8> {
+        let mut out = HEADER.to_vec();
+        let mut offsets = Vec::new();
+        for (i, body) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+        }
+        let xref = out.len();
+        out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes());
+        for off in offsets {
+            out.extend_from_slice(format!("{off:010} 00000 n\r\n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "trailer\n<</Size {} /Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n",
+                objects.len() + 1
+            )
+            .as_bytes(),
+        );
+        out
+    }
+
+    fn replace(hay: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let at = find(hay, from).unwrap();
+        [&hay[..at], to, &hay[at + from.len()..]].concat()
+    }
+
+    /// Rewrites the last /ByteRange in place (same width).
+    fn set_byte_range(pdf: &[u8], br: [i64; 4]) -> Vec<u8> {
+        let mut pdf = pdf.to_vec();
+        let at = pdf.windows(12).rposition(|w| w == b"/ByteRange [").unwrap() + 12;
+        let text = format!("{} {} {} {}", br[0], br[1], br[2], br[3]);
+        assert!(text.len() <= BYTE_RANGE_WIDTH);
+        pdf[at..at + BYTE_RANGE_WIDTH].fill(b' ');
+        pdf[at..at + text.len()].copy_from_slice(text.as_bytes());
+        pdf
+    }
+
+    fn whole(s: &PdfSignature) -> (usize, bool) {
+        match s.coverage {
+            Coverage::WholeRevision {
+                revision_end,
+                later_revisions,
+            } => (revision_end, later_revisions),
+            Coverage::Broken(ref why) => panic!("broken: {why}"),
+        }
+    }
+
+    fn broken(pdf: &[u8]) -> String {
+        let sigs = signatures(pdf).unwrap();
+        assert_eq!(sigs.len(), 1);
+        match &sigs[0].coverage {
+            Coverage::Broken(why) => why.clone(),
+            c => panic!("not broken: {c:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_pdfs_load() {
+        for pdf in [minimal_pdf("Hello"), minimal_pdf_xref_stream("Hello")] {
+            let doc = loads(&pdf);
+            assert_eq!(doc.get_pages().len(), 1);
+            assert!(signatures(&pdf).unwrap().is_empty());
+        }
+        let doc = loads(&minimal_pdf_xref_stream("x"));
+        assert!(matches!(
+            doc.reference_table.cross_reference_type,
+            XrefType::CrossReferenceStream
+        ));
+    }
+
+    #[test]
+    fn prepare_finish_find_classic_and_stream() {
+        for (orig, stream) in [
+            (minimal_pdf("Hello"), false),
+            (minimal_pdf_xref_stream("Hello"), true),
+        ] {
+            let p = prepare(&orig, &opts()).unwrap();
+            assert!(p.bytes.starts_with(&orig), "the original bytes are kept");
+            assert_eq!(p.field_name(), "Signature1");
+            assert_eq!(p.reserved(), DEFAULT_RESERVED);
+            let br = p.byte_range();
+            assert_eq!(br[0], 0);
+            assert_eq!(p.bytes[br[1]], b'<');
+            assert_eq!(p.bytes[br[2] - 1], b'>');
+            assert_eq!(br[2] + br[3], p.bytes.len());
+            assert_eq!(p.covered().map(<[u8]>::len).sum::<usize>(), br[1] + br[3]);
+            let digest = p.digest_sha256();
+            let out = p.finish(DUMMY).unwrap();
+            assert!(out.ends_with(b"%%EOF\n"));
+            let text = String::from_utf8_lossy(&out[orig.len()..]).into_owned();
+            assert_eq!(text.contains("\nxref\n"), !stream, "{text}");
+            assert_eq!(text.contains("/Type /XRef"), stream);
+
+            let doc = loads(&out);
+            assert_eq!(doc.get_pages().len(), 1);
+            assert!(doc.xref_recovery.is_none());
+            let sigs = signatures(&out).unwrap();
+            assert_eq!(sigs.len(), 1);
+            let s = &sigs[0];
+            assert_eq!(s.field_name, "Signature1");
+            assert_eq!(s.sub_filter, "ETSI.CAdES.detached");
+            assert!(!s.is_doc_timestamp);
+            assert_eq!(s.byte_range, br.map(|x| x as u64));
+            assert_eq!(s.contents.as_deref().unwrap(), DUMMY);
+            assert_eq!(s.digest_sha256, Some(digest));
+            assert_eq!(s.signing_time_m, Some(datetime!(2024-05-06 07:08:09 +09:00)));
+            assert_eq!(whole(s), (out.len(), false));
+            assert_eq!(
+                (s.name.as_deref(), s.reason.as_deref(), s.location.as_deref()),
+                (None, None, None)
+            );
+            let [x, y] = s.covered(&out).unwrap();
+            assert_eq!((x.len(), y.len()), (br[1], br[3]));
+            assert!(text.contains("/M (D:20240506070809+09'00')"));
+        }
+    }
+
+    #[test]
+    fn two_signatures() {
+        for orig in [minimal_pdf("Twice"), minimal_pdf_xref_stream("Twice")] {
+            let (one, d1) = sign(&orig, &opts());
+            let (two, d2) = sign(&one, &opts());
+            loads(&two);
+            let sigs = signatures(&two).unwrap();
+            assert_eq!(sigs.len(), 2);
+            assert_eq!(sigs[0].field_name, "Signature1");
+            assert_eq!(sigs[1].field_name, "Signature2");
+            assert_eq!(whole(&sigs[0]), (one.len(), true));
+            assert_eq!(whole(&sigs[1]), (two.len(), false));
+            assert_eq!(sigs[0].digest_sha256, Some(d1));
+            assert_eq!(sigs[1].digest_sha256, Some(d2));
+            // A named third one; the name is then taken.
+            let mut o = opts();
+            o.field_name = Some("Sig3".into());
+            let (three, _) = sign(&two, &o);
+            let names: Vec<_> = signatures(&three)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.field_name)
+                .collect();
+            assert_eq!(names, ["Signature1", "Signature2", "Sig3"]);
+            assert!(matches!(prepare(&three, &o), Err(SigError::Unsupported { .. })));
+        }
+    }
+
+    #[test]
+    fn text_strings_and_utc() {
+        let mut o = SignOptions::new(datetime!(2024-01-02 03:04:05 UTC));
+        o.name = Some("Taro (Yamada) \\".into());
+        o.reason = Some("契約に同意します".into());
+        o.location = Some("Tōkyō".into());
+        o.field_name = Some("署名".into());
+        o.reserved = 100;
+        let (out, _) = sign(&minimal_pdf("x"), &o);
+        loads(&out);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("/M (D:20240102030405Z)"));
+        assert!(text.contains("/Reason <FEFF"));
+        let s = &signatures(&out).unwrap()[0];
+        assert_eq!(s.field_name, "署名");
+        assert_eq!(s.name.as_deref(), Some("Taro (Yamada) \\"));
+        assert_eq!(s.reason.as_deref(), Some("契約に同意します"));
+        assert_eq!(s.location.as_deref(), Some("Tōkyō"));
+        assert_eq!(s.signing_time_m, Some(datetime!(2024-01-02 03:04:05 UTC)));
+        whole(s);
+    }
+
+    #[test]
+    fn finish_limits() {
+        let mut o = opts();
+        o.reserved = 4;
+        let p = prepare(&minimal_pdf("x"), &o).unwrap();
+        assert!(matches!(
+            p.clone().finish(DUMMY),
+            Err(SigError::TooLarge {
+                size: 5,
+                limit: 4,
+                ..
+            })
+        ));
+        assert!(matches!(
+            p.clone().finish(&[0x30, 0x00, 0x00]),
+            Err(SigError::Malformed { .. })
+        ));
+        assert!(matches!(p.clone().finish(b""), Err(SigError::Malformed { .. })));
+        assert_eq!(
+            p.finish(&[0x30, 0x02, 0x05, 0x00]).unwrap().len(),
+            prepare(&minimal_pdf("x"), &o).unwrap().bytes.len()
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        let o = opts();
+        let e = prepare(b"hello", &o).unwrap_err();
+        assert!(e.to_string().contains("no %PDF- header"), "{e}");
+        assert!(matches!(signatures(b"hello"), Err(SigError::Malformed { .. })));
+        let mut junk = b"junk\n".to_vec();
+        junk.extend_from_slice(&minimal_pdf("x"));
+        assert!(matches!(prepare(&junk, &o), Err(SigError::Unsupported { .. })));
+
+        // Encrypted: a trailer with /Encrypt (here a bogus one lopdf cannot use).
+        // The header's binary mark is not UTF-8, so replace in bytes.
+        let pdf = replace(&minimal_pdf("x"), b"/Root 1 0 R", b"/Root 1 0 R /Encrypt 6 0 R");
+        assert!(
+            matches!(prepare(&pdf, &o), Err(SigError::Unsupported { .. })),
+            "{:?}",
+            prepare(&pdf, &o)
+        );
+        assert!(matches!(signatures(&pdf), Err(SigError::Unsupported { .. })));
+
+        // No pages.
+        let pdf = build_pdf(&[
+            "<</Type /Catalog /Pages 2 0 R>>",
+            "<</Type /Pages /Kids [] /Count 0>>",
+        ]);
+        let e = prepare(&pdf, &o).unwrap_err();
+        assert!(e.to_string().contains("no pages"), "{e}");
+
+        // Last revision not parseable.
+        let mut pdf = minimal_pdf("x");
+        pdf.truncate(pdf.len() / 2);
+        assert!(
+            matches!(prepare(&pdf, &o), Err(SigError::Malformed { .. })),
+            "{:?}",
+            prepare(&pdf, &o)
+        );
+
+        // Too large (a zeroed allocation is not touched).
+        let big = vec![0u8; MAX_PDF_SIZE + 1];
+        assert!(matches!(prepare(&big, &o), Err(SigError::TooLarge { .. })));
+        assert!(matches!(signatures(&big), Err(SigError::TooLarge { .. })));
+        drop(big);
+
+        let mut bad = o.clone();
+        bad.reserved = MAX_RESERVED + 1;
+        assert!(matches!(
+            prepare(&minimal_pdf("x"), &bad),
+            Err(SigError::TooLarge { .. })
+        ));
+        let mut bad = o.clone();
+        bad.field_name = Some("a.b".into());
+        assert!(matches!(
+            prepare(&minimal_pdf("x"), &bad),
+            Err(SigError::Malformed { .. })
+        ));
+        let mut bad = o;
+        bad.signing_time = datetime!(-0001-01-01 0:00 UTC);
+        assert!(prepare(&minimal_pdf("x"), &bad).is_err());
+    }
+
+    #[test]
+    fn no_final_newline() {
+        let mut pdf = minimal_pdf("x");
+        pdf.pop();
+        let (out, _) = sign(&pdf, &opts());
+        assert_eq!(out[pdf.len()], b'\n');
+        whole(&signatures(&out).unwrap()[0]);
+        loads(&out);
+    }
+
+    #[test]
+    fn indirect_annots_and_acroform_kept() {
+        let pdf = build_pdf(&[
+            "<</Type /Catalog /Pages 2 0 R /AcroForm 6 0 R>>",
+            "<</Type /Pages /Kids [3 0 R] /Count 1>>",
+            "<</Type /Page /Parent 2 0 R /MediaBox [0 0 595.5 842] /Annots 4 0 R>>",
+            "[5 0 R]",
+            "<</Type /Annot /Subtype /Link /Rect [1 2 3 4] /Border [0 0 0]>>",
+            "<</Fields 7 0 R /DA (/Helv 0 Tf 0 g) /SigFlags 1>>",
+            "[8 0 R]",
+            "<</FT /Tx /T (Text1) /V (a \\(b\\) \\351)>>",
+        ]);
+        let (out, _) = sign(&pdf, &opts());
+        let update = String::from_utf8_lossy(&out[pdf.len()..]).into_owned();
+        assert!(update.contains("\n4 0 obj\n[5 0 R 10 0 R]"), "{update}");
+        assert!(!update.contains("\n3 0 obj"), "page not rewritten");
+        assert!(!update.contains("\n1 0 obj"), "catalog not rewritten");
+        let doc = loads(&out);
+        let af = doc.get_dictionary((6, 0)).unwrap();
+        assert_eq!(af.get(b"SigFlags").unwrap().as_i64().unwrap(), 3);
+        assert_eq!(af.get(b"Fields").unwrap().as_array().unwrap().len(), 2);
+        assert_eq!(af.get(b"DA").unwrap().as_str().unwrap(), b"/Helv 0 Tf 0 g");
+        let sigs = signatures(&out).unwrap();
+        assert_eq!(sigs.len(), 1);
+        whole(&sigs[0]);
+    }
+
+    #[test]
+    fn inline_annots_and_acroform_kept() {
+        let pdf = build_pdf(&[
+            "<</Type /Catalog /Pages 2 0 R /AcroForm <</Fields [5 0 R] /NeedAppearances true>>>>",
+            "<</Type /Pages /Kids [3 0 R] /Count 1>>",
+            "<</Type /Page /Parent 2 0 R /MediaBox [0 0 595.25 -1.5] /Annots [4 0 R] /Odd#20Name (x\\n)>>",
+            "<</Type /Annot /Subtype /Text /Rect [1 2 3 4]>>",
+            "<</FT /Tx /T (Text1)>>",
+        ]);
+        let (out, _) = sign(&pdf, &opts());
+        let doc = loads(&out);
+        let page = doc.get_dictionary((3, 0)).unwrap();
+        assert_eq!(page.get(b"Annots").unwrap().as_array().unwrap().len(), 2);
+        assert_eq!(page.get(b"Odd Name").unwrap().as_str().unwrap(), b"x\n");
+        let mb = page.get(b"MediaBox").unwrap().as_array().unwrap();
+        assert_eq!(mb[2].as_float().unwrap(), 595.25);
+        assert_eq!(mb[3].as_float().unwrap(), -1.5);
+        let af = doc
+            .catalog()
+            .unwrap()
+            .get(b"AcroForm")
+            .unwrap()
+            .as_dict()
+            .unwrap();
+        assert_eq!(af.get(b"Fields").unwrap().as_array().unwrap().len(), 2);
+        assert_eq!(af.get(b"SigFlags").unwrap().as_i64().unwrap(), 3);
+        assert!(af.get(b"NeedAppearances").unwrap().as_bool().unwrap());
+        whole(&signatures(&out).unwrap()[0]);
+    }
+
+    #[test]
+    fn inherited_ft_and_kids() {
+        // A parent field with /FT /Sig, a kid with its own /T and /V; a DocTimeStamp.
+        let pdf = build_pdf(&[
+            "<</Type /Catalog /Pages 2 0 R /AcroForm <</Fields [4 0 R 7 0 R 8 0 R]>>>>",
+            "<</Type /Pages /Kids [3 0 R] /Count 1>>",
+            "<</Type /Page /Parent 2 0 R /MediaBox [0 0 10 10]>>",
+            "<</FT /Sig /T (Parent) /Kids [5 0 R 4 0 R]>>",
+            "<</T (Child) /Parent 4 0 R /V 6 0 R>>",
+            "<</Type /DocTimeStamp /SubFilter /ETSI.RFC3161 /ByteRange [0 1 2 3] /Contents <3000> \
+             /M (D:2023)>>",
+            "<</FT /Sig /T (Unsigned)>>",
+            "<</FT /Tx /T (Text) /V (x)>>",
+        ]);
+        let sigs = signatures(&pdf).unwrap();
+        assert_eq!(sigs.len(), 1);
+        let s = &sigs[0];
+        assert_eq!(s.field_name, "Parent.Child");
+        assert!(s.is_doc_timestamp);
+        assert_eq!(s.sub_filter, "ETSI.RFC3161");
+        assert_eq!(s.contents.as_deref().unwrap(), &[0x30, 0x00]);
+        assert_eq!(s.signing_time_m, Some(datetime!(2023-01-01 0:00 UTC)));
+        assert!(matches!(s.coverage, Coverage::Broken(_)));
+        // A new signature avoids no name it need not: Signature1 is free.
+        let p = prepare(&pdf, &opts()).unwrap();
+        assert_eq!(p.field_name(), "Signature1");
+        let mut o = opts();
+        o.field_name = Some("Unsigned".into());
+        assert!(matches!(prepare(&pdf, &o), Err(SigError::Unsupported { .. })));
+    }
+
+    #[test]
+    fn broken_byte_ranges() {
+        let (pdf, _) = sign(&minimal_pdf("x"), &opts());
+        let s = &signatures(&pdf).unwrap()[0];
+        let [a, b, c, d] = s.byte_range.map(|x| x as i64);
+        let len = pdf.len() as i64;
+        let cases: [([i64; 4], &str); 7] = [
+            ([1, b - 1, c, d], "start at 0"),
+            ([0, b, c, d + 1], "past the end"),
+            ([0, c + 1, c, d], "overlap"),
+            ([0, b + 1, c, d], "not a hex string"),
+            ([0, b, c - 1, d + 1], "not a hex string"),
+            ([0, b, c, d - 3], "%%EOF"),
+            ([0, 10, c, d], "not a hex string"),
+        ];
+        for (br, want) in cases {
+            let why = broken(&set_byte_range(&pdf, br));
+            assert!(why.contains(want), "{br:?}: {why}");
+        }
+        assert!(broken(&set_byte_range(&pdf, [a, b, c, -1])).contains("no /ByteRange"));
+        // Ending at %%EOF without its newline is still the whole revision.
+        let s = &signatures(&set_byte_range(&pdf, [0, b, c, d - 1])).unwrap()[0];
+        assert_eq!(whole(s), (pdf.len() - 1, false));
+        assert_eq!(len, c + d);
+
+        // The gap is a hex string, but not this dictionary's /Contents: a second signature whose
+        // byte range points at the first one's contents.
+        let two = prepare(&pdf, &opts())
+            .unwrap()
+            .finish(&[0x30, 0x01, 0x00])
+            .unwrap();
+        let two = set_byte_range(&two, [0, b, c, two.len() as i64 - c]);
+        let sigs = signatures(&two).unwrap();
+        whole(&sigs[0]);
+        match &sigs[1].coverage {
+            Coverage::Broken(why) => assert!(why.contains("not this signature's /Contents"), "{why}"),
+            c => panic!("{c:?}"),
+        }
+
+        // A gap with this dictionary's contents, but the /Contents placed elsewhere than the
+        // dictionary: a /Contents of equal value in a later object.
+        let mut forged = pdf.clone();
+        let hex = &pdf[b as usize..c as usize];
+        forged.extend_from_slice(b"99 0 obj\n<</Contents ");
+        let moved_b = forged.len();
+        forged.extend_from_slice(hex);
+        let moved_c = forged.len();
+        forged.extend_from_slice(b">>\nendobj\n%%EOF\n");
+        let forged = set_byte_range(
+            &forged,
+            [0, moved_b as i64, moved_c as i64, (forged.len() - moved_c) as i64],
+        );
+        let why = broken(&forged);
+        assert!(why.contains("inside the current signature dictionary"), "{why}");
+    }
+
+    #[test]
+    fn tampering_and_later_revisions() {
+        let orig = minimal_pdf("Pay 100 yen");
+        let (pdf, digest) = sign(&orig, &opts());
+        let at = pdf.windows(3).position(|w| w == b"100").unwrap();
+        let mut tampered = pdf.clone();
+        tampered[at] = b'9';
+        let s = &signatures(&tampered).unwrap()[0];
+        assert_ne!(s.digest_sha256, Some(digest));
+        whole(s);
+
+        // Anything after the signed revision: later_revisions.
+        let mut more = pdf.clone();
+        more.extend_from_slice(b"% appended\n");
+        assert_eq!(whole(&signatures(&more).unwrap()[0]), (pdf.len(), true));
+        let mut ws = pdf;
+        ws.extend_from_slice(b"\r\n \n");
+        assert!(!whole(&signatures(&ws).unwrap()[0]).1);
+    }
+
+    #[test]
+    fn unsigned_placeholder_contents() {
+        let p = prepare(&minimal_pdf("x"), &opts()).unwrap();
+        let pdf = p.bytes;
+        let s = &signatures(&pdf).unwrap()[0];
+        assert!(matches!(s.contents, Err(SigError::Malformed { .. })));
+        whole(s);
+    }
+
+    #[test]
+    fn pdf_dates() {
+        let d = |s: &str| parse_pdf_date(s);
+        assert_eq!(
+            d("D:20240506070809+09'00'"),
+            Some(datetime!(2024-05-06 07:08:09 +09:00))
+        );
+        assert_eq!(
+            d("D:20240506070809+09'00"),
+            Some(datetime!(2024-05-06 07:08:09 +09:00))
+        );
+        assert_eq!(
+            d("D:20240506070809-05'30'"),
+            Some(datetime!(2024-05-06 07:08:09 -05:30))
+        );
+        assert_eq!(d("D:20240506070809Z"), Some(datetime!(2024-05-06 07:08:09 UTC)));
+        assert_eq!(
+            d("D:20240506070809Z00'00'"),
+            Some(datetime!(2024-05-06 07:08:09 UTC))
+        );
+        assert_eq!(
+            d("D:20240506070809+09"),
+            Some(datetime!(2024-05-06 07:08:09 +09:00))
+        );
+        assert_eq!(d("D:202405060708"), Some(datetime!(2024-05-06 07:08 UTC)));
+        assert_eq!(d("D:2024"), Some(datetime!(2024-01-01 0:00 UTC)));
+        assert_eq!(d("20240506"), Some(datetime!(2024-05-06 0:00 UTC)));
+        for bad in [
+            "",
+            "D:",
+            "D:202",
+            "D:20241306",
+            "D:2024050607080",
+            "D:20240506X",
+            "D:20240506+9",
+            "D:20240230",
+        ] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+        for t in [
+            datetime!(2024-05-06 07:08:09 +09:00),
+            datetime!(1999-12-31 23:59:59 -03:30),
+        ] {
+            assert_eq!(d(&format_pdf_date(t).unwrap()), Some(t));
+        }
+    }
+
+    #[test]
+    fn tlv_lengths() {
+        assert_eq!(tlv_len(&[0x30, 0x03, 2, 1, 5, 0, 0], 0), Some(5));
+        assert_eq!(tlv_len(&[0x30, 0x81, 0x01, 5, 0], 0), Some(4));
+        assert_eq!(tlv_len(&[0x30, 0x82, 0x01], 0), None);
+        // BER indefinite length.
+        assert_eq!(
+            tlv_len(&[0x30, 0x80, 2, 1, 5, 0x30, 0x80, 0, 0, 0, 0, 0, 0], 0),
+            Some(11)
+        );
+        assert_eq!(tlv_len(&[0x04, 0x80, 0, 0], 0), None);
+        assert_eq!(tlv_len(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff], 0), None);
+        assert_eq!(tlv_len(&[0x30; 200], 0), Some(50));
+        assert_eq!(tlv_len(&[0x30, 0x80].repeat(100), 0), None);
+    }
+
+    #[test]
+    fn name_and_string_escapes() {
+        let mut out = Vec::new();
+        write_name(&mut out, b"A b#/(");
+        assert_eq!(out, b"/A#20b#23#2F#28");
+        out.clear();
+        write_literal(&mut out, b"a(b)\\\n\x01\xff");
+        assert_eq!(out, b"(a\\(b\\)\\\\\\n\\001\\377)");
+    }
+
+    fn signed_sample() -> &'static [u8] {
+        static SAMPLE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        SAMPLE.get_or_init(|| {
+            let (one, _) = sign(&minimal_pdf("sample"), &opts());
+            sign(&one, &opts()).0
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_never_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..2048), pdf_header: bool) {
+            if pdf_header {
+                let mut b = b"%PDF-1.7\n".to_vec();
+                b.append(&mut bytes);
+                bytes = b;
+            }
+            let _ = signatures(&bytes);
+            let _ = prepare(&bytes, &opts());
+        }
+
+        #[test]
+        fn truncations_never_panic(cut in 0usize..100_000) {
+            let pdf = signed_sample();
+            let cut = cut % (pdf.len() + 1);
+            let _ = signatures(&pdf[..cut]);
+            let _ = signatures(&pdf[cut..]);
+            let _ = prepare(&pdf[..cut], &opts());
+        }
+
+        #[test]
+        fn edits_never_panic(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+            let mut pdf = signed_sample().to_vec();
+            let len = pdf.len();
+            for (at, b) in edits {
+                pdf[at % len] = b;
+            }
+            if let Ok(sigs) = signatures(&pdf) {
+                for s in sigs {
+                    if let Coverage::WholeRevision { revision_end, .. } = s.coverage {
+                        prop_assert!(revision_end <= pdf.len());
+                    }
+                }
+            }
+            if let Ok(p) = prepare(&pdf, &opts()) {
+                let out = p.finish(DUMMY).unwrap();
+                let sigs = signatures(&out).unwrap();
+                let last_whole =
+                    |s: &PdfSignature| matches!(s.coverage, Coverage::WholeRevision { later_revisions: false, .. });
+                prop_assert!(sigs.iter().any(last_whole), "the new signature covers the new revision");
+            }
+        }
+    }
+}

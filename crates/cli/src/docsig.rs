@@ -1,0 +1,319 @@
+//! Document signatures: `jpki sign` (the card signs a CAdES or PAdES signature, optionally
+//! time-stamped), `jpki verify` (a validation report after ETSI EN 319 102-1) and `jpki tsa`
+//! (the authority's RFC 3161 time-stamp authority over HTTP).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jpki_authority::Authority;
+use jpki_model::CertKind;
+use jpki_pki::path::TrustAnchors;
+use jpki_pki::revocation::CrlStore;
+use jpki_sig::tsp::{TimeStampAuthority, TimeStampRequest};
+use jpki_sig::validate::Verifier;
+use jpki_sig::{cades, pdf};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::args::{LevelArg, SignArgs, TsaCmd, VerifyArgs};
+use crate::{Failure, Report, holder, secrets, write_pem};
+
+/// Largest document `jpki sign` reads (a PDF is rewritten in memory).
+const MAX_DOCUMENT: u64 = 256 * 1024 * 1024;
+/// Largest .p7s `jpki verify` reads.
+const MAX_SIGNATURE: u64 = 16 * 1024 * 1024;
+
+fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, Failure> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| Failure::Usage(format!("{what} {}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(Failure::Usage(format!("{what} {}: not a file", path.display())));
+    }
+    if meta.len() > limit {
+        return Err(Failure::Usage(format!(
+            "{what} {}: {} bytes is over the limit of {limit} bytes",
+            path.display(),
+            meta.len()
+        )));
+    }
+    std::fs::read(path).map_err(|e| Failure::Usage(format!("{what} {}: {e}", path.display())))
+}
+
+fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+fn default_out(file: &Path, pdf: bool) -> PathBuf {
+    if pdf {
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        file.with_file_name(format!("{stem}.signed.pdf"))
+    } else {
+        let mut name = file.file_name().map(|s| s.to_os_string()).unwrap_or_default();
+        name.push(".p7s");
+        file.with_file_name(name)
+    }
+}
+
+/// Gets a signature time-stamp for `signature_value` from the TSA at `url`.
+fn timestamp(url: &str, signature_value: &[u8]) -> Result<Vec<u8>, Failure> {
+    let digest = jpki_pki::x509::sha256(signature_value);
+    let req = TimeStampRequest::with_random_nonce(jpki_sig::signed_data::DigestAlg::Sha256, &digest, true)?;
+    let resp = jpki_server::post_timestamp_query(url, &req.to_der()?, Duration::from_secs(30))?;
+    Ok(jpki_sig::tsp::token_from_response(&resp, &req)?)
+}
+
+/// `jpki sign`.
+pub(crate) fn sign(a: SignArgs, device_key: &Path) -> Result<Report, Failure> {
+    let level = if a.tsa.is_some() { LevelArg::T } else { a.level };
+    if level == LevelArg::T && a.tsa.is_none() {
+        return Err(Failure::Usage(
+            "--level T needs --tsa URL (the time-stamp authority)".into(),
+        ));
+    }
+    let out = a.out.clone().unwrap_or_else(|| default_out(&a.file, a.pdf));
+    if out.exists() && !a.force {
+        return Err(Failure::Usage(format!(
+            "{} exists (give --force to replace it, or --out)",
+            out.display()
+        )));
+    }
+    let document = read_limited(&a.file, MAX_DOCUMENT, "document")?;
+    let signing_time = now();
+    // Prepare everything that does not need the card first: a PDF that cannot be signed fails
+    // before the password is asked for or tried.
+    let prepared_pdf = if a.pdf {
+        let mut opts = pdf::SignOptions::new(signing_time);
+        opts.reason = a.reason.clone();
+        Some(pdf::prepare(&document, &opts)?)
+    } else {
+        None
+    };
+    let content_digest = match &prepared_pdf {
+        Some(p) => p.digest_sha256(),
+        None => jpki_pki::x509::sha256(&document),
+    };
+    let password = match a.sign_password {
+        Some(p) => p,
+        None => secrets::sign_password()?,
+    };
+    let mut session = holder::open(&a.access, device_key)?;
+    let cert = session.read_certificate(CertKind::Signature, Some(password.as_bytes()))?;
+    let chain = session
+        .read_ca_certificate(CertKind::Signature)
+        .map(|c| vec![c])
+        .unwrap_or_default();
+    // PAdES puts the signing time in the signature dictionary's /M, never in the CMS.
+    let attrs_time = if a.pdf { None } else { Some(signing_time) };
+    let prepared = cades::prepare(&content_digest, &cert, &chain, attrs_time)?;
+    let sig = session.sign_digest(CertKind::Signature, password.as_bytes(), &prepared.digest())?;
+    let mut cms = prepared.finish(&sig)?;
+    let mut token_info = None;
+    if let Some(url) = &a.tsa {
+        let token = timestamp(url, &sig)?;
+        let parsed = jpki_sig::tsp::TimeStampToken::parse(&token)?;
+        token_info = Some(json!({ "time": rfc3339(parsed.gen_time), "serial": parsed.serial, "tsa": url }));
+        cms = cades::add_signature_timestamp(&cms, &token)?;
+    }
+    let (bytes, format) = match prepared_pdf {
+        Some(p) => (
+            p.finish(&cms)?,
+            if level == LevelArg::T {
+                "PAdES-BASELINE-T"
+            } else {
+                "PAdES-BASELINE-B"
+            },
+        ),
+        None => (
+            cms,
+            if level == LevelArg::T {
+                "CAdES-BASELINE-T"
+            } else {
+                "CAdES-BASELINE-B"
+            },
+        ),
+    };
+    jpki_authority::write_atomically(&out, &bytes, 0o644)?;
+    let info = jpki_pki::CertificateInfo::from_der(&cert)?;
+    let text = format!(
+        "Signed {} as {format} with the signature certificate (serial {}){}; wrote {}.",
+        a.file.display(),
+        info.serial,
+        token_info
+            .as_ref()
+            .map(|t| format!(", time-stamped {}", t["time"].as_str().unwrap_or("")))
+            .unwrap_or_default(),
+        out.display()
+    );
+    Ok(Report::new(
+        json!({ "file": a.file, "out": out, "format": format, "signing_time": rfc3339(signing_time),
+                "certificate": info, "timestamp": token_info }),
+        text,
+    ))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// The trust anchors: `--trust` files, else both roots of the authority in `--data`.
+fn anchors(data: &Path, trust: &[PathBuf]) -> Result<TrustAnchors, Failure> {
+    let mut t = TrustAnchors::new();
+    if trust.is_empty() {
+        let a = Authority::open(data).map_err(|_| {
+            Failure::Usage(format!(
+                "no trust anchors: give --trust ROOT.pem (or --data with an authority; {} has none)",
+                data.display()
+            ))
+        })?;
+        for kind in CertKind::ALL {
+            t.add_der(&a.ca_cert(kind)?)?;
+        }
+    }
+    for f in trust {
+        let data = read_limited(f, 16 * 1024 * 1024, "--trust")?;
+        t.add_pem_or_der(&data)
+            .map_err(|e| Failure::Usage(format!("--trust {}: {e}", f.display())))?;
+    }
+    Ok(t)
+}
+
+/// `jpki verify`.
+pub(crate) fn verify(a: &VerifyArgs, data: &Path) -> Result<Report, Failure> {
+    let at = match &a.at {
+        Some(s) => OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| Failure::Usage(format!("--at {s:?}: not an RFC 3339 date-time ({e})")))?,
+        None => now(),
+    };
+    let input = read_limited(&a.file, MAX_DOCUMENT, "signature")?;
+    let is_pdf = input.starts_with(b"%PDF-");
+    if !is_pdf && input.len() as u64 > MAX_SIGNATURE {
+        return Err(Failure::Usage(format!(
+            "{}: {} bytes is over the limit of {MAX_SIGNATURE} bytes for a CMS signature",
+            a.file.display(),
+            input.len()
+        )));
+    }
+    let mut crls = CrlStore::new();
+    for dir in &a.crl_dir {
+        crls.load_dir(dir)
+            .map_err(|e| Failure::Usage(format!("--crl-dir {}: {e}", dir.display())))?;
+    }
+    let mut extra = Vec::new();
+    for f in &a.cert {
+        let d = read_limited(f, 16 * 1024 * 1024, "--cert")?;
+        extra.extend(
+            jpki_pki::x509::certificates_from_pem_or_der(&d)
+                .map_err(|e| Failure::Usage(format!("--cert {}: {e}", f.display())))?,
+        );
+    }
+    let verifier = Verifier::new(anchors(data, &a.trust)?, Arc::new(crls)).with_extra_certificates(&extra)?;
+    let reports = if is_pdf {
+        if a.content.is_some() {
+            return Err(Failure::Usage(
+                "--content is for detached .p7s signatures, not PDFs".into(),
+            ));
+        }
+        let r = verifier
+            .verify_pdf(&input, at)
+            .map_err(|e| Failure::Usage(format!("{}: {e}", a.file.display())))?;
+        if r.is_empty() {
+            return Err(Failure::Usage(format!(
+                "{}: the PDF carries no signature",
+                a.file.display()
+            )));
+        }
+        r
+    } else {
+        let content = match &a.content {
+            Some(c) => Some(read_limited(c, MAX_DOCUMENT, "--content")?),
+            None => None,
+        };
+        let cms = cades::from_pem_or_der(&input)
+            .map_err(|e| Failure::Usage(format!("{}: {e}", a.file.display())))?;
+        vec![
+            verifier
+                .verify_cades(&cms, content.as_deref(), at)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", a.file.display())))?,
+        ]
+    };
+    // The worst verdict decides the exit status: failed over indeterminate over passed.
+    let code = reports
+        .iter()
+        .map(|r| r.exit_code())
+        .max_by_key(|c| match c {
+            1 => 2,
+            3 => 1,
+            _ => 0,
+        })
+        .unwrap_or(0);
+    let text = reports.iter().map(|r| r.to_text()).collect::<Vec<_>>().join("\n");
+    let json = if is_pdf {
+        json!({ "file": a.file, "signatures": reports })
+    } else {
+        serde_json::to_value(&reports[0])?
+    };
+    Ok(Report::new(json, text).with_exit(code))
+}
+
+/// The authority's TSA: signs time-stamp tokens with fresh serials and the current time.
+struct AuthorityTsa {
+    tsa: TimeStampAuthority,
+}
+
+impl jpki_server::TimeStamper for AuthorityTsa {
+    fn respond(&self, query_der: &[u8]) -> Vec<u8> {
+        let now = OffsetDateTime::now_utc();
+        // 16 random bytes; should the system generator fail, the time in nanoseconds (unique per
+        // process, which is the only TSA holding this key) keeps serials distinct.
+        let mut serial = [0u8; 16];
+        if aws_lc_rs::rand::fill(&mut serial).is_err() {
+            serial = now.unix_timestamp_nanos().to_be_bytes();
+        }
+        serial[0] |= 0x40;
+        self.tsa.respond(query_der, now, &serial)
+    }
+}
+
+/// `jpki tsa …`.
+pub(crate) fn tsa(cmd: TsaCmd, data: &Path, json_out: bool) -> Result<Report, Failure> {
+    let mut authority = Authority::open(data)?;
+    let passphrase = secrets::authority_passphrase(data)?;
+    let creds = authority.tsa_credentials(passphrase.as_bytes())?;
+    match cmd {
+        TsaCmd::Cert { out } => {
+            write_pem(&out, "CERTIFICATE", &creds.cert_der)?;
+            let info = jpki_pki::CertificateInfo::from_der(&creds.cert_der)?;
+            Ok(Report::new(
+                json!({ "out": out, "certificate": info }),
+                format!(
+                    "Wrote the TSA certificate (serial {}) to {}.",
+                    info.serial,
+                    out.display()
+                ),
+            ))
+        }
+        TsaCmd::Serve { listen } => {
+            let tsa = TimeStampAuthority::new(creds.key, creds.cert_der, creds.chain)?;
+            let stamper: Arc<dyn jpki_server::TimeStamper> = Arc::new(AuthorityTsa { tsa });
+            jpki_server::init_logging();
+            jpki_server::run_blocking(listen, stamper, |addr| {
+                let url = format!("http://{addr}{}", jpki_server::TSA_PATH);
+                if json_out {
+                    println!("{}", json!({ "listening": addr.to_string(), "url": url }));
+                } else {
+                    println!("Time-stamp authority listening on {url} (Ctrl-C or SIGTERM stops it).");
+                }
+            })?;
+            Ok(Report::new(
+                json!({ "stopped": true }),
+                "Time-stamp authority stopped.",
+            ))
+        }
+    }
+}

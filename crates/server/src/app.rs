@@ -1,0 +1,90 @@
+//! The services a server offers and the router that puts them together.
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+
+use crate::tsa::{self, TimeStamper};
+
+/// The services one server offers. Each is a route set merged into [`AppState::router`]; a server
+/// with none still answers `/healthz`.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # struct Stamper;
+/// # impl jpki_server::TimeStamper for Stamper { fn respond(&self, _: &[u8]) -> Vec<u8> { vec![] } }
+/// let app = jpki_server::AppState::new().with_tsa(Arc::new(Stamper)).router();
+/// ```
+#[derive(Clone, Default)]
+pub struct AppState {
+    tsa: Option<Arc<dyn TimeStamper>>,
+}
+
+impl AppState {
+    /// No services yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serve an RFC 3161 time-stamp authority at [`TSA_PATH`](crate::TSA_PATH), answered by `tsa`.
+    #[must_use]
+    pub fn with_tsa(mut self, tsa: Arc<dyn TimeStamper>) -> Self {
+        self.tsa = Some(tsa);
+        self
+    }
+
+    /// The router: every configured route set, `GET /healthz` (200 "ok"), 404 for anything else,
+    /// `Cache-Control: no-store` on every reply, and one `tracing` event per request.
+    pub fn router(&self) -> Router {
+        let mut router = Router::new().route("/healthz", get(healthz));
+        if let Some(stamper) = &self.tsa {
+            router = router.merge(tsa::routes(Arc::clone(stamper)));
+        }
+        router.fallback(not_found).layer(middleware::from_fn(observe))
+    }
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("tsa", &self.tsa.is_some())
+            .finish()
+    }
+}
+
+async fn healthz() -> Response {
+    tsa::text(StatusCode::OK, "ok\n")
+}
+
+async fn not_found() -> Response {
+    tsa::text(StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// Marks every reply `Cache-Control: no-store` (time-stamps, and later OCSP answers and API
+/// results, are never to be served from a cache) and logs the request: method, path (no query
+/// string), status, latency. Never a body.
+async fn observe(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut response = next.run(req).await;
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    let status = response.status();
+    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let latency_ms = format_args!("{latency_ms:.3}");
+    if status.is_server_error() {
+        tracing::warn!(%method, %path, status = status.as_u16(), %latency_ms, "request");
+    } else {
+        tracing::info!(%method, %path, status = status.as_u16(), %latency_ms, "request");
+    }
+    response
+}

@@ -1,0 +1,39 @@
+//! openjpki over HTTP: the `server` layer of the architecture.
+//!
+//! For now it serves one thing, an RFC 3161 time-stamp authority (`POST /tsa`, plus `GET /healthz`),
+//! and carries the client side a signer uses to reach any such authority
+//! ([`post_timestamp_query`]). The crate knows nothing of certificates or signatures: the
+//! time-stamping itself is a [`TimeStamper`] handed in by the caller, so this crate depends on no
+//! other openjpki crate.
+//!
+//! Shape, built to grow into `jpki serve`:
+//! * [`AppState`] collects the services to offer; each one is a route set (the TSA is the first),
+//!   and [`AppState::router`] assembles them with the common parts: `/healthz`, a 404 fallback,
+//!   `Cache-Control: no-store` on every reply and one `tracing` event per request (method, path,
+//!   status, latency; never bodies).
+//! * [`Server`] binds a listener (port 0 allowed; [`Server::local_addr`] tells the real one) and
+//!   serves until a shutdown future resolves ([`Server::run_until`]) or until SIGTERM/SIGINT
+//!   ([`Server::run`]), then shuts down gracefully: no new connections, requests in flight finish,
+//!   idle connections close, all bounded by a grace period ([`DEFAULT_GRACE`]).
+//! * [`run_blocking`] / [`serve_blocking`] are the entry points for the synchronous CLI: they build a
+//!   multi-thread Tokio runtime and serve on it.
+//!
+//! Where to listen is the caller's choice: the `jpki` commands bind to `127.0.0.1` by default and
+//! only listen on other interfaces when told to.
+//!
+//! Logging goes through `tracing`; a program that has no subscriber of its own can call
+//! [`init_logging`].
+
+mod app;
+mod client;
+mod error;
+mod logging;
+mod serve;
+mod tsa;
+
+pub use app::AppState;
+pub use client::{MAX_REPLY_BYTES, post_timestamp_query};
+pub use error::ServerError;
+pub use logging::init_logging;
+pub use serve::{DEFAULT_GRACE, Server, run_blocking, serve_blocking};
+pub use tsa::{MAX_QUERY_BYTES, TIMESTAMP_QUERY, TIMESTAMP_REPLY, TSA_PATH, TimeStamper};

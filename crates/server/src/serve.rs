@@ -1,0 +1,191 @@
+//! Listening, serving and shutting down.
+use std::future::{Future, IntoFuture as _};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::AppState;
+use crate::error::ServerError;
+use crate::tsa::TimeStamper;
+
+/// How long a shutdown waits for requests in flight before closing their connections.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// A bound listener and the router it serves.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: Router,
+    grace: Duration,
+}
+
+impl Server {
+    /// Listens on `addr` (port 0 picks a free port: see [`Server::local_addr`]) for `state`'s
+    /// services. Nothing is served until [`Server::run`] or [`Server::run_until`].
+    ///
+    /// # Errors
+    /// [`ServerError::Listen`] when the address cannot be bound (in use, privileged port, not an
+    /// address of this machine).
+    pub async fn bind(addr: SocketAddr, state: &AppState) -> Result<Self, ServerError> {
+        let listen_error = |source| ServerError::Listen { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+        let local_addr = listener.local_addr().map_err(listen_error)?;
+        Ok(Self {
+            listener,
+            local_addr,
+            router: state.router(),
+            grace: DEFAULT_GRACE,
+        })
+    }
+
+    /// The address actually bound (with the port chosen when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// How long a shutdown waits for requests in flight ([`DEFAULT_GRACE`] unless set).
+    #[must_use]
+    pub fn with_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Serves until SIGTERM or SIGINT (Ctrl-C), then shuts down gracefully.
+    ///
+    /// # Errors
+    /// [`ServerError::Serve`] if serving fails.
+    pub async fn run(self) -> Result<(), ServerError> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down gracefully: stops accepting, lets the
+    /// requests in flight finish and closes idle keep-alive connections; connections still busy
+    /// after the grace period are abandoned (their tasks end with the runtime). Returns `Ok(())`
+    /// once shut down.
+    ///
+    /// # Errors
+    /// [`ServerError::Serve`] if serving fails.
+    pub async fn run_until<F>(self, shutdown: F) -> Result<(), ServerError>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Self {
+            listener,
+            local_addr,
+            router,
+            grace,
+        } = self;
+        tracing::info!(address = %local_addr, "listening");
+        let (stopping_tx, mut stopping_rx) = watch::channel(false);
+        let serving = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+                // The receiver lives in this function until serving ends: sending cannot fail
+                // before that, and afterwards nobody is waiting.
+                let _ = stopping_tx.send(true);
+            })
+            .into_future();
+        let deadline = async move {
+            if stopping_rx.wait_for(|stopping| *stopping).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            served = serving => served.map_err(ServerError::Serve)?,
+            () = deadline => {
+                tracing::warn!(grace_ms = grace.as_millis(), "requests still running after the grace period: closing");
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when first
+/// polled, so a signal that comes in between is not lost. Must be called inside a Tokio runtime.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            let name = match (terminate, interrupt) {
+                (Ok(mut term), Ok(mut int)) => tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                },
+                (Ok(mut only), Err(e)) | (Err(e), Ok(mut only)) => {
+                    tracing::warn!(error = %e, "cannot watch for one of SIGTERM and SIGINT");
+                    only.recv().await;
+                    "signal"
+                }
+                (Err(e), Err(_)) => {
+                    tracing::warn!(error = %e, "cannot watch for SIGTERM or SIGINT: stop the server by other means");
+                    std::future::pending::<&str>().await
+                }
+            };
+            tracing::info!(signal = name, "received");
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            tracing::warn!("cannot watch for Ctrl-C: stop the server by other means");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Serves an RFC 3161 time-stamp authority, answered by `tsa`, on `addr` until SIGTERM or SIGINT:
+/// [`serve_blocking`] with only the TSA route set.
+///
+/// # Errors
+/// As [`serve_blocking`].
+pub fn run_blocking(
+    addr: SocketAddr,
+    tsa: Arc<dyn TimeStamper>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServerError> {
+    serve_blocking(addr, &AppState::new().with_tsa(tsa), ready)
+}
+
+/// The blocking entry point for the CLI: builds a multi-thread Tokio runtime, binds `addr`, calls
+/// `ready` with the address actually bound (so a caller can print `http://127.0.0.1:PORT/tsa`
+/// when port 0 was asked for), serves `state` until SIGTERM or SIGINT and shuts down gracefully
+/// (bounded by [`DEFAULT_GRACE`]). Returns `Ok(())` after a signal-initiated shutdown.
+///
+/// # Errors
+/// [`ServerError::Runtime`] if the runtime cannot start, [`ServerError::Listen`] if `addr` cannot
+/// be bound, [`ServerError::Serve`] if serving fails.
+pub fn serve_blocking(
+    addr: SocketAddr,
+    state: &AppState,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServerError> {
+    // Signing is CPU-bound: a few threads per core keep every core busy, and a burst queues for
+    // them instead of growing Tokio's blocking pool towards its default 512 threads.
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("jpki-server")
+        .max_blocking_threads((cores * 4).max(8))
+        .build()
+        .map_err(ServerError::Runtime)?;
+    let result = runtime.block_on(async {
+        let stop = shutdown_signal();
+        let server = Server::bind(addr, state).await?;
+        ready(server.local_addr());
+        server.run_until(stop).await
+    });
+    // Connections abandoned after the grace period are cancelled here; do not wait on them.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
+}

@@ -1,0 +1,839 @@
+//! Signature validation after ETSI EN 319 102-1: the basic validation (format, identification of the
+//! signing certificate, cryptographic verification, X.509 validation, signature acceptance) and the
+//! validation with time (a signature time-stamp as proof of existence), ending in one
+//! [`Report`](crate::report::Report).
+//!
+//! The verdict rules, by case:
+//! - content digest differs → FAILED / HASH_FAILURE; signature value wrong → FAILED / SIG_CRYPTO_FAILURE;
+//! - no signing-certificate(-v2) reference, or it names another certificate → INDETERMINATE /
+//!   NO_SIGNING_CERTIFICATE_FOUND;
+//! - no path to a trust anchor → INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND; a path that breaks the CA
+//!   rules, or a signing certificate that is not a JPKI signature certificate (a user-authentication
+//!   certificate is never accepted for a document signature) or whose keyUsage lacks
+//!   nonRepudiation → INDETERMINATE / CHAIN_CONSTRAINTS_FAILURE;
+//! - revoked: proven (time-stamp) before the revocation → passed; proven after → FAILED / REVOKED;
+//!   no proof → INDETERMINATE / REVOKED_NO_POE. On hold without proof before the hold →
+//!   INDETERMINATE / TRY_LATER (a hold can be lifted);
+//! - expired or not yet valid now: a proven time inside the validity → passed; proven after expiry
+//!   → FAILED / EXPIRED; proven or claimed before notBefore → FAILED / NOT_YET_VALID; no proof →
+//!   INDETERMINATE / OUT_OF_BOUNDS_NO_POE;
+//! - no revocation information, or only an expired CRL → INDETERMINATE / TRY_LATER.
+//!
+//! Path building is cached per signing certificate, and certificates keep their parsed public keys,
+//! so a batch of signatures by one signer costs one RSA verification each plus hashing.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use const_oid::ObjectIdentifier as Oid;
+use jpki_model::RevocationReason;
+use jpki_pki::path::{self, CertPath, PathError, TrustAnchors};
+use jpki_pki::revocation::{RevocationSource, Status};
+use jpki_pki::x509::{Hash, ParsedCert};
+use jpki_pki::{oid, x509};
+use time::OffsetDateTime;
+use x509_cert::ext::pkix::KeyUsages;
+
+use crate::SigError;
+use crate::pdf::{self, Coverage};
+use crate::report::{Facts, Indication, Report, Revocation, Signer, SigningTime, SubIndication, Timestamp};
+use crate::signed_data::{
+    DigestAlg, ID_AA_SIGNATURE_TIME_STAMP_TOKEN, ID_DATA, ParsedSignedData, ParsedSigner,
+};
+use crate::tsp::TimeStampToken;
+
+/// JPKI test-hierarchy signature policy (the real test CA's 1.2.392.200149.8.5.1.0.20).
+pub const POLICY_SIGN_TEST: Oid = Oid::new_unwrap("1.2.392.200149.8.5.1.0.20");
+
+/// What the verifier accepts beyond the standard's checks.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Certificate policies that mark a signature certificate (any one suffices).
+    pub signature_policies: Vec<Oid>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            signature_policies: vec![oid::POLICY_SIGN, POLICY_SIGN_TEST],
+        }
+    }
+}
+
+/// Validates signatures against configured trust anchors and revocation information.
+pub struct Verifier {
+    anchors: TrustAnchors,
+    revocation: Arc<dyn RevocationSource>,
+    policy: Policy,
+    extra: Vec<Arc<ParsedCert>>,
+    certs: Mutex<HashMap<[u8; 32], Arc<ParsedCert>>>,
+    paths: Mutex<HashMap<[u8; 32], Result<CertPath, PathError>>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Verifier({} anchors)", self.anchors.len())
+    }
+}
+
+/// One verdict candidate; the most severe wins (FAILED over INDETERMINATE, then by this order).
+#[derive(Debug)]
+struct Finding {
+    sub: SubIndication,
+    reason: String,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+fn severity(sub: SubIndication) -> u8 {
+    use SubIndication::*;
+    match sub {
+        HashFailure => 0,
+        SigCryptoFailure => 1,
+        FormatFailure => 2,
+        Revoked => 3,
+        Expired => 4,
+        NotYetValid => 5,
+        NoSigningCertificateFound => 10,
+        NoCertificateChainFound => 11,
+        ChainConstraintsFailure => 12,
+        RevokedNoPoe => 13,
+        RevokedCaNoPoe => 14,
+        OutOfBoundsNoPoe => 15,
+        _ => 16,
+    }
+}
+
+/// Content to check a signature against: slices hashed in order (a detached file, or a PDF's two
+/// byte ranges).
+#[derive(Debug, Clone, Copy)]
+pub struct Content<'a>(pub &'a [&'a [u8]]);
+
+impl Content<'_> {
+    fn digest(&self, alg: DigestAlg) -> Vec<u8> {
+        let algo = match alg {
+            DigestAlg::Sha256 => &aws_lc_rs::digest::SHA256,
+            DigestAlg::Sha384 => &aws_lc_rs::digest::SHA384,
+            DigestAlg::Sha512 => &aws_lc_rs::digest::SHA512,
+        };
+        let mut ctx = aws_lc_rs::digest::Context::new(algo);
+        for part in self.0 {
+            ctx.update(part);
+        }
+        ctx.finish().as_ref().to_vec()
+    }
+}
+
+fn hash_of(alg: DigestAlg) -> Hash {
+    match alg {
+        DigestAlg::Sha256 => Hash::Sha256,
+        DigestAlg::Sha384 => Hash::Sha384,
+        DigestAlg::Sha512 => Hash::Sha512,
+    }
+}
+
+/// Verifies a SignerInfo's signature over its signed attributes with a parsed certificate's key.
+fn signature_verifies(signer: &ParsedSigner, cert: &ParsedCert) -> Result<bool, String> {
+    let Some(signed) = &signer.signed_attrs_der else {
+        return Err("the signer has no signed attributes (not CAdES)".into());
+    };
+    let digest = signer
+        .digest_alg()
+        .ok_or_else(|| format!("unsupported digest algorithm {}", signer.digest_algorithm))?;
+    let alg = &signer.signature_algorithm.oid;
+    if *alg == oid::RSA_ENCRYPTION {
+        if !matches!(cert.public_key.kind(), x509::KeyKind::Rsa(_)) {
+            return Err("rsaEncryption signature with a non-RSA key".into());
+        }
+        return Ok(cert
+            .public_key
+            .verify_with_hash(hash_of(digest), signed, &signer.signature));
+    }
+    match x509::signature_hash(alg) {
+        Some(h) if h != hash_of(digest) => Err(format!(
+            "the signature algorithm {alg} does not hash with the digest algorithm {digest}"
+        )),
+        Some(_) => cert
+            .public_key
+            .verify(alg, signed, &signer.signature)
+            .map_err(|e| e.to_string()),
+        None => Err(format!("unsupported signature algorithm {alg}")),
+    }
+}
+
+/// What the signature's time-stamp proves, if anything.
+struct TimeProof {
+    time: OffsetDateTime,
+    report: Timestamp,
+}
+
+impl Verifier {
+    /// A verifier trusting `anchors`, asking `revocation` for status.
+    pub fn new(anchors: TrustAnchors, revocation: Arc<dyn RevocationSource>) -> Self {
+        Self {
+            anchors,
+            revocation,
+            policy: Policy::default(),
+            extra: Vec::new(),
+            certs: Mutex::new(HashMap::new()),
+            paths: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Replaces the policy.
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Certificates offered for path building besides those a signature carries.
+    pub fn with_extra_certificates(mut self, certs: &[Vec<u8>]) -> Result<Self, SigError> {
+        for der in certs {
+            self.extra.push(Arc::new(ParsedCert::from_der(der)?));
+        }
+        Ok(self)
+    }
+
+    fn cert(&self, der: &[u8]) -> Result<Arc<ParsedCert>, jpki_pki::PkiError> {
+        let key = x509::sha256(der);
+        if let Ok(cache) = self.certs.lock()
+            && let Some(c) = cache.get(&key)
+        {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(ParsedCert::from_der(der)?);
+        if let Ok(mut cache) = self.certs.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(key, c.clone());
+        }
+        Ok(c)
+    }
+
+    fn path(&self, ee: &Arc<ParsedCert>, offered: &[Vec<u8>]) -> Result<CertPath, PathError> {
+        if let Ok(cache) = self.paths.lock()
+            && let Some(p) = cache.get(&ee.sha256)
+        {
+            return p.clone();
+        }
+        let mut pool: Vec<Arc<ParsedCert>> = offered
+            .iter()
+            .filter_map(|d| self.cert(d).ok())
+            .filter(|c| c.sha256 != ee.sha256)
+            .collect();
+        pool.extend(self.extra.iter().cloned());
+        let result = path::build(ee.clone(), &pool, &self.anchors);
+        if let Ok(mut cache) = self.paths.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(ee.sha256, result.clone());
+        }
+        result
+    }
+
+    /// Validates a CAdES signature (DER ContentInfo). `content` is the detached content; `None` uses
+    /// the encapsulated content. `now` is the validation time.
+    pub fn verify_cades(
+        &self,
+        cms: &[u8],
+        content: Option<&[u8]>,
+        now: OffsetDateTime,
+    ) -> Result<Report, SigError> {
+        let parsed = ParsedSignedData::parse(cms)?;
+        let data = match (content, &parsed.econtent) {
+            (Some(c), _) => c,
+            (None, Some(e)) => e.as_slice(),
+            (None, None) => {
+                return Err(SigError::Malformed {
+                    what: "CMS signature",
+                    detail: "the signature is detached: give the signed content (--content FILE)".into(),
+                });
+            }
+        };
+        Ok(self.verify_parsed(&parsed, Content(&[data]), now, &Format::Cades, None))
+    }
+
+    /// Validates every signature of a PDF, in document order.
+    pub fn verify_pdf(&self, pdf_bytes: &[u8], now: OffsetDateTime) -> Result<Vec<Report>, SigError> {
+        let mut out = Vec::new();
+        for sig in pdf::signatures(pdf_bytes)? {
+            let claimed = sig.signing_time_m;
+            let parsed = match &sig.contents {
+                Ok(c) => ParsedSignedData::parse(c),
+                Err(e) => Err(SigError::Malformed {
+                    what: "PDF signature",
+                    detail: e.to_string(),
+                }),
+            };
+            let mut report = match (parsed, sig.covered(pdf_bytes)) {
+                (Err(e), _) => failed_format(
+                    now,
+                    format!("the signature's /Contents is not a CMS signature: {e}"),
+                ),
+                (Ok(_), None) => failed_format(now, "the /ByteRange lies outside the file".into()),
+                (Ok(parsed), Some([first, second])) => {
+                    let format = if sig.sub_filter == "ETSI.CAdES.detached" {
+                        Format::Pades
+                    } else {
+                        Format::PdfPkcs7(sig.sub_filter.clone())
+                    };
+                    self.verify_parsed(&parsed, Content(&[first, second]), now, &format, claimed)
+                }
+            };
+            report.field = Some(sig.field_name.clone());
+            match &sig.coverage {
+                Coverage::WholeRevision { later_revisions, .. } => {
+                    if *later_revisions {
+                        report.warnings.push(
+                            "the document was updated after this signature (later incremental updates are \
+                             not covered by it)"
+                                .into(),
+                        );
+                    }
+                }
+                Coverage::Broken(why) => {
+                    if report.indication != Indication::TotalFailed {
+                        report.indication = Indication::TotalFailed;
+                        report.sub_indication = Some(SubIndication::FormatFailure);
+                        report
+                            .reasons
+                            .insert(0, format!("the signature does not cover its revision: {why}"));
+                    }
+                }
+            }
+            if sig.is_doc_timestamp {
+                report
+                    .warnings
+                    .push("a document time-stamp (/DocTimeStamp), not a signature".into());
+            }
+            out.push(report);
+        }
+        Ok(out)
+    }
+
+    fn verify_parsed(
+        &self,
+        parsed: &ParsedSignedData,
+        content: Content<'_>,
+        now: OffsetDateTime,
+        format: &Format,
+        claimed_pdf: Option<OffsetDateTime>,
+    ) -> Report {
+        let mut findings: Vec<Finding> = Vec::new();
+        let mut warnings = Vec::new();
+        let mut report = Report {
+            indication: Indication::TotalPassed,
+            sub_indication: None,
+            reasons: Vec::new(),
+            warnings: Vec::new(),
+            format: String::new(),
+            field: None,
+            validation_time: rfc3339(now),
+            signing_time: SigningTime::default(),
+            signer: None,
+            chain: Vec::new(),
+            revocation: None,
+            timestamp: None,
+            digest_algorithm: None,
+        };
+        let mut fail = |sub: SubIndication, reason: String| findings.push(Finding { sub, reason });
+        let Some(signer) = parsed.signers.first() else {
+            return failed_format(now, "the CMS carries no signer".into());
+        };
+        if parsed.signers.len() > 1 {
+            warnings.push(format!(
+                "{} signers: only the first is validated",
+                parsed.signers.len()
+            ));
+        }
+        let has_ts = !signer
+            .unsigned_attribute_values(&ID_AA_SIGNATURE_TIME_STAMP_TOKEN)
+            .is_empty();
+        report.format = format.name(has_ts);
+        if parsed.econtent_type != ID_DATA {
+            fail(
+                SubIndication::FormatFailure,
+                format!("the signed content type is {}, not id-data", parsed.econtent_type),
+            );
+        }
+        // Format: signed attributes as CAdES requires.
+        match signer.content_type() {
+            Ok(Some(ct)) if ct == parsed.econtent_type => {}
+            Ok(_) => fail(
+                SubIndication::FormatFailure,
+                "the content-type signed attribute is missing or differs from the content".into(),
+            ),
+            Err(e) => fail(SubIndication::FormatFailure, e.to_string()),
+        }
+        let claimed = match signer.signing_time() {
+            Ok(t) => t,
+            Err(e) => {
+                fail(SubIndication::FormatFailure, e.to_string());
+                None
+            }
+        };
+        if matches!(format, Format::Pades) && claimed.is_some() {
+            warnings.push(
+                "PAdES baseline puts the signing time in /M, not in a CMS signing-time attribute".into(),
+            );
+        }
+        let claimed = claimed.or(claimed_pdf);
+        report.signing_time.claimed = claimed.map(rfc3339);
+        // Hash of the content.
+        match signer.digest_alg() {
+            None => fail(
+                SubIndication::FormatFailure,
+                format!("unsupported digest algorithm {}", signer.digest_algorithm),
+            ),
+            Some(alg) => {
+                report.digest_algorithm = Some(alg.name().to_owned());
+                match signer.message_digest() {
+                    Ok(Some(md)) if md == content.digest(alg) => {}
+                    Ok(Some(_)) => fail(
+                        SubIndication::HashFailure,
+                        "the signed content has changed: its digest differs from the one the signature covers"
+                            .into(),
+                    ),
+                    Ok(None) => fail(SubIndication::FormatFailure, "no message-digest signed attribute".into()),
+                    Err(e) => fail(SubIndication::FormatFailure, e.to_string()),
+                }
+            }
+        }
+        // Identification of the signing certificate.
+        let cert_der = parsed
+            .find_signer_certificate(signer)
+            .map(<[u8]>::to_vec)
+            .or_else(|| {
+                self.extra
+                    .iter()
+                    .find(|c| signer.sid.matches(c.der()))
+                    .map(|c| c.der().to_vec())
+            });
+        let Some(cert_der) = cert_der else {
+            fail(
+                SubIndication::NoSigningCertificateFound,
+                "the signing certificate is neither in the signature nor among the given certificates".into(),
+            );
+            return finish(report, findings, warnings);
+        };
+        let cert = match self.cert(&cert_der) {
+            Ok(c) => c,
+            Err(e) => {
+                fail(
+                    SubIndication::NoSigningCertificateFound,
+                    format!("the signing certificate: {e}"),
+                );
+                return finish(report, findings, warnings);
+            }
+        };
+        report.signer = Some(Signer {
+            subject: cert.subject.clone(),
+            issuer: cert.issuer.clone(),
+            serial: cert.serial_hex(),
+            kind: cert.jpki_kind().to_owned(),
+            key: cert.public_key.kind().to_string(),
+            not_before: rfc3339(cert.not_before),
+            not_after: rfc3339(cert.not_after),
+            sha256: hex::encode(cert.sha256),
+            facts: cert.jpki_san.as_ref().map(Facts::from_san),
+        });
+        match signer.signing_certificate_ref() {
+            Ok(Some(ess)) => match ess.matches(&cert_der) {
+                Ok(true) => {}
+                Ok(false) => fail(
+                    SubIndication::NoSigningCertificateFound,
+                    "the signing-certificate attribute names another certificate than the one that signed"
+                        .into(),
+                ),
+                Err(e) => fail(SubIndication::NoSigningCertificateFound, e.to_string()),
+            },
+            Ok(None) => fail(
+                SubIndication::NoSigningCertificateFound,
+                "no signing-certificate-v2 signed attribute (CAdES baseline requires it)".into(),
+            ),
+            Err(e) => fail(SubIndication::NoSigningCertificateFound, e.to_string()),
+        }
+        // Cryptographic verification.
+        match signature_verifies(signer, &cert) {
+            Ok(true) => {}
+            Ok(false) => fail(
+                SubIndication::SigCryptoFailure,
+                "the signature value does not verify with the signing certificate's public key".into(),
+            ),
+            Err(e) => fail(SubIndication::SigCryptoFailure, e),
+        }
+        // Signature acceptance: what a document signature must be made with.
+        match cert.jpki_kind() {
+            "auth" => fail(
+                SubIndication::ChainConstraintsFailure,
+                "signed with a user-authentication certificate, which proves a login, never a document \
+                 signature; only the signature certificate can sign documents"
+                    .into(),
+            ),
+            "ca" => fail(
+                SubIndication::ChainConstraintsFailure,
+                "signed with a CA certificate, not a signature certificate".into(),
+            ),
+            _ if !cert
+                .policies
+                .iter()
+                .any(|p| self.policy.signature_policies.contains(p)) =>
+            {
+                fail(
+                    SubIndication::ChainConstraintsFailure,
+                    "the signing certificate carries no JPKI signature-certificate policy".into(),
+                );
+            }
+            _ => {}
+        }
+        if !cert.allows(KeyUsages::NonRepudiation) || !cert.allows(KeyUsages::DigitalSignature) {
+            fail(
+                SubIndication::ChainConstraintsFailure,
+                "the signing certificate's keyUsage lacks digitalSignature or nonRepudiation".into(),
+            );
+        }
+        // Proof of existence from a signature time-stamp.
+        let proof = self.time_proof(signer, parsed, now, &mut warnings);
+        if let Some(p) = &proof {
+            report.signing_time.proven = Some(rfc3339(p.time));
+            report.signing_time.proof = format!(
+                "signature time-stamp serial {} by {}",
+                p.report.serial,
+                p.report.tsa.as_deref().unwrap_or("the TSA")
+            );
+        } else {
+            report.signing_time.proof = if has_ts {
+                "the time-stamp is not valid".into()
+            } else {
+                "no signature time-stamp (B-B level)".into()
+            };
+        }
+        report.timestamp = self.timestamp_report(signer, parsed, now, proof.as_ref());
+        let best_time = proof.as_ref().map(|p| p.time);
+        // Path.
+        let chain = match self.path(&cert, &parsed.certificates) {
+            Ok(p) => p,
+            Err(PathError::NoChain(why)) => {
+                fail(SubIndication::NoCertificateChainFound, why);
+                return finish(report, findings, warnings);
+            }
+            Err(PathError::Constraints(why)) => {
+                fail(SubIndication::ChainConstraintsFailure, why);
+                return finish(report, findings, warnings);
+            }
+        };
+        report.chain = chain.certs.iter().map(|c| c.subject.clone()).collect();
+        // Validity period of the signing certificate.
+        let signed_at = best_time.or(claimed);
+        if let Some(t) = signed_at
+            && t < cert.not_before
+        {
+            fail(
+                SubIndication::NotYetValid,
+                format!(
+                    "the signature was made at {} ({}), before the certificate became valid at {}",
+                    rfc3339(t),
+                    if best_time.is_some() {
+                        "proven by time-stamp"
+                    } else {
+                        "claimed"
+                    },
+                    rfc3339(cert.not_before)
+                ),
+            );
+        } else if !cert.valid_at(now) {
+            match best_time {
+                Some(t) if cert.valid_at(t) => {}
+                Some(t) if t > cert.not_after => fail(
+                    SubIndication::Expired,
+                    format!(
+                        "the certificate expired at {}, before the time-stamp proves the signature ({})",
+                        rfc3339(cert.not_after),
+                        rfc3339(t)
+                    ),
+                ),
+                _ if now < cert.not_before => fail(
+                    SubIndication::NotYetValid,
+                    format!("the certificate is not valid before {}", rfc3339(cert.not_before)),
+                ),
+                _ => fail(
+                    SubIndication::OutOfBoundsNoPoe,
+                    format!(
+                        "the certificate expired at {} and no time-stamp proves the signature was made before",
+                        rfc3339(cert.not_after)
+                    ),
+                ),
+            }
+        }
+        // Intermediate CAs: validity and revocation (the anchor is configuration).
+        for (ca, issuer) in chain.links().skip(1) {
+            if !ca.valid_at(best_time.unwrap_or(now)) {
+                fail(
+                    SubIndication::OutOfBoundsNoPoe,
+                    format!("the CA certificate {} is outside its validity period", ca.subject),
+                );
+            }
+            match self.revocation.status(ca, issuer) {
+                Status::Revoked { at, .. } if best_time.is_none_or(|t| t >= at) => fail(
+                    SubIndication::RevokedCaNoPoe,
+                    format!("the CA certificate {} was revoked at {}", ca.subject, rfc3339(at)),
+                ),
+                Status::Unknown { why } => fail(SubIndication::TryLater, format!("CA {}: {why}", ca.subject)),
+                _ => {}
+            }
+        }
+        // Revocation of the signing certificate.
+        let issuer = chain.certs.get(1).map_or(&cert, |c| c);
+        if chain.certs.len() > 1 {
+            let status = self.revocation.status(&cert, issuer);
+            report.revocation = Some(revocation_report(&status));
+            match status {
+                Status::Good {
+                    next_update, source, ..
+                } => {
+                    if let Some(n) = next_update
+                        && n < now
+                    {
+                        fail(
+                            SubIndication::TryLater,
+                            format!(
+                                "the newest revocation information ({source}) expired at {}; get a newer CRL",
+                                rfc3339(n)
+                            ),
+                        );
+                    }
+                }
+                Status::Revoked { at, reason, .. } => {
+                    let hold = reason == RevocationReason::CertificateHold;
+                    match best_time {
+                        Some(t) if t < at => {
+                            warnings.push(format!(
+                                "the certificate was {} at {}, after the time-stamp proves the signature existed",
+                                if hold { "put on hold" } else { "revoked" },
+                                rfc3339(at)
+                            ));
+                        }
+                        Some(t) if !hold => fail(
+                            SubIndication::Revoked,
+                            format!(
+                                "the certificate was revoked at {} ({}), before the time-stamp proves the \
+                                 signature ({})",
+                                rfc3339(at),
+                                reason_name(reason),
+                                rfc3339(t)
+                            ),
+                        ),
+                        _ if hold => fail(
+                            SubIndication::TryLater,
+                            format!(
+                                "the certificate is on hold since {} (a reported loss); the hold may be lifted or \
+                                 turned into a revocation: try later",
+                                rfc3339(at)
+                            ),
+                        ),
+                        _ => fail(
+                            SubIndication::RevokedNoPoe,
+                            format!(
+                                "the certificate was revoked at {} ({}) and no time-stamp proves the signature \
+                                 was made before",
+                                rfc3339(at),
+                                reason_name(reason)
+                            ),
+                        ),
+                    }
+                }
+                Status::Unknown { why } => {
+                    fail(SubIndication::TryLater, format!("no revocation status: {why}"));
+                }
+            }
+        }
+        finish(report, findings, warnings)
+    }
+
+    /// The earliest valid signature time-stamp's time.
+    fn time_proof(
+        &self,
+        signer: &ParsedSigner,
+        parsed: &ParsedSignedData,
+        now: OffsetDateTime,
+        warnings: &mut Vec<String>,
+    ) -> Option<TimeProof> {
+        let mut best: Option<TimeProof> = None;
+        for token_der in signer.unsigned_attribute_values(&ID_AA_SIGNATURE_TIME_STAMP_TOKEN) {
+            match self.check_token(token_der, &signer.signature, parsed, now) {
+                Ok(p) => {
+                    if best.as_ref().is_none_or(|b| p.time < b.time) {
+                        best = Some(p);
+                    }
+                }
+                Err(why) => warnings.push(format!("signature time-stamp not usable: {why}")),
+            }
+        }
+        best
+    }
+
+    fn timestamp_report(
+        &self,
+        signer: &ParsedSigner,
+        parsed: &ParsedSignedData,
+        now: OffsetDateTime,
+        proof: Option<&TimeProof>,
+    ) -> Option<Timestamp> {
+        if let Some(p) = proof {
+            return Some(p.report.clone());
+        }
+        let token_der = signer
+            .unsigned_attribute_values(&ID_AA_SIGNATURE_TIME_STAMP_TOKEN)
+            .into_iter()
+            .next()?;
+        let why = self
+            .check_token(token_der, &signer.signature, parsed, now)
+            .err()
+            .unwrap_or_default();
+        let t = TimeStampToken::parse(token_der).ok();
+        Some(Timestamp {
+            time: t.as_ref().map(|t| rfc3339(t.gen_time)).unwrap_or_default(),
+            tsa: None,
+            serial: t.map(|t| t.serial).unwrap_or_default(),
+            status: format!("invalid: {why}"),
+        })
+    }
+
+    fn check_token(
+        &self,
+        token_der: &[u8],
+        signature_value: &[u8],
+        parsed: &ParsedSignedData,
+        now: OffsetDateTime,
+    ) -> Result<TimeProof, String> {
+        let token = TimeStampToken::parse(token_der).map_err(|e| e.to_string())?;
+        if !token.imprint_matches(signature_value) {
+            return Err("its imprint is not the digest of this signature's value".into());
+        }
+        let mut offered = parsed.certificates.clone();
+        offered.extend(self.extra.iter().map(|c| c.der().to_vec()));
+        let tsa_der = token
+            .signer_certificate(&offered)
+            .ok_or("the TSA certificate is neither in the token nor in the signature")?;
+        token.verify(&tsa_der).map_err(|e| e.to_string())?;
+        let tsa = self.cert(&tsa_der).map_err(|e| e.to_string())?;
+        let mut pool = token.certificates.clone();
+        pool.extend(offered);
+        let chain = self
+            .path(&tsa, &pool)
+            .map_err(|e| format!("TSA certificate: {e}"))?;
+        if !tsa.valid_at(token.gen_time) {
+            return Err(format!(
+                "the TSA certificate was not valid at {}",
+                rfc3339(token.gen_time)
+            ));
+        }
+        if token.gen_time > now {
+            return Err(format!("its time {} is in the future", rfc3339(token.gen_time)));
+        }
+        if let Some(issuer) = chain.certs.get(1) {
+            match self.revocation.status(&tsa, issuer) {
+                Status::Revoked { at, .. } if at <= token.gen_time => {
+                    return Err(format!("the TSA certificate was revoked at {}", rfc3339(at)));
+                }
+                Status::Unknown { why } => return Err(format!("TSA certificate revocation status: {why}")),
+                _ => {}
+            }
+        }
+        Ok(TimeProof {
+            time: token.gen_time,
+            report: Timestamp {
+                time: rfc3339(token.gen_time),
+                tsa: Some(tsa.subject.clone()),
+                serial: token.serial.clone(),
+                status: "valid".into(),
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Format {
+    Cades,
+    Pades,
+    PdfPkcs7(String),
+}
+
+impl Format {
+    fn name(&self, has_ts: bool) -> String {
+        let level = if has_ts { "T" } else { "B" };
+        match self {
+            Self::Cades => format!("CAdES-BASELINE-{level}"),
+            Self::Pades => format!("PAdES-BASELINE-{level}"),
+            Self::PdfPkcs7(sf) => format!("PDF {sf} (not PAdES)"),
+        }
+    }
+}
+
+fn reason_name(r: RevocationReason) -> String {
+    format!("{r:?}")
+}
+
+fn revocation_report(s: &Status) -> Revocation {
+    match s {
+        Status::Good { source, .. } => Revocation {
+            status: "good".into(),
+            source: source.clone(),
+            revoked_at: None,
+            reason: None,
+        },
+        Status::Revoked { at, reason, source } => Revocation {
+            status: if *reason == RevocationReason::CertificateHold {
+                "on-hold"
+            } else {
+                "revoked"
+            }
+            .into(),
+            source: source.clone(),
+            revoked_at: Some(rfc3339(*at)),
+            reason: Some(reason_name(*reason)),
+        },
+        Status::Unknown { why } => Revocation {
+            status: "unknown".into(),
+            source: why.clone(),
+            revoked_at: None,
+            reason: None,
+        },
+    }
+}
+
+fn failed_format(now: OffsetDateTime, reason: String) -> Report {
+    Report {
+        indication: Indication::TotalFailed,
+        sub_indication: Some(SubIndication::FormatFailure),
+        reasons: vec![reason],
+        warnings: Vec::new(),
+        format: "unknown".into(),
+        field: None,
+        validation_time: rfc3339(now),
+        signing_time: SigningTime {
+            proof: "none".into(),
+            ..SigningTime::default()
+        },
+        signer: None,
+        chain: Vec::new(),
+        revocation: None,
+        timestamp: None,
+        digest_algorithm: None,
+    }
+}
+
+fn finish(mut report: Report, mut findings: Vec<Finding>, warnings: Vec<String>) -> Report {
+    findings.sort_by_key(|f| severity(f.sub));
+    report.warnings.extend(warnings);
+    if let Some(first) = findings.first() {
+        report.indication = first.sub.indication();
+        report.sub_indication = Some(first.sub);
+    }
+    report.reasons = findings.into_iter().map(|f| f.reason).collect();
+    report
+}
