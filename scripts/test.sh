@@ -10,7 +10,8 @@
 #     libpcsclite-dev and pkg-config (the workspace links libpcsclite: needed to build at all);
 #     pcscd, vsmartcard-vpcd, opensc, pcsc-tools (the card interop test), swig and python3-dev
 #     (to build pyscard);
-#   .venv/ (repo root, gitignored): pkilint==$PKILINT_VERSION and pyscard==$PYSCARD_VERSION
+#   .venv/ (repo root, gitignored): pkilint==$PKILINT_VERSION, pyscard==$PYSCARD_VERSION,
+#     pyHanko[pkcs11]==$PYHANKO_VERSION and pyhanko-cli==$PYHANKO_CLI_VERSION
 #     from PyPI.
 # As a non-root user without sudo, missing system packages are reported and the script fails.
 # Idempotent: a second run installs nothing. Extra arguments go to `cargo test`.
@@ -20,6 +21,8 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PKILINT_VERSION=0.13.3
 PYSCARD_VERSION=2.3.1
+PYHANKO_VERSION=0.38.0
+PYHANKO_CLI_VERSION=0.6.0
 VENV="$ROOT/.venv"
 START=$(date +%s)
 SECTION="setup"
@@ -172,11 +175,25 @@ if ! pyscard_ok; then
         exit 1
     }
 fi
+pyhanko_ok() {
+    [ "$(py_version pyhanko)" = "$PYHANKO_VERSION" ] && [ "$(py_version pyhanko-cli)" = "$PYHANKO_CLI_VERSION" ] &&
+        "$VENV/bin/python" -c 'import pkcs11, pyhanko.sign.validation.ades' >/dev/null 2>&1
+}
+if ! pyhanko_ok; then
+    echo "installing pyHanko==$PYHANKO_VERSION (with PKCS#11) and pyhanko-cli==$PYHANKO_CLI_VERSION into $VENV"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
+        "pyHanko[pkcs11]==$PYHANKO_VERSION" "pyhanko-cli==$PYHANKO_CLI_VERSION"
+    pyhanko_ok || {
+        echo "pyHanko==$PYHANKO_VERSION does not import in $VENV after installing it" >&2
+        exit 1
+    }
+fi
 pkg_version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
 echo "cargo:   $(cargo --version)"
 echo "openssl: $(openssl version)"
 echo "pkilint: $(pkilint_version) ($VENV)"
 echo "pyscard: $(py_version pyscard) ($VENV)"
+echo "pyHanko: $(py_version pyhanko), pyhanko-cli $(py_version pyhanko-cli), certvalidator $(py_version pyhanko-certvalidator) ($VENV)"
 echo "pcscd:   $(pcscd --version 2>/dev/null | head -n 1)"
 echo "pcsclite: $(pkg-config --modversion libpcsclite) (libpcsclite-dev, via pkg-config $(pkg-config --version))"
 echo "vpcd:    vsmartcard-vpcd $(pkg_version vsmartcard-vpcd)"

@@ -1,6 +1,6 @@
 //! Interoperability of a card file served by `jpki card plug` through pcscd's vpcd driver with
 //! real PC/SC clients: OpenSC (opensc-tool, pkcs15-tool, pkcs11-tool with opensc-pkcs11.so),
-//! openssl, pyscard, and `jpki --reader` itself.
+//! openssl, pyscard, pyHanko (through opensc-pkcs11.so) and `jpki --reader` itself.
 //!
 //! One test, in steps on one card (demo authority rsa2048, one adult, assist PIN 5678):
 //!
@@ -19,13 +19,18 @@
 //!   locked card.
 //! * f. `jpki card unblock --reader` restores the counter; `card info`, `pin status`, `read-info`,
 //!   `read-cert` and `sign-digest` give the same answers over `--reader` as over `--card`.
+//! * g. PAdES both ways: pyHanko signs a PDF (`--use-pades`) with key 02 through opensc-pkcs11.so
+//!   and `jpki verify` passes it (TOTAL_PASSED, signer kind sign, PAdES-BASELINE-B) under the sign
+//!   root and the published CRLs; `jpki sign --reader --pdf` signs one that `pyhanko sign validate`
+//!   finds INTACT:TRUSTED and `jpki verify` passes.
 //!
-//! Needs pcscd with the vpcd driver, OpenSC, openssl and pyscard in `$JPKI_VENV` (else
-//! `<repo>/.venv`): scripts/test.sh installs them. Without them the test prints a message and
-//! passes, unless `JPKI_REQUIRE_INTEROP=1`, which makes a missing tool a failure. It uses a pcscd
-//! already running, or starts (and afterwards stops) its own. pcscd and the vpcd port are
-//! machine-wide: the test holds the lock file `$TMPDIR/openjpki-pcscd.lock` (flock) while it uses
-//! them, so other users of the virtual reader can serialise with it (`flock FILE cmd`).
+//! Needs pcscd with the vpcd driver, OpenSC, openssl, and pyscard and pyHanko (with its PKCS#11
+//! extra, and pyhanko-cli) in `$JPKI_VENV` (else `<repo>/.venv`): scripts/test.sh installs them.
+//! Without them the test prints a message and passes, unless `JPKI_REQUIRE_INTEROP=1`, which makes
+//! a missing tool a failure. It uses a pcscd already running, or starts (and afterwards stops) its
+//! own. pcscd and the vpcd port are machine-wide: the test holds the lock file
+//! `$TMPDIR/openjpki-pcscd.lock` (flock) while it uses them, so other users of the virtual reader
+//! can serialise with it (`flock FILE cmd`).
 // Test code: failures panic with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -59,6 +64,10 @@ const COMMAND_LIMIT: Duration = Duration::from_secs(30);
 /// Bound of the wait for another user of pcscd to release the lock file.
 const LOCK_WAIT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(25);
+/// OpenSC's PKCS#11 tokens of the card: one per PIN, named after it.
+const AUTH_TOKEN: &str = "JPKI (User Authentication PIN)";
+/// See [`AUTH_TOKEN`]: the token of the signing password, with key and certificate 02.
+const SIGN_TOKEN: &str = "JPKI (Digital Signature PIN)";
 /// SHA-256("hello"): the message pkcs11-tool signs, as the digest `sign-digest` signs.
 const HELLO_SHA256: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 
@@ -90,20 +99,38 @@ struct Tools {
     module: PathBuf,
     /// A Python that can `import smartcard` (pyscard).
     python: PathBuf,
+    /// pyHanko's CLI, in the same venv, whose Python can `import pkcs11` (python-pkcs11).
+    pyhanko: PathBuf,
 }
 
-/// The venv with pyscard: `$JPKI_VENV`, else `<repo>/.venv`.
-fn venv_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("JPKI_VENV").map_or_else(
+/// The venv with pyscard and pyHanko: `$JPKI_VENV`, else `<repo>/.venv`.
+fn venv() -> PathBuf {
+    std::env::var_os("JPKI_VENV").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"),
         PathBuf::from,
-    );
-    let python = venv.join("bin").join("python");
+    )
+}
+
+/// The venv's Python, if it can import all of `modules`.
+fn venv_python_with(modules: &str) -> Option<PathBuf> {
+    let python = venv().join("bin").join("python");
     Command::new(&python)
-        .args(["-c", "import smartcard"])
+        .args(["-c", &format!("import {modules}")])
         .output()
         .is_ok_and(|o| o.status.success())
         .then_some(python)
+}
+
+/// The venv's Python with pyscard.
+fn venv_python() -> Option<PathBuf> {
+    venv_python_with("smartcard")
+}
+
+/// The venv's `pyhanko` (pyhanko-cli), when pyHanko's PKCS#11 signer imports there.
+fn venv_pyhanko() -> Option<PathBuf> {
+    let pyhanko = venv().join("bin").join("pyhanko");
+    (pyhanko.is_file() && venv_python_with("pkcs11, pyhanko.sign.pkcs11, pyhanko.cli").is_some())
+        .then_some(pyhanko)
 }
 
 /// Every tool, or `None` (after saying which is missing) to skip; panics instead of skipping
@@ -129,6 +156,10 @@ fn tools(test: &str) -> Option<Tools> {
         python: need(
             "pyscard (`import smartcard` in $JPKI_VENV or <repo>/.venv)",
             venv_python(),
+        ),
+        pyhanko: need(
+            "pyHanko with PKCS#11 (`pyhanko` and `import pkcs11` in $JPKI_VENV or <repo>/.venv: pip install 'pyHanko[pkcs11]' pyhanko-cli)",
+            venv_pyhanko(),
         ),
     };
     if !Path::new("/usr/lib/pcsc/drivers/serial/libifdvpcd.so").exists()
@@ -491,6 +522,17 @@ fn blocks(text: &str) -> Vec<(String, BTreeMap<String, String>)> {
     out
 }
 
+/// The index of the slot of `pkcs11-tool -L`'s `listing` ("Slot N (0x…): Virtual PCD 00 00"
+/// followed by its token label) that holds the token `label` in [`READER`].
+fn slot_of(listing: &str, label: &str) -> String {
+    listing
+        .split("\nSlot ")
+        .filter(|b| b.contains(READER) && b.contains(label))
+        .find_map(|b| b.trim_start_matches("Slot ").split_whitespace().next())
+        .unwrap_or_else(|| panic!("pkcs11-tool -L has no slot {label:?} in {READER:?}:\n{listing}"))
+        .to_owned()
+}
+
 /// The DER of a PEM certificate file (through openssl).
 fn der_of(e: &Env<'_>, pem: &Path) -> Vec<u8> {
     let der = PathBuf::from(format!("{}.der", pem.display()));
@@ -546,6 +588,7 @@ fn opensc_pkcs11_pyscard_and_jpki_reader_against_a_plugged_card() {
     );
     let card_id = issued["card_id"].as_str().expect("card_id").to_owned();
     let auth_serial = issued["auth_serial"].as_str().expect("auth_serial").to_owned();
+    let sign_serial = issued["sign_serial"].as_str().expect("sign_serial").to_owned();
 
     let _pcscd = Pcscd::ensure(&t, j.path("pcscd.log"));
     let listing = ok(Command::new(&t.opensc_tool).arg("-l"), "opensc-tool -l");
@@ -605,6 +648,10 @@ fn opensc_pkcs11_pyscard_and_jpki_reader_against_a_plugged_card() {
         "pkcs15-tool after unblock: {tries:?}"
     );
     let over_reader = holder_commands(&j, &["--reader", READER], "reader");
+
+    // g. PAdES both ways with pyHanko (last on the plugged card: it leaves both counters full).
+    step_g_pades_with_pyhanko(&e, &sign_serial);
+    eprintln!("[{:?}] pyHanko PAdES both ways done", started.elapsed());
     plug.kill();
     let over_card = holder_commands(&j, &["--card", s(&card)], "card");
     for ((what, r), (_, c)) in over_reader.iter().zip(&over_card) {
@@ -709,23 +756,14 @@ fn step_b_pkcs15(e: &Env<'_>, auth_serial: &str) {
 fn step_c_pkcs11(e: &Env<'_>) -> Vec<u8> {
     let j = e.j;
     let listing = ok(e.pkcs11_tool().arg("-L"), "pkcs11-tool -L");
-    // "Slot N (0x…): Virtual PCD 00 00" followed by its token label.
-    let slot_of = |label: &str| -> String {
-        listing
-            .split("\nSlot ")
-            .filter(|b| b.contains(READER) && b.contains(label))
-            .find_map(|b| b.trim_start_matches("Slot ").split_whitespace().next())
-            .unwrap_or_else(|| panic!("pkcs11-tool -L has no slot {label:?} in {READER:?}:\n{listing}"))
-            .to_owned()
-    };
     let msg = j.path("hello.txt");
     std::fs::write(&msg, b"hello").expect("write the message");
     let mut sigs = Vec::new();
     for (kind, label, id, secret) in [
-        ("auth", "JPKI (User Authentication PIN)", "01", AUTH_PIN),
-        ("sign", "JPKI (Digital Signature PIN)", "02", SIGN_PASSWORD),
+        ("auth", AUTH_TOKEN, "01", AUTH_PIN),
+        ("sign", SIGN_TOKEN, "02", SIGN_PASSWORD),
     ] {
-        let slot = slot_of(label);
+        let slot = slot_of(&listing, label);
         let sig = j.path(format!("hello.{kind}.sig"));
         ok(
             e.pkcs11_tool().args([
@@ -927,6 +965,187 @@ fn step_e_counter_across_sigkill(e: &Env<'_>, card: &Path, mut plug: Plug) -> Pl
         "the signing password is untouched: {tries:?}"
     );
     plug
+}
+
+/// pyHanko signs a PDF with key 02 through opensc-pkcs11.so and `jpki verify` passes it;
+/// `jpki sign --reader --pdf` signs one that pyHanko and `jpki verify` accept.
+fn step_g_pades_with_pyhanko(e: &Env<'_>, sign_serial: &str) {
+    let j = e.j;
+    let pdf = j.path("in.pdf");
+    std::fs::write(&pdf, minimal_pdf()).expect("write the PDF");
+    let root = j.path("sign-root.pem");
+    jpki_json(j, &["ca", "export", "--kind", "sign", "--out", s(&root)]);
+    let crls = j.path("crls");
+    jpki_json(j, &["crl", "publish", "--out", s(&crls)]);
+    let verify = |signed: &Path, who: &str| {
+        let v = jpki_json(
+            j,
+            &["verify", s(signed), "--trust", s(&root), "--crl-dir", s(&crls)],
+        );
+        let sigs = v["signatures"].as_array().map_or(&[][..], Vec::as_slice);
+        assert_eq!(sigs.len(), 1, "jpki verify of {who}'s PDF: one signature: {v}");
+        let sig = &sigs[0];
+        assert_eq!(
+            sig["indication"], "TOTAL_PASSED",
+            "jpki verify of {who}'s PDF: {v}"
+        );
+        assert_eq!(
+            sig["format"], "PAdES-BASELINE-B",
+            "jpki verify of {who}'s PDF: {v}"
+        );
+        assert_eq!(sig["signer"]["kind"], "sign", "jpki verify of {who}'s PDF: {v}");
+        assert_eq!(
+            sig["signer"]["serial"], sign_serial,
+            "jpki verify of {who}'s PDF: signed with the card's signature certificate: {v}"
+        );
+    };
+
+    // Key 02 is "always authenticate" (OpenSC marks the JPKI signature key user_consent), which
+    // is why OpenSC will not cache the signing password for it by default.
+    let listing = ok(e.pkcs11_tool().arg("-L"), "pkcs11-tool -L");
+    let slot = slot_of(&listing, SIGN_TOKEN);
+    let objects = ok(
+        e.pkcs11_tool().args([
+            "--slot-index",
+            &slot,
+            "--login",
+            "--pin",
+            SIGN_PASSWORD,
+            "--list-objects",
+        ]),
+        "pkcs11-tool --list-objects on the signing password's token",
+    );
+    // Each object is a title line ("Private Key Object; RSA") followed by indented fields.
+    let key = objects
+        .lines()
+        .fold(Vec::<String>::new(), |mut objs, line| {
+            match objs.last_mut() {
+                Some(last) if line.starts_with([' ', '\t']) => {
+                    last.push('\n');
+                    last.push_str(line);
+                }
+                _ => objs.push(line.to_owned()),
+            }
+            objs
+        })
+        .into_iter()
+        .find(|o| {
+            o.starts_with("Private Key Object") && o.lines().any(|l| l.split_whitespace().eq(["ID:", "02"]))
+        })
+        .unwrap_or_else(|| panic!("no private key 02 in {SIGN_TOKEN:?}:\n{objects}"));
+    assert!(
+        key.contains("always authenticate"),
+        "OpenSC should mark key 02 CKA_ALWAYS_AUTHENTICATE:\n{key}"
+    );
+
+    // pyHanko signs through OpenSC's PKCS#11 module. The token is picked by label: OpenSC gives
+    // each PIN of the card a token of its own, and the signing password is the user PIN of
+    // SIGN_TOKEN, which holds key and certificate 02.
+    let config = j.path("pyhanko.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "pkcs11-setups:\n  jpki-sign:\n    module-path: {:?}\n    token-criteria:\n      label: {SIGN_TOKEN:?}\n    cert-id: \"02\"\n    key-id: \"02\"\n",
+            s(&e.t.module)
+        ),
+    )
+    .expect("write pyhanko.yml");
+    // Test-only OpenSC configuration, for the pyHanko process alone (OPENSC_CONF replaces
+    // /etc/opensc/opensc.conf, which sets nothing on Debian: all its settings are comments). pyHanko logs in
+    // once (C_Login) and never does the CKU_CONTEXT_SPECIFIC login that CKA_ALWAYS_AUTHENTICATE
+    // asks for before each signature; this setting lets OpenSC cache the signing password anyway
+    // and re-verify it from the cache should the card refuse the signature (6982). A real
+    // deployment would keep OpenSC's default and have pyHanko log in per signature. With the
+    // card as it is, the VERIFY of C_Login still holds when PSO COMPUTE DIGITAL SIGNATURE comes
+    // (checked with OPENSC_DEBUG=9), so pyHanko's signature goes through with or without it.
+    let opensc_conf = j.path("opensc.conf");
+    std::fs::write(
+        &opensc_conf,
+        "app default {\n\tframework pkcs15 {\n\t\tpin_cache_ignore_user_consent = true;\n\t}\n}\n",
+    )
+    .expect("write opensc.conf");
+    let theirs = j.path("pyhanko-signed.pdf");
+    let out = ok(
+        Command::new(&e.t.pyhanko)
+            .env("OPENSC_CONF", &opensc_conf)
+            .env("PYHANKO_PKCS11_PIN", SIGN_PASSWORD)
+            .arg("--config")
+            .arg(&config)
+            .args(["sign", "addsig", "--field", "Sig1", "--use-pades", "pkcs11"])
+            .args(["--p11-setup", "jpki-sign", s(&pdf), s(&theirs)]),
+        "pyhanko sign addsig --use-pades pkcs11 (key 02 through opensc-pkcs11.so)",
+    );
+    assert!(theirs.is_file(), "pyHanko wrote no {}: {out}", theirs.display());
+    verify(&theirs, "pyHanko");
+
+    // The other way: jpki signs over the reader, pyHanko validates (the CRL URLs in the
+    // certificate point at no server, hence --no-revocation-check; jpki verify checks the CRLs).
+    let ours = j.path("jpki-signed.pdf");
+    let signed = jpki_json(
+        j,
+        &[
+            "sign",
+            "--reader",
+            READER,
+            "--pdf",
+            "--sign-password",
+            SIGN_PASSWORD,
+            s(&pdf),
+            "--out",
+            s(&ours),
+        ],
+    );
+    assert_eq!(signed["format"], "PAdES-BASELINE-B", "jpki sign --pdf: {signed}");
+    let validated = ok(
+        Command::new(&e.t.pyhanko)
+            .args(["sign", "validate", "--no-revocation-check", "--trust"])
+            .arg(&root)
+            .args(["--trust-replace", s(&ours)]),
+        "pyhanko sign validate of jpki's PDF",
+    );
+    assert!(
+        validated.contains(":INTACT:TRUSTED"),
+        "pyhanko sign validate of jpki's PDF should print INTACT:TRUSTED: {validated}"
+    );
+    verify(&ours, "jpki");
+
+    let tries = e.pin_tries();
+    assert_eq!(
+        tries.get("Digital Signature PIN").map(String::as_str),
+        Some("5"),
+        "the signing password's counter after the PAdES signatures: {tries:?}"
+    );
+}
+
+/// A one-page PDF 1.7 with a classic cross-reference table.
+fn minimal_pdf() -> Vec<u8> {
+    let text = "BT /F1 24 Tf 72 720 Td (openjpki card_interop) Tj ET";
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>".to_owned(),
+        format!("<< /Length {} >>\nstream\n{text}\nendstream", text.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+    ];
+    let mut pdf = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = pdf.len();
+    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for off in offsets {
+        pdf.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+    }
+    pdf.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    pdf
 }
 
 /// The holder commands over `access` (`--reader NAME` or `--card FILE`), as (name, JSON) in a

@@ -60,6 +60,7 @@ pub struct ParsedCrl {
     pub only_user: bool,
     /// Where the CRL was read from (file name or URL), for reports.
     pub source: String,
+    description: String,
     entries: HashMap<Vec<u8>, Revoked>,
 }
 
@@ -165,6 +166,7 @@ impl ParsedCrl {
             only_ca: false,
             only_user: false,
             source: source.to_owned(),
+            description: String::new(),
             entries: HashMap::new(),
         };
         for e in tbs.extensions.iter().flatten() {
@@ -220,6 +222,7 @@ impl ParsedCrl {
             );
         }
         crl.tbs_der = tbs_der;
+        crl.description = crl.describe_now();
         Ok(crl)
     }
 
@@ -268,8 +271,12 @@ impl ParsedCrl {
         self.scope_urls.is_empty() || self.scope_urls.iter().any(|u| cert.crl_urls.contains(u))
     }
 
-    /// A one-line description for reports.
-    pub fn describe(&self) -> String {
+    /// A one-line description for reports: kind, number, source, thisUpdate and nextUpdate.
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    fn describe_now(&self) -> String {
         let number = self.number.map(|n| format!(" #{n}")).unwrap_or_default();
         let kind = if self.delta_base.is_some() {
             "delta CRL"
@@ -437,7 +444,7 @@ impl RevocationSource for CrlStore {
         };
         let base = &self.crls[b];
         let mut answer = base.lookup(&cert.serial);
-        let mut source = base.describe();
+        let mut source = base.describe().to_owned();
         let mut this_update = base.this_update;
         let mut next_update = base.next_update;
         let base_number = base.number.unwrap_or(0);

@@ -7,6 +7,7 @@
 
 pub mod cades;
 mod error;
+mod ident;
 pub mod pdf;
 pub mod report;
 pub mod signed_data;

@@ -33,13 +33,13 @@ use jpki_pki::{oid, x509};
 use time::OffsetDateTime;
 use x509_cert::ext::pkix::KeyUsages;
 
-use crate::SigError;
 use crate::pdf::{self, Coverage};
 use crate::report::{Facts, Indication, Report, Revocation, Signer, SigningTime, SubIndication, Timestamp};
 use crate::signed_data::{
     DigestAlg, ID_AA_SIGNATURE_TIME_STAMP_TOKEN, ID_DATA, ParsedSignedData, ParsedSigner,
 };
 use crate::tsp::TimeStampToken;
+use crate::{SigError, ident};
 
 /// JPKI test-hierarchy signature policy (the real test CA's 1.2.392.200149.8.5.1.0.20).
 pub const POLICY_SIGN_TEST: Oid = Oid::new_unwrap("1.2.392.200149.8.5.1.0.20");
@@ -66,7 +66,8 @@ pub struct Verifier {
     policy: Policy,
     extra: Vec<Arc<ParsedCert>>,
     certs: Mutex<HashMap<[u8; 32], Arc<ParsedCert>>>,
-    paths: Mutex<HashMap<[u8; 32], Result<CertPath, PathError>>>,
+    recent: Mutex<Vec<Arc<ParsedCert>>>,
+    paths: Mutex<HashMap<[u8; 32], CertPath>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -178,6 +179,7 @@ impl Verifier {
             policy: Policy::default(),
             extra: Vec::new(),
             certs: Mutex::new(HashMap::new()),
+            recent: Mutex::new(Vec::new()),
             paths: Mutex::new(HashMap::new()),
         }
     }
@@ -197,6 +199,24 @@ impl Verifier {
     }
 
     fn cert(&self, der: &[u8]) -> Result<Arc<ParsedCert>, jpki_pki::PkiError> {
+        // The certificates of the last few signatures, compared byte for byte: a batch by one signer
+        // finds them here without hashing them.
+        if let Ok(recent) = self.recent.lock()
+            && let Some(c) = recent.iter().find(|c| c.der() == der)
+        {
+            return Ok(c.clone());
+        }
+        let c = self.cert_by_hash(der)?;
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() >= 8 {
+                recent.remove(0);
+            }
+            recent.push(c.clone());
+        }
+        Ok(c)
+    }
+
+    fn cert_by_hash(&self, der: &[u8]) -> Result<Arc<ParsedCert>, jpki_pki::PkiError> {
         let key = x509::sha256(der);
         if let Ok(cache) = self.certs.lock()
             && let Some(c) = cache.get(&key)
@@ -214,10 +234,19 @@ impl Verifier {
     }
 
     fn path(&self, ee: &Arc<ParsedCert>, offered: &[Vec<u8>]) -> Result<CertPath, PathError> {
+        // The cache holds built paths only, and one is reused only when this signature (or the
+        // configured extra certificates) offers each of its intermediates too: a verdict must not
+        // depend on what earlier signatures carried. (Caching failures made a signature that lacks
+        // its intermediate spoil every later signature by the same signer that carries it.)
         if let Ok(cache) = self.paths.lock()
             && let Some(p) = cache.get(&ee.sha256)
+            && let intermediates = p.certs.get(1..p.certs.len().saturating_sub(1)).unwrap_or(&[])
+            && intermediates.iter().all(|ca| {
+                offered.iter().any(|d| d.as_slice() == ca.der())
+                    || self.extra.iter().any(|x| x.sha256 == ca.sha256)
+            })
         {
-            return p.clone();
+            return Ok(p.clone());
         }
         let mut pool: Vec<Arc<ParsedCert>> = offered
             .iter()
@@ -226,11 +255,13 @@ impl Verifier {
             .collect();
         pool.extend(self.extra.iter().cloned());
         let result = path::build(ee.clone(), &pool, &self.anchors);
-        if let Ok(mut cache) = self.paths.lock() {
+        if let Ok(p) = &result
+            && let Ok(mut cache) = self.paths.lock()
+        {
             if cache.len() > 10_000 {
                 cache.clear();
             }
-            cache.insert(ee.sha256, result.clone());
+            cache.insert(ee.sha256, p.clone());
         }
         result
     }
@@ -404,31 +435,19 @@ impl Verifier {
             }
         }
         // Identification of the signing certificate.
-        let cert_der = parsed
-            .find_signer_certificate(signer)
-            .map(<[u8]>::to_vec)
-            .or_else(|| {
-                self.extra
-                    .iter()
-                    .find(|c| signer.sid.matches(c.der()))
-                    .map(|c| c.der().to_vec())
-            });
-        let Some(cert_der) = cert_der else {
+        // The signer's certificate: among those the signature carries, else the extra ones given.
+        let found = parsed
+            .certificates
+            .iter()
+            .filter_map(|d| self.cert(d).ok())
+            .chain(self.extra.iter().cloned())
+            .find(|c| ident::sid_matches(&signer.sid, c));
+        let Some(cert) = found else {
             fail(
                 SubIndication::NoSigningCertificateFound,
                 "the signing certificate is neither in the signature nor among the given certificates".into(),
             );
             return finish(report, findings, warnings);
-        };
-        let cert = match self.cert(&cert_der) {
-            Ok(c) => c,
-            Err(e) => {
-                fail(
-                    SubIndication::NoSigningCertificateFound,
-                    format!("the signing certificate: {e}"),
-                );
-                return finish(report, findings, warnings);
-            }
         };
         report.signer = Some(Signer {
             subject: cert.subject.clone(),
@@ -442,7 +461,7 @@ impl Verifier {
             facts: cert.jpki_san.as_ref().map(Facts::from_san),
         });
         match signer.signing_certificate_ref() {
-            Ok(Some(ess)) => match ess.matches(&cert_der) {
+            Ok(Some(ess)) => match ident::ess_matches(&ess, &cert) {
                 Ok(true) => {}
                 Ok(false) => fail(
                     SubIndication::NoSigningCertificateFound,
