@@ -5,6 +5,7 @@
 #   scripts/bench.sh issuance   # certificate issuance vs raw signing (jpki-pki)
 #   scripts/bench.sh crl        # CRL publication for 1,000,000 revoked entries (jpki-authority)
 #   scripts/bench.sh authority  # cards through Authority::issue_run / issue_cards / issue_card, registry included
+#   scripts/bench.sh verify     # CAdES-B-B verification vs raw RSA-2048 verification (jpki-sig)
 #
 # Knobs (environment):
 #   JPKI_BENCH_SECS=5           seconds per issuance phase (split into JPKI_BENCH_ROUNDS rounds)
@@ -12,6 +13,7 @@
 #   JPKI_BENCH_THREADS=<nproc>  threads for the whole-machine figures
 #   JPKI_BENCH_KEYS=32          pre-generated subject keys
 #   JPKI_BENCH_KEY_TYPES=rsa2048,p384
+#   JPKI_BENCH_N=10000          signatures in the verification benchmark (JPKI_BENCH_CRL_ENTRIES=100000)
 #   JPKI_BENCH_CRL_N=1000000    revoked certificates in the CRL benchmark
 #   JPKI_BENCH_CRL_SHARDS=16    CRL shards
 #   JPKI_BENCH_KEY_TYPE=rsa2048 CA key type of the CRL benchmark
@@ -41,4 +43,9 @@ if [[ "$what" == all || "$what" == authority ]]; then
     echo
     echo "== cargo bench -p jpki-authority --bench issue"
     cargo bench -q -p jpki-authority --bench issue
+fi
+if [[ "$what" == all || "$what" == verify ]]; then
+    echo
+    echo "== cargo bench -p jpki-sig --bench verify"
+    cargo bench -q -p jpki-sig --bench verify
 fi

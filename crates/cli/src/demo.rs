@@ -121,7 +121,33 @@ pub(crate) fn run(data: &Path, device_key: &Path, key_type: KeyType) -> Result<R
          challenge (80 2A), READ BINARY the authentication certificate; the signature {} with its public key.",
         if ok { "verifies" } else { "does NOT verify" }
     ));
+    // A contract signed with the signature key and time-stamped by the authority's TSA (PAdES-T).
+    let tsa_creds = auth.tsa_credentials(pass.as_bytes())?;
+    let tsa = jpki_sig::tsp::TimeStampAuthority::new(tsa_creds.key, tsa_creds.cert_der, tsa_creds.chain)?;
+    let contract = jpki_sig::pdf::minimal_pdf("Contract: the holder agrees to open an account.");
+    let signing_time = crate::docsig::now();
+    let prepared = jpki_sig::pdf::prepare(&contract, &jpki_sig::pdf::SignOptions::new(signing_time))?;
+    let digest = prepared.digest_sha256();
+    let signed = crate::docsig::sign_document(
+        &mut session,
+        b"DEMO2024",
+        &digest,
+        Some(prepared),
+        signing_time,
+        &crate::docsig::Stamper::Local(&tsa),
+    )?;
+    let contract_file = data.join("demo-contract.signed.pdf");
+    jpki_authority::write_atomically(&contract_file, &signed.bytes, 0o644)?;
+    n.say(format!(
+        "Signed a contract PDF with the signature key after the signing password ({}: /SubFilter \
+         /ETSI.CAdES.detached, signature time-stamp from the authority's TSA) → {}.",
+        signed.format,
+        contract_file.display()
+    ));
     drop(session);
+    // Revocation times have whole-second precision; let the clock move on so that the move below
+    // happens provably after the time-stamp.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let info = CertificateInfo::from_der(&sign_a.der)?;
     if let Some(j) = &info.jpki {
         n.say(format!(
@@ -199,6 +225,31 @@ pub(crate) fn run(data: &Path, device_key: &Path, key_type: KeyType) -> Result<R
          (CRL number {}, delta against {}).",
         second.first().map_or(0, |r| r.crl_number),
         second.first().and_then(|r| r.delta_base).unwrap_or(0)
+    ));
+    let mut anchors = jpki_pki::path::TrustAnchors::new();
+    anchors.add_der(&auth.ca_cert(CertKind::Signature)?)?;
+    let mut crls = jpki_pki::revocation::CrlStore::new();
+    crls.load_dir(&out.join("crl"))?;
+    let verifier = jpki_sig::validate::Verifier::new(anchors, std::sync::Arc::new(crls));
+    let report = verifier
+        .verify_pdf(&signed.bytes, crate::docsig::now())?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Failure::Failed("the signed contract carries no signature".into()))?;
+    let why = if report.indication == jpki_sig::report::Indication::TotalPassed {
+        "its signature certificate has been revoked since (the move), but the time-stamp proves the signature \
+         was made before"
+            .to_owned()
+    } else {
+        report.reasons.first().cloned().unwrap_or_default()
+    };
+    n.say(format!(
+        "Verified the contract like a platform operator: {}{} — {why}. `jpki verify {} --crl-dir {}` prints the \
+         whole report.",
+        report.indication.as_str(),
+        report.sub_indication.map(|s| format!(" / {}", s.as_str())).unwrap_or_default(),
+        contract_file.display(),
+        out.join("crl").display()
     ));
     let ca = out.join(Endpoints::ca_cert_path(CertKind::Signature));
     let crl = out.join(Endpoints::full_crl_path(CertKind::Signature));

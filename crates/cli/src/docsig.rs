@@ -40,7 +40,7 @@ fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, Failure>
     std::fs::read(path).map_err(|e| Failure::Usage(format!("{what} {}: {e}", path.display())))
 }
 
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     let t = OffsetDateTime::now_utc();
     t.replace_nanosecond(0).unwrap_or(t)
 }
@@ -65,6 +65,105 @@ fn timestamp(url: &str, signature_value: &[u8]) -> Result<Vec<u8>, Failure> {
     let req = TimeStampRequest::with_random_nonce(jpki_sig::signed_data::DigestAlg::Sha256, &digest, true)?;
     let resp = jpki_server::post_timestamp_query(url, &req.to_der()?, Duration::from_secs(30))?;
     Ok(jpki_sig::tsp::token_from_response(&resp, &req)?)
+}
+
+/// Where a signature time-stamp comes from.
+pub(crate) enum Stamper<'a> {
+    /// No time-stamp (B-B).
+    None,
+    /// An RFC 3161 TSA over HTTP.
+    Url(&'a str),
+    /// A TSA in this process (the demo).
+    Local(&'a TimeStampAuthority),
+}
+
+/// A document signature made by the card.
+pub(crate) struct Signed {
+    /// The .p7s, or the signed PDF.
+    pub(crate) bytes: Vec<u8>,
+    /// "CAdES-BASELINE-B", "PAdES-BASELINE-T", ….
+    pub(crate) format: &'static str,
+    /// The signature certificate (DER).
+    pub(crate) cert: Vec<u8>,
+    /// The time-stamp's time, serial and source, for B-T.
+    pub(crate) timestamp: Option<serde_json::Value>,
+}
+
+/// Has the card sign content whose SHA-256 is `content_digest` (the file, or a prepared PDF's byte
+/// range): reads the signature certificate and the CA certificate, builds the signed attributes,
+/// signs their digest with the signature key, and adds a time-stamp when `stamper` gives one.
+pub(crate) fn sign_document<T: jpki_client::Transport>(
+    session: &mut jpki_client::CardSession<T>,
+    password: &[u8],
+    content_digest: &[u8; 32],
+    prepared_pdf: Option<pdf::PreparedPdf>,
+    signing_time: OffsetDateTime,
+    stamper: &Stamper<'_>,
+) -> Result<Signed, Failure> {
+    let cert = session.read_certificate(CertKind::Signature, Some(password))?;
+    let chain = session
+        .read_ca_certificate(CertKind::Signature)
+        .map(|c| vec![c])
+        .unwrap_or_default();
+    // PAdES puts the signing time in the signature dictionary's /M, never in the CMS.
+    let attrs_time = if prepared_pdf.is_some() {
+        None
+    } else {
+        Some(signing_time)
+    };
+    let prepared = cades::prepare(content_digest, &cert, &chain, attrs_time)?;
+    let sig = session.sign_digest(CertKind::Signature, password, &prepared.digest())?;
+    let mut cms = prepared.finish(&sig)?;
+    let token = match stamper {
+        Stamper::None => None,
+        Stamper::Url(url) => Some((timestamp(url, &sig)?, (*url).to_owned())),
+        Stamper::Local(tsa) => {
+            let digest = jpki_pki::x509::sha256(&sig);
+            let req =
+                TimeStampRequest::with_random_nonce(jpki_sig::signed_data::DigestAlg::Sha256, &digest, true)?;
+            let mut serial = [0u8; 16];
+            aws_lc_rs::rand::fill(&mut serial)
+                .map_err(|_| Failure::Failed("random generator failed".into()))?;
+            serial[0] |= 0x40;
+            let resp = tsa.try_respond(&req.to_der()?, now(), &serial)?;
+            Some((
+                jpki_sig::tsp::token_from_response(&resp, &req)?,
+                "the authority's TSA".to_owned(),
+            ))
+        }
+    };
+    let mut timestamp_info = None;
+    if let Some((token, source)) = token {
+        let parsed = jpki_sig::tsp::TimeStampToken::parse(&token)?;
+        timestamp_info =
+            Some(json!({ "time": rfc3339(parsed.gen_time), "serial": parsed.serial, "tsa": source }));
+        cms = cades::add_signature_timestamp(&cms, &token)?;
+    }
+    let level_t = timestamp_info.is_some();
+    let (bytes, format) = match prepared_pdf {
+        Some(p) => (
+            p.finish(&cms)?,
+            if level_t {
+                "PAdES-BASELINE-T"
+            } else {
+                "PAdES-BASELINE-B"
+            },
+        ),
+        None => (
+            cms,
+            if level_t {
+                "CAdES-BASELINE-T"
+            } else {
+                "CAdES-BASELINE-B"
+            },
+        ),
+    };
+    Ok(Signed {
+        bytes,
+        format,
+        cert,
+        timestamp: timestamp_info,
+    })
 }
 
 /// `jpki sign`.
@@ -102,41 +201,19 @@ pub(crate) fn sign(a: SignArgs, device_key: &Path) -> Result<Report, Failure> {
         None => secrets::sign_password()?,
     };
     let mut session = holder::open(&a.access, device_key)?;
-    let cert = session.read_certificate(CertKind::Signature, Some(password.as_bytes()))?;
-    let chain = session
-        .read_ca_certificate(CertKind::Signature)
-        .map(|c| vec![c])
-        .unwrap_or_default();
-    // PAdES puts the signing time in the signature dictionary's /M, never in the CMS.
-    let attrs_time = if a.pdf { None } else { Some(signing_time) };
-    let prepared = cades::prepare(&content_digest, &cert, &chain, attrs_time)?;
-    let sig = session.sign_digest(CertKind::Signature, password.as_bytes(), &prepared.digest())?;
-    let mut cms = prepared.finish(&sig)?;
-    let mut token_info = None;
-    if let Some(url) = &a.tsa {
-        let token = timestamp(url, &sig)?;
-        let parsed = jpki_sig::tsp::TimeStampToken::parse(&token)?;
-        token_info = Some(json!({ "time": rfc3339(parsed.gen_time), "serial": parsed.serial, "tsa": url }));
-        cms = cades::add_signature_timestamp(&cms, &token)?;
-    }
-    let (bytes, format) = match prepared_pdf {
-        Some(p) => (
-            p.finish(&cms)?,
-            if level == LevelArg::T {
-                "PAdES-BASELINE-T"
-            } else {
-                "PAdES-BASELINE-B"
-            },
-        ),
-        None => (
-            cms,
-            if level == LevelArg::T {
-                "CAdES-BASELINE-T"
-            } else {
-                "CAdES-BASELINE-B"
-            },
-        ),
+    let stamper = match &a.tsa {
+        Some(url) => Stamper::Url(url),
+        None => Stamper::None,
     };
+    let signed = sign_document(
+        &mut session,
+        password.as_bytes(),
+        &content_digest,
+        prepared_pdf,
+        signing_time,
+        &stamper,
+    )?;
+    let (bytes, format, cert, token_info) = (signed.bytes, signed.format, signed.cert, signed.timestamp);
     jpki_authority::write_atomically(&out, &bytes, 0o644)?;
     let info = jpki_pki::CertificateInfo::from_der(&cert)?;
     let text = format!(

@@ -21,7 +21,7 @@ pub(crate) fn device_key_path(given: Option<&Path>) -> PathBuf {
     given.map_or_else(DeviceKey::default_path, Path::to_path_buf)
 }
 
-type Session = CardSession<Box<dyn Transport>>;
+pub(crate) type Session = CardSession<Box<dyn Transport>>;
 
 /// Opens the card named by `--card` or `--reader`.
 pub(crate) fn open(access: &CardAccess, device_key: &Path) -> Result<Session, Failure> {

@@ -501,3 +501,18 @@ fn bad_input_gives_one_line_errors_and_writes_nothing() {
     let err = one_line(&["verify", s(&j.path("doc.txt.p7s"))], 2);
     assert!(err.contains("--content"), "{err}");
 }
+
+/// The README's main job: `jpki demo` runs end to end, and the contract it signs verifies.
+#[test]
+fn demo_runs_and_its_signed_contract_verifies() {
+    let j = Jpki::new();
+    let v = j.json(&["demo"]);
+    assert_eq!(v["consistent"], true, "{v:#}");
+    let contract = j.data().join("demo-contract.signed.pdf");
+    let crl = j.data().join("public").join("crl");
+    let (code, v) = verify(&j, &[s(&contract), "--crl-dir", s(&crl)]);
+    assert_eq!(code, 0, "{v:#}");
+    let sig = &v["signatures"][0];
+    assert_eq!(sig["format"], "PAdES-BASELINE-T");
+    assert_eq!(sig["revocation"]["status"], "revoked", "the demo's move revoked it after signing");
+}

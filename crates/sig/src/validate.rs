@@ -636,7 +636,9 @@ impl Verifier {
                                 rfc3339(at)
                             ));
                         }
-                        Some(t) if !hold => fail(
+                        // Revocation dates have whole-second precision: a time-stamp within the same
+                        // second proves neither order.
+                        Some(t) if !hold && t >= at + time::Duration::SECOND => fail(
                             SubIndication::Revoked,
                             format!(
                                 "the certificate was revoked at {} ({}), before the time-stamp proves the \
