@@ -14,6 +14,10 @@ use crate::signed_data::{
     SignedDataBuilder,
 };
 
+/// id-aa-ets-contentTimestamp (RFC 5126 §5.11.4): a time-stamp over the content, signed.
+pub const ID_AA_CONTENT_TIME_STAMP: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.20");
+
 /// A signature ready for the card: the DER of the signed attributes and what assembles the rest.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -31,6 +35,19 @@ pub fn prepare(
     chain: &[Vec<u8>],
     signing_time: Option<OffsetDateTime>,
 ) -> Result<Prepared, SigError> {
+    prepare_with_content_timestamp(content_digest, signer_cert, chain, signing_time, None)
+}
+
+/// As [`prepare`], with a content time-stamp token (RFC 3161 over the content's digest) as the
+/// signed attribute id-aa-ets-contentTimestamp: proof that the content, and so the signature, did not
+/// exist before the token's time (EN 319 122-1 §5.2.8).
+pub fn prepare_with_content_timestamp(
+    content_digest: &[u8; 32],
+    signer_cert: &[u8],
+    chain: &[Vec<u8>],
+    signing_time: Option<OffsetDateTime>,
+    content_timestamp: Option<&[u8]>,
+) -> Result<Prepared, SigError> {
     let mut attrs: Vec<Attribute> = vec![
         signed_data::attr_content_type(ID_DATA)?,
         signed_data::attr_message_digest(content_digest)?,
@@ -38,6 +55,15 @@ pub fn prepare(
     ];
     if let Some(t) = signing_time {
         attrs.push(signed_data::attr_signing_time(t)?);
+    }
+    if let Some(token) = content_timestamp {
+        let t = crate::tsp::TimeStampToken::parse(token)?;
+        if t.imprint_digest_alg() != Some(DigestAlg::Sha256) || t.imprint != content_digest {
+            return Err(SigError::Tsa(
+                "the content time-stamp token is not over this content's SHA-256".into(),
+            ));
+        }
+        attrs.push(signed_data::attribute(ID_AA_CONTENT_TIME_STAMP, &[token])?);
     }
     let mut certificates = vec![signer_cert.to_vec()];
     certificates.extend(chain.iter().cloned());

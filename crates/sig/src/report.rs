@@ -41,7 +41,9 @@ pub enum SubIndication {
     SigCryptoFailure,
     /// FAILED: the signing certificate was revoked and the signature is proven to be made later.
     Revoked,
-    /// FAILED: the signing certificate had expired when the signature is proven to be made.
+    /// INDETERMINATE: the signing certificate had expired when the signature is proven to be made
+    /// (EN 319 102-1 V1.3.1 and pyHanko file EXPIRED under INDETERMINATE: a later renewal of the
+    /// validation data cannot fix it, but the signer may hold another proof).
     Expired,
     /// FAILED: the signature was made before the signing certificate was valid.
     NotYetValid,
@@ -90,7 +92,6 @@ impl SubIndication {
             | Self::HashFailure
             | Self::SigCryptoFailure
             | Self::Revoked
-            | Self::Expired
             | Self::NotYetValid => Indication::TotalFailed,
             _ => Indication::Indeterminate,
         }

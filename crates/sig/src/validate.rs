@@ -1,6 +1,6 @@
 //! Signature validation after ETSI EN 319 102-1: the basic validation (format, identification of the
 //! signing certificate, cryptographic verification, X.509 validation, signature acceptance) and the
-//! validation with time (a signature time-stamp as proof of existence), ending in one
+//! validation with time (time-stamps as proof of existence), ending in one
 //! [`Report`](crate::report::Report).
 //!
 //! The verdict rules, by case:
@@ -11,12 +11,19 @@
 //!   rules, or a signing certificate that is not a JPKI signature certificate (a user-authentication
 //!   certificate is never accepted for a document signature) or whose keyUsage lacks
 //!   nonRepudiation → INDETERMINATE / CHAIN_CONSTRAINTS_FAILURE;
-//! - revoked: proven (time-stamp) before the revocation → passed; proven after → FAILED / REVOKED;
-//!   no proof → INDETERMINATE / REVOKED_NO_POE. On hold without proof before the hold →
-//!   INDETERMINATE / TRY_LATER (a hold can be lifted);
-//! - expired or not yet valid now: a proven time inside the validity → passed; proven after expiry
-//!   → FAILED / EXPIRED; proven or claimed before notBefore → FAILED / NOT_YET_VALID; no proof →
+//! - times are bounds: a signature time-stamp proves the signature existed by its time (an upper
+//!   bound on when it was made, as is the validation time itself); a content time-stamp (signed
+//!   attribute id-aa-ets-contentTimestamp) proves it was made after its time (a lower bound). The
+//!   claimed signing time proves nothing;
+//! - revoked: existence proven before the revocation → passed; made provably after it (content
+//!   time-stamp) → FAILED / REVOKED; otherwise — including a signature time-stamp after the
+//!   revocation, which shows existence, not creation — INDETERMINATE / REVOKED_NO_POE. On hold
+//!   without proof before the hold → INDETERMINATE / TRY_LATER (a hold can be lifted);
+//! - expired now: existence proven within the validity → passed; made provably after the expiry →
+//!   INDETERMINATE / EXPIRED (as EN 319 102-1 V1.3.1 and pyHanko file it); otherwise
 //!   INDETERMINATE / OUT_OF_BOUNDS_NO_POE;
+//! - made (proven, or claimed) before notBefore → FAILED / NOT_YET_VALID (the "signing time lies
+//!   before the issuance date" of EN 319 102-1);
 //! - no revocation information, or only an expired CRL → INDETERMINATE / TRY_LATER.
 //!
 //! Path building is cached per signing certificate, and certificates keep their parsed public keys,
@@ -95,14 +102,14 @@ fn severity(sub: SubIndication) -> u8 {
         SigCryptoFailure => 1,
         FormatFailure => 2,
         Revoked => 3,
-        Expired => 4,
         NotYetValid => 5,
         NoSigningCertificateFound => 10,
         NoCertificateChainFound => 11,
         ChainConstraintsFailure => 12,
         RevokedNoPoe => 13,
         RevokedCaNoPoe => 14,
-        OutOfBoundsNoPoe => 15,
+        Expired => 15,
+        OutOfBoundsNoPoe => 16,
         _ => 16,
     }
 }
@@ -533,6 +540,8 @@ impl Verifier {
         }
         report.timestamp = self.timestamp_report(signer, parsed, now, proof.as_ref());
         let best_time = proof.as_ref().map(|p| p.time);
+        // A content time-stamp is the opposite bound: the signature was made after it.
+        let made_after = self.content_proof(signer, parsed, content, now, &mut warnings);
         // Path.
         let chain = match self.path(&cert, &parsed.certificates) {
             Ok(p) => p,
@@ -565,19 +574,29 @@ impl Verifier {
                 ),
             );
         } else if !cert.valid_at(now) {
-            match best_time {
-                Some(t) if cert.valid_at(t) => {}
-                Some(t) if t > cert.not_after => fail(
+            match (best_time, made_after) {
+                (Some(t), _) if cert.valid_at(t) => {}
+                (_, Some(l)) if l > cert.not_after => fail(
                     SubIndication::Expired,
                     format!(
-                        "the certificate expired at {}, before the time-stamp proves the signature ({})",
+                        "the certificate expired at {}, and a content time-stamp proves the signature was made \
+                         later (not before {})",
                         rfc3339(cert.not_after),
-                        rfc3339(t)
+                        rfc3339(l)
                     ),
                 ),
                 _ if now < cert.not_before => fail(
                     SubIndication::NotYetValid,
                     format!("the certificate is not valid before {}", rfc3339(cert.not_before)),
+                ),
+                (Some(t), _) => fail(
+                    SubIndication::OutOfBoundsNoPoe,
+                    format!(
+                        "the certificate expired at {}; the time-stamp proves the signature existed at {}, which \
+                         does not show it was made before the expiry",
+                        rfc3339(cert.not_after),
+                        rfc3339(t)
+                    ),
                 ),
                 _ => fail(
                     SubIndication::OutOfBoundsNoPoe,
@@ -636,13 +655,23 @@ impl Verifier {
                                 rfc3339(at)
                             ));
                         }
-                        // Revocation dates have whole-second precision: a time-stamp within the same
-                        // second proves neither order.
-                        Some(t) if !hold && t >= at + time::Duration::SECOND => fail(
+                        // Revocation dates have whole-second precision: a content time-stamp within the
+                        // same second proves neither order.
+                        _ if !hold && made_after.is_some_and(|l| l >= at + time::Duration::SECOND) => fail(
                             SubIndication::Revoked,
                             format!(
-                                "the certificate was revoked at {} ({}), before the time-stamp proves the \
-                                 signature ({})",
+                                "the certificate was revoked at {} ({}), and a content time-stamp proves the \
+                                 signature was made later (not before {})",
+                                rfc3339(at),
+                                reason_name(reason),
+                                made_after.map(rfc3339).unwrap_or_default()
+                            ),
+                        ),
+                        Some(t) if !hold => fail(
+                            SubIndication::RevokedNoPoe,
+                            format!(
+                                "the certificate was revoked at {} ({}); the time-stamp proves the signature \
+                                 existed at {}, which does not show it was made before the revocation",
                                 rfc3339(at),
                                 reason_name(reason),
                                 rfc3339(t)
@@ -675,6 +704,25 @@ impl Verifier {
         finish(report, findings, warnings)
     }
 
+    /// The latest valid content time-stamp's time: the signature was made after it.
+    fn content_proof(
+        &self,
+        signer: &ParsedSigner,
+        parsed: &ParsedSignedData,
+        content: Content<'_>,
+        now: OffsetDateTime,
+        warnings: &mut Vec<String>,
+    ) -> Option<OffsetDateTime> {
+        let mut best: Option<OffsetDateTime> = None;
+        for token_der in signer.signed_attribute_values(&crate::cades::ID_AA_CONTENT_TIME_STAMP) {
+            match self.check_token(token_der, Imprint::Content(content), parsed, now) {
+                Ok(p) => best = Some(best.map_or(p.time, |b| b.max(p.time))),
+                Err(why) => warnings.push(format!("content time-stamp not usable: {why}")),
+            }
+        }
+        best
+    }
+
     /// The earliest valid signature time-stamp's time.
     fn time_proof(
         &self,
@@ -685,7 +733,7 @@ impl Verifier {
     ) -> Option<TimeProof> {
         let mut best: Option<TimeProof> = None;
         for token_der in signer.unsigned_attribute_values(&ID_AA_SIGNATURE_TIME_STAMP_TOKEN) {
-            match self.check_token(token_der, &signer.signature, parsed, now) {
+            match self.check_token(token_der, Imprint::SignatureValue(&signer.signature), parsed, now) {
                 Ok(p) => {
                     if best.as_ref().is_none_or(|b| p.time < b.time) {
                         best = Some(p);
@@ -712,7 +760,7 @@ impl Verifier {
             .into_iter()
             .next()?;
         let why = self
-            .check_token(token_der, &signer.signature, parsed, now)
+            .check_token(token_der, Imprint::SignatureValue(&signer.signature), parsed, now)
             .err()
             .unwrap_or_default();
         let t = TimeStampToken::parse(token_der).ok();
@@ -727,13 +775,23 @@ impl Verifier {
     fn check_token(
         &self,
         token_der: &[u8],
-        signature_value: &[u8],
+        imprint_of: Imprint<'_>,
         parsed: &ParsedSignedData,
         now: OffsetDateTime,
     ) -> Result<TimeProof, String> {
         let token = TimeStampToken::parse(token_der).map_err(|e| e.to_string())?;
-        if !token.imprint_matches(signature_value) {
-            return Err("its imprint is not the digest of this signature's value".into());
+        match imprint_of {
+            Imprint::SignatureValue(v) if !token.imprint_matches(v) => {
+                return Err("its imprint is not the digest of this signature's value".into());
+            }
+            Imprint::Content(c)
+                if token
+                    .imprint_digest_alg()
+                    .is_none_or(|alg| c.digest(alg) != token.imprint) =>
+            {
+                return Err("its imprint is not the digest of the signed content".into());
+            }
+            _ => {}
         }
         let mut offered = parsed.certificates.clone();
         offered.extend(self.extra.iter().map(|c| c.der().to_vec()));
@@ -775,6 +833,15 @@ impl Verifier {
             },
         })
     }
+}
+
+/// What a time-stamp token's imprint must cover.
+#[derive(Debug, Clone, Copy)]
+enum Imprint<'a> {
+    /// The signature value (a signature time-stamp).
+    SignatureValue(&'a [u8]),
+    /// The signed content (a content time-stamp).
+    Content(Content<'a>),
 }
 
 #[derive(Debug, Clone)]

@@ -16,14 +16,14 @@
 //! (TOTAL_PASSED↔PASSED, TOTAL_FAILED↔FAILED, INDETERMINATE↔INDETERMINATE) except where pyHanko is
 //! known to judge otherwise; there its exact answer is asserted, so a change in pyHanko shows:
 //!
-//! * Revoked before a time-stamp proves the signature (case 12): pyHanko's validation with time
-//!   leaves INDETERMINATE/REVOKED_NO_POE (it does not turn a proven-after-revocation signature into
-//!   a failure); we give TOTAL_FAILED/REVOKED, the standard's definition of REVOKED (the signing
-//!   certificate is revoked and there is proof the signature was created after the revocation).
 //! * Time-stamp after the certificate's expiry (case 10): pyHanko's validation with time only checks
 //!   a proven time against notBefore ("we can't process expiration here", ades.py) and passes the
-//!   signature; a signature proven to be made after notAfter cannot pass, so we say
-//!   TOTAL_FAILED/EXPIRED.
+//!   signature. A signature time-stamp proves existence, not creation: the signature may have been
+//!   made before the expiry, so we say INDETERMINATE/OUT_OF_BOUNDS_NO_POE. (Revoked before the
+//!   time-stamp, case 12, is the same reasoning, and there pyHanko agrees: REVOKED_NO_POE.)
+//! * REVOKED (FAILED) and EXPIRED (INDETERMINATE, as pyHanko and EN 319 102-1 V1.3.1 file it) need
+//!   proof the signature was made after the event: a content time-stamp, a signed attribute
+//!   (cases 26, 27). pyHanko agrees on both.
 //! * Not yet valid (case 11, notBefore tomorrow): pyHanko's basic validation turns the path
 //!   validator's not-yet-valid error into INDETERMINATE/CERTIFICATE_CHAIN_GENERAL_FAILURE. We give
 //!   TOTAL_FAILED/NOT_YET_VALID: the signature exists now (the validation time is a proof of
@@ -301,6 +301,30 @@ fn cades_bb(
     claimed: Option<OffsetDateTime>,
 ) -> Vec<u8> {
     let p = cades::prepare(&jpki_pki::x509::sha256(content), cert, chain, claimed).unwrap();
+    p.finish(&w.signer_key.sign(p.to_be_signed()).unwrap()).unwrap()
+}
+
+/// A CAdES signature carrying a content time-stamp (made by `tsa` at `at`, over the content's SHA-256)
+/// as a signed attribute: proof the signature was made after `at`.
+fn cades_content_ts(
+    w: &World,
+    tsa: &TimeStampAuthority,
+    cert: &[u8],
+    chain: &[Vec<u8>],
+    content: &[u8],
+    at: OffsetDateTime,
+) -> Vec<u8> {
+    let digest = jpki_pki::x509::sha256(content);
+    let req = TimeStampRequest::for_digest(
+        DigestAlg::Sha256,
+        &digest,
+        Some(random16()[..8].try_into().unwrap()),
+        true,
+    )
+    .unwrap();
+    let resp = tsa.respond(&req.to_der().unwrap(), at, &random16()[..8]);
+    let token = token_from_response(&resp, &req).unwrap();
+    let p = cades::prepare_with_content_timestamp(&digest, cert, chain, Some(at), Some(&token)).unwrap();
     p.finish(&w.signer_key.sign(p.to_be_signed()).unwrap()).unwrap()
 }
 
@@ -603,8 +627,8 @@ fn cases(w: &World, a: &Authority) -> Vec<Case> {
         cms(stamp(&a.tsa, &late, w.now - days(5))),
         true,
         vec![good_crl()],
-        (TotalFailed, Some(S::Expired)),
-        Some("expired at"),
+        (Indeterminate, Some(S::OutOfBoundsNoPoe)),
+        Some("does not show it was made before the expiry"),
         no_check,
         Py::Differs("PASSED OK"),
     ));
@@ -639,10 +663,10 @@ fn cases(w: &World, a: &Authority) -> Vec<Case> {
         cms(sig),
         true,
         vec![crl],
-        (TotalFailed, Some(S::Revoked)),
-        Some("before the time-stamp proves"),
+        (Indeterminate, Some(S::RevokedNoPoe)),
+        Some("does not show it was made before the revocation"),
         no_check,
-        Py::Differs("INDETERMINATE REVOKED_NO_POE"),
+        Py::Agrees,
     ));
     let (sig, crl) = revoked(at + days(1), RevocationReason::AffiliationChanged, true);
     out.push(add(
@@ -690,6 +714,47 @@ fn cases(w: &World, a: &Authority) -> Vec<Case> {
         (Indeterminate, Some(S::TryLater)),
         Some("on hold"),
         check_hold,
+        Py::Agrees,
+    ));
+
+    // 26-27: a content time-stamp proves the signature was made after its time.
+    let (cert, s) = signer(w, &a.root);
+    let made_after = cades_content_ts(w, &a.tsa, &cert, chain, CONTENT, at);
+    let crl = shard_crl(
+        w,
+        &a.root,
+        &[entry(&s, at - days(1), RevocationReason::KeyCompromise)],
+        "sign-shard.crl",
+    );
+    out.push(add(
+        26,
+        "revoked before a content time-stamp",
+        cms(made_after),
+        false,
+        vec![crl],
+        (TotalFailed, Some(S::Revoked)),
+        Some("content time-stamp proves the signature was made later"),
+        no_check,
+        Py::Agrees,
+    ));
+    let s = serial();
+    let expired_then = ee(w, &a.root, &s, w.now - days(60), w.now - days(10));
+    out.push(add(
+        27,
+        "content time-stamp after expiry",
+        cms(cades_content_ts(
+            w,
+            &a.tsa,
+            &expired_then,
+            chain,
+            CONTENT,
+            w.now - days(5),
+        )),
+        false,
+        vec![good_crl()],
+        (Indeterminate, Some(S::Expired)),
+        Some("content time-stamp proves the signature was made"),
+        no_check,
         Py::Agrees,
     ));
 
