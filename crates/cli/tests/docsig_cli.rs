@@ -514,5 +514,8 @@ fn demo_runs_and_its_signed_contract_verifies() {
     assert_eq!(code, 0, "{v:#}");
     let sig = &v["signatures"][0];
     assert_eq!(sig["format"], "PAdES-BASELINE-T");
-    assert_eq!(sig["revocation"]["status"], "revoked", "the demo's move revoked it after signing");
+    assert_eq!(
+        sig["revocation"]["status"], "revoked",
+        "the demo's move revoked it after signing"
+    );
 }
