@@ -400,6 +400,10 @@ fn walk_fields<'a>(
 /// cannot be parsed.
 pub fn signatures(pdf: &[u8]) -> Result<Vec<PdfSignature>, SigError> {
     check_size(pdf)?;
+    signatures_any_size(pdf)
+}
+
+fn signatures_any_size(pdf: &[u8]) -> Result<Vec<PdfSignature>, SigError> {
     let header = find(&pdf[..pdf.len().min(1024)], b"%PDF-").ok_or_else(|| malformed("no %PDF- header"))?;
     let doc = load(pdf)?;
     let mut out = Vec::new();
@@ -1151,6 +1155,27 @@ pub fn prepare(pdf: &[u8], opts: &SignOptions) -> Result<PreparedPdf, SigError> 
         return Err(malformed("byte range numbers too large"));
     }
     out[byte_range_at..byte_range_at + text.len()].copy_from_slice(text.as_bytes());
+
+    // Read the result back. A file whose cross-reference data disagrees with its objects (an
+    // entry naming another object than the one at its offset) can make the reader prefer a stale
+    // object over the new version; such a file is refused rather than signed inconsistently.
+    let expected = byte_range.map(|x| x as u64);
+    let consistent = signatures_any_size(&out).is_ok_and(|sigs| {
+        sigs.iter().any(|s| {
+            s.field_name == field_name
+                && s.byte_range == expected
+                && s.coverage
+                    == Coverage::WholeRevision {
+                        revision_end: out.len(),
+                        later_revisions: false,
+                    }
+        })
+    });
+    if !consistent {
+        return Err(malformed(
+            "the cross-reference data does not match the objects (the update does not read back)",
+        ));
+    }
     Ok(PreparedPdf {
         bytes: out,
         byte_range,
@@ -1593,6 +1618,16 @@ mod tests {
         let mut bad = o;
         bad.signing_time = datetime!(-0001-01-01 0:00 UTC);
         assert!(prepare(&minimal_pdf("x"), &bad).is_err());
+    }
+
+    /// Fuzzing found it: an xref table whose entries name other objects than those at their
+    /// offsets, and two objects numbered 3. lopdf then prefers a stale catalog over the update's.
+    #[test]
+    fn inconsistent_xref_refused() {
+        let pdf = replace(&minimal_pdf("a"), b"6 0 obj", b"3 0 obj");
+        let pdf = replace(&pdf, b"xref\n0 7", b"xref\n5 7");
+        let e = prepare(&pdf, &opts()).unwrap_err();
+        assert!(e.to_string().contains("does not read back"), "{e}");
     }
 
     #[test]
