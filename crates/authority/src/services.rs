@@ -48,9 +48,7 @@ impl Authority {
     /// The TSA key and certificate, decrypted with `passphrase`; the first call on a data directory
     /// (or after the certificate expired) generates the key and has the signature CA certify it.
     pub fn tsa_credentials(&mut self, passphrase: &[u8]) -> Result<TsaCredentials, AuthorityError> {
-        let issuers = self.issuers(passphrase)?;
-        let issuer = issuers.get(CertKind::Signature);
-        let root = issuer.cert_der().to_vec();
+        // An existing TSA needs only its own key decrypted, not the CA keys.
         if let Some((file, cert_der)) = self.current_tsa()? {
             let path = self.dir().join(&file);
             let pem = Zeroizing::new(std::fs::read_to_string(&path).map_err(AuthorityError::io(&path))?);
@@ -58,9 +56,12 @@ impl Authority {
             return Ok(TsaCredentials {
                 key,
                 cert_der,
-                chain: vec![root],
+                chain: vec![self.ca_cert(CertKind::Signature)?],
             });
         }
+        let issuers = self.issuers(passphrase)?;
+        let issuer = issuers.get(CertKind::Signature);
+        let root = issuer.cert_der().to_vec();
         let key = SigningKey::generate(self.settings().key_type)?;
         let spki = SubjectPublicKey::from_der(&key.spki_der()?)?;
         let now = self.now();
