@@ -121,11 +121,8 @@ pub(crate) fn sign_document<T: jpki_client::Transport>(
             let digest = jpki_pki::x509::sha256(&sig);
             let req =
                 TimeStampRequest::with_random_nonce(jpki_sig::signed_data::DigestAlg::Sha256, &digest, true)?;
-            let mut serial = [0u8; 16];
-            aws_lc_rs::rand::fill(&mut serial)
-                .map_err(|_| Failure::Failed("random generator failed".into()))?;
-            serial[0] |= 0x40;
-            let resp = tsa.try_respond(&req.to_der()?, now(), &serial)?;
+            let now = now();
+            let resp = tsa.try_respond(&req.to_der()?, now, &tsa_serial(now))?;
             Some((
                 jpki_sig::tsp::token_from_response(&resp, &req)?,
                 "the authority's TSA".to_owned(),
@@ -338,6 +335,17 @@ pub(crate) fn verify(a: &VerifyArgs, data: &Path) -> Result<Report, Failure> {
     Ok(Report::new(json, text).with_exit(code))
 }
 
+/// A time-stamp token serial: 16 random bytes, positive and of fixed length; should the system
+/// generator fail, the time in nanoseconds (unique per process, the only TSA holding this key).
+fn tsa_serial(now: OffsetDateTime) -> [u8; 16] {
+    let mut serial = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut serial).is_err() {
+        serial = now.unix_timestamp_nanos().to_be_bytes();
+    }
+    serial[0] |= 0x40;
+    serial
+}
+
 /// The authority's TSA: signs time-stamp tokens with fresh serials and the current time.
 struct AuthorityTsa {
     tsa: TimeStampAuthority,
@@ -346,14 +354,7 @@ struct AuthorityTsa {
 impl jpki_server::TimeStamper for AuthorityTsa {
     fn respond(&self, query_der: &[u8]) -> Vec<u8> {
         let now = OffsetDateTime::now_utc();
-        // 16 random bytes; should the system generator fail, the time in nanoseconds (unique per
-        // process, which is the only TSA holding this key) keeps serials distinct.
-        let mut serial = [0u8; 16];
-        if aws_lc_rs::rand::fill(&mut serial).is_err() {
-            serial = now.unix_timestamp_nanos().to_be_bytes();
-        }
-        serial[0] |= 0x40;
-        self.tsa.respond(query_der, now, &serial)
+        self.tsa.respond(query_der, now, &tsa_serial(now))
     }
 }
 
