@@ -100,7 +100,7 @@ pub fn signature_value(cms: &[u8]) -> Result<Vec<u8>, SigError> {
         .signers
         .into_iter()
         .next()
-        .map(|s| s.signature)
+        .map(|s| s.signature.into_owned())
         .ok_or_else(|| SigError::Malformed {
             what: "CMS signature",
             detail: "no SignerInfo".into(),

@@ -13,12 +13,12 @@ fn strip(mut s: &[u8]) -> &[u8] {
 }
 
 /// Whether the SignerInfo's sid names `cert`.
-pub(crate) fn sid_matches(sid: &SignerId, cert: &ParsedCert) -> bool {
+pub(crate) fn sid_matches(sid: &SignerId<'_>, cert: &ParsedCert) -> bool {
     match sid {
         SignerId::IssuerSerial { issuer, serial } => {
-            *issuer == cert.issuer_der && strip(serial) == cert.serial.as_slice()
+            issuer.as_ref() == cert.issuer_der.as_slice() && strip(serial) == cert.serial.as_slice()
         }
-        SignerId::SubjectKeyId(kid) => cert.subject_key_id.as_deref() == Some(kid.as_slice()),
+        SignerId::SubjectKeyId(kid) => cert.subject_key_id.as_deref() == Some(kid.as_ref()),
     }
 }
 

@@ -235,7 +235,7 @@ pub struct Report {
     /// Signing time and its proof.
     pub signing_time: SigningTime,
     /// The signing certificate, when found.
-    pub signer: Option<Signer>,
+    pub signer: Option<std::sync::Arc<Signer>>,
     /// The certification path, signer first, trust anchor last (subjects).
     pub chain: Vec<String>,
     /// The signing certificate's revocation status.

@@ -739,7 +739,7 @@ pub struct TimeStampToken {
     /// The certificates (DER) the token carries.
     pub certificates: Vec<Vec<u8>>,
     /// The SignedData around the TSTInfo.
-    pub signed_data: ParsedSignedData,
+    pub signed_data: ParsedSignedData<'static>,
     /// The TSTInfo (DER), the eContent.
     pub tst_info_der: Vec<u8>,
 }
@@ -748,7 +748,7 @@ impl TimeStampToken {
     /// Decodes a DER time-stamp token. Anything but a SignedData with exactly one signer and a
     /// version 1 TSTInfo as content is `Malformed`.
     pub fn parse(der: &[u8]) -> Result<Self, SigError> {
-        let signed_data = ParsedSignedData::parse(der)?;
+        let signed_data = ParsedSignedData::parse(der)?.into_owned();
         if signed_data.econtent_type != ID_CT_TST_INFO {
             return Err(malformed(
                 TOKEN,
@@ -761,7 +761,7 @@ impl TimeStampToken {
                 format!("{} signers (exactly one expected)", signed_data.signers.len()),
             ));
         }
-        let Some(tst_info_der) = signed_data.econtent.clone() else {
+        let Some(tst_info_der) = signed_data.econtent.as_deref().map(<[u8]>::to_vec) else {
             return Err(malformed(TOKEN, "no TSTInfo (detached content)"));
         };
         let tst = TstInfo::from_der(&tst_info_der).map_err(SigError::malformed(TOKEN))?;
@@ -808,14 +808,14 @@ impl TimeStampToken {
             accuracy,
             ordering: tst.ordering,
             tsa_name,
-            certificates: signed_data.certificates.clone(),
+            certificates: signed_data.certificates.iter().map(|c| c.to_vec()).collect(),
             signed_data,
             tst_info_der,
         })
     }
 
     /// The one signer (the TSA).
-    pub fn signer(&self) -> Option<&ParsedSigner> {
+    pub fn signer(&self) -> Option<&ParsedSigner<'static>> {
         self.signed_data.signers.first()
     }
 
@@ -1191,10 +1191,7 @@ mod tests {
         assert!(err.contains("message-digest"), "{err}");
         // Flip a bit of the signature.
         let sig = &tst.signer().unwrap().signature;
-        let pos = token
-            .windows(sig.len())
-            .position(|w| w == sig.as_slice())
-            .unwrap();
+        let pos = token.windows(sig.len()).position(|w| w == sig.as_ref()).unwrap();
         let mut bad = token.to_vec();
         bad[pos + 7] ^= 1;
         let err = TimeStampToken::parse(&bad)

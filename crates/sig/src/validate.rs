@@ -75,6 +75,8 @@ pub struct Verifier {
     certs: Mutex<HashMap<[u8; 32], Arc<ParsedCert>>>,
     recent: Mutex<Vec<Arc<ParsedCert>>>,
     paths: Mutex<HashMap<[u8; 32], CertPath>>,
+    /// The report's description of each signing certificate seen, which does not change.
+    signers: Mutex<HashMap<[u8; 32], Arc<Signer>>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -90,9 +92,46 @@ struct Finding {
     reason: String,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
+/// RFC 3339, as `time` writes it (`Z` for UTC, fractions of seconds without trailing zeros). UTC
+/// times in years 0–9999 (all the verifier meets) are written by hand: `time`'s general formatter
+/// cost as much as the rest of a report.
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
+    let year = t.year();
+    if !t.offset().is_utc() || !(0..=9999).contains(&year) {
+        return t
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| t.to_string());
+    }
+    fn digits(out: &mut String, v: u32, width: u32) {
+        for i in (0..width).rev() {
+            let d = (v / 10u32.pow(i)) % 10;
+            out.push(char::from(b'0' + d as u8));
+        }
+    }
+    let mut out = String::with_capacity(30);
+    digits(&mut out, year.unsigned_abs(), 4);
+    out.push('-');
+    digits(&mut out, u32::from(u8::from(t.month())), 2);
+    out.push('-');
+    digits(&mut out, u32::from(t.day()), 2);
+    out.push('T');
+    digits(&mut out, u32::from(t.hour()), 2);
+    out.push(':');
+    digits(&mut out, u32::from(t.minute()), 2);
+    out.push(':');
+    digits(&mut out, u32::from(t.second()), 2);
+    let mut nanos = t.nanosecond();
+    if nanos != 0 {
+        let mut width = 9;
+        while nanos.is_multiple_of(10) {
+            nanos /= 10;
+            width -= 1;
+        }
+        out.push('.');
+        digits(&mut out, nanos, width);
+    }
+    out.push('Z');
+    out
 }
 
 fn severity(sub: SubIndication) -> u8 {
@@ -143,7 +182,7 @@ fn hash_of(alg: DigestAlg) -> Hash {
 }
 
 /// Verifies a SignerInfo's signature over its signed attributes with a parsed certificate's key.
-fn signature_verifies(signer: &ParsedSigner, cert: &ParsedCert) -> Result<bool, String> {
+fn signature_verifies(signer: &ParsedSigner<'_>, cert: &ParsedCert) -> Result<bool, String> {
     let Some(signed) = &signer.signed_attrs_der else {
         return Err("the signer has no signed attributes (not CAdES)".into());
     };
@@ -188,6 +227,7 @@ impl Verifier {
             certs: Mutex::new(HashMap::new()),
             recent: Mutex::new(Vec::new()),
             paths: Mutex::new(HashMap::new()),
+            signers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -240,7 +280,34 @@ impl Verifier {
         Ok(c)
     }
 
-    fn path(&self, ee: &Arc<ParsedCert>, offered: &[Vec<u8>]) -> Result<CertPath, PathError> {
+    /// The report's description of the signing certificate `cert`, made once per certificate.
+    fn signer_report(&self, cert: &ParsedCert) -> Arc<Signer> {
+        if let Ok(cache) = self.signers.lock()
+            && let Some(s) = cache.get(&cert.sha256)
+        {
+            return s.clone();
+        }
+        let s = Arc::new(Signer {
+            subject: cert.subject.clone(),
+            issuer: cert.issuer.clone(),
+            serial: cert.serial_hex(),
+            kind: cert.jpki_kind().to_owned(),
+            key: cert.public_key.kind().to_string(),
+            not_before: rfc3339(cert.not_before),
+            not_after: rfc3339(cert.not_after),
+            sha256: hex::encode(cert.sha256),
+            facts: cert.jpki_san.as_ref().map(Facts::from_san),
+        });
+        if let Ok(mut cache) = self.signers.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(cert.sha256, s.clone());
+        }
+        s
+    }
+
+    fn path<B: AsRef<[u8]>>(&self, ee: &Arc<ParsedCert>, offered: &[B]) -> Result<CertPath, PathError> {
         // The cache holds built paths only, and one is reused only when this signature (or the
         // configured extra certificates) offers each of its intermediates too: a verdict must not
         // depend on what earlier signatures carried. (Caching failures made a signature that lacks
@@ -249,7 +316,7 @@ impl Verifier {
             && let Some(p) = cache.get(&ee.sha256)
             && let intermediates = p.certs.get(1..p.certs.len().saturating_sub(1)).unwrap_or(&[])
             && intermediates.iter().all(|ca| {
-                offered.iter().any(|d| d.as_slice() == ca.der())
+                offered.iter().any(|d| d.as_ref() == ca.der())
                     || self.extra.iter().any(|x| x.sha256 == ca.sha256)
             })
         {
@@ -257,7 +324,7 @@ impl Verifier {
         }
         let mut pool: Vec<Arc<ParsedCert>> = offered
             .iter()
-            .filter_map(|d| self.cert(d).ok())
+            .filter_map(|d| self.cert(d.as_ref()).ok())
             .filter(|c| c.sha256 != ee.sha256)
             .collect();
         pool.extend(self.extra.iter().cloned());
@@ -284,7 +351,7 @@ impl Verifier {
         let parsed = ParsedSignedData::parse(cms)?;
         let data = match (content, &parsed.econtent) {
             (Some(c), _) => c,
-            (None, Some(e)) => e.as_slice(),
+            (None, Some(e)) => e.as_ref(),
             (None, None) => {
                 return Err(SigError::Malformed {
                     what: "CMS signature",
@@ -355,7 +422,7 @@ impl Verifier {
 
     fn verify_parsed(
         &self,
-        parsed: &ParsedSignedData,
+        parsed: &ParsedSignedData<'_>,
         content: Content<'_>,
         now: OffsetDateTime,
         format: &Format,
@@ -456,17 +523,7 @@ impl Verifier {
             );
             return finish(report, findings, warnings);
         };
-        report.signer = Some(Signer {
-            subject: cert.subject.clone(),
-            issuer: cert.issuer.clone(),
-            serial: cert.serial_hex(),
-            kind: cert.jpki_kind().to_owned(),
-            key: cert.public_key.kind().to_string(),
-            not_before: rfc3339(cert.not_before),
-            not_after: rfc3339(cert.not_after),
-            sha256: hex::encode(cert.sha256),
-            facts: cert.jpki_san.as_ref().map(Facts::from_san),
-        });
+        report.signer = Some(self.signer_report(&cert));
         match signer.signing_certificate_ref() {
             Ok(Some(ess)) => match ident::ess_matches(&ess, &cert) {
                 Ok(true) => {}
@@ -707,8 +764,8 @@ impl Verifier {
     /// The latest valid content time-stamp's time: the signature was made after it.
     fn content_proof(
         &self,
-        signer: &ParsedSigner,
-        parsed: &ParsedSignedData,
+        signer: &ParsedSigner<'_>,
+        parsed: &ParsedSignedData<'_>,
         content: Content<'_>,
         now: OffsetDateTime,
         warnings: &mut Vec<String>,
@@ -726,8 +783,8 @@ impl Verifier {
     /// The earliest valid signature time-stamp's time.
     fn time_proof(
         &self,
-        signer: &ParsedSigner,
-        parsed: &ParsedSignedData,
+        signer: &ParsedSigner<'_>,
+        parsed: &ParsedSignedData<'_>,
         now: OffsetDateTime,
         warnings: &mut Vec<String>,
     ) -> Option<TimeProof> {
@@ -747,8 +804,8 @@ impl Verifier {
 
     fn timestamp_report(
         &self,
-        signer: &ParsedSigner,
-        parsed: &ParsedSignedData,
+        signer: &ParsedSigner<'_>,
+        parsed: &ParsedSignedData<'_>,
         now: OffsetDateTime,
         proof: Option<&TimeProof>,
     ) -> Option<Timestamp> {
@@ -776,7 +833,7 @@ impl Verifier {
         &self,
         token_der: &[u8],
         imprint_of: Imprint<'_>,
-        parsed: &ParsedSignedData,
+        parsed: &ParsedSignedData<'_>,
         now: OffsetDateTime,
     ) -> Result<TimeProof, String> {
         let token = TimeStampToken::parse(token_der).map_err(|e| e.to_string())?;
@@ -793,7 +850,7 @@ impl Verifier {
             }
             _ => {}
         }
-        let mut offered = parsed.certificates.clone();
+        let mut offered: Vec<Vec<u8>> = parsed.certificates.iter().map(|c| c.to_vec()).collect();
         offered.extend(self.extra.iter().map(|c| c.der().to_vec()));
         let tsa_der = token
             .signer_certificate(&offered)
@@ -924,4 +981,32 @@ fn finish(mut report: Report, mut findings: Vec<Finding>, warnings: Vec<String>)
     }
     report.reasons = findings.into_iter().map(|f| f.reason).collect();
     report
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The hand-written RFC 3339 writer says exactly what `time`'s formatter says, fractions of
+        /// seconds and the year range's edges included.
+        #[test]
+        fn rfc3339_matches_time(secs in -62_167_219_200i64..253_402_300_799i64, nanos in prop_oneof![
+            Just(0u32), Just(500_000_000u32), Just(1u32), Just(120_000u32), 0u32..1_000_000_000u32
+        ]) {
+            let t = OffsetDateTime::from_unix_timestamp(secs).unwrap().replace_nanosecond(nanos).unwrap();
+            let want = t.format(&time::format_description::well_known::Rfc3339).unwrap();
+            prop_assert_eq!(rfc3339(t), want);
+        }
+    }
+
+    #[test]
+    fn rfc3339_non_utc_offsets_fall_back_to_time() {
+        let t = OffsetDateTime::from_unix_timestamp(1_700_000_000)
+            .unwrap()
+            .to_offset(time::macros::offset!(+9));
+        assert_eq!(rfc3339(t), "2023-11-15T07:13:20+09:00");
+    }
 }

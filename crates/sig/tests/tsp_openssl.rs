@@ -715,7 +715,8 @@ fn we_verify_openssl_signed_data() {
                 "-out",
                 "theirs.p7s",
             ]);
-            let p = ParsedSignedData::parse(&pki.read("theirs.p7s")).unwrap();
+            let theirs = pki.read("theirs.p7s");
+            let p = ParsedSignedData::parse(&theirs).unwrap();
             assert_eq!(p.econtent_type, ID_DATA);
             assert_eq!(p.econtent.is_none(), detached);
             if !detached {
