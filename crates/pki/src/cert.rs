@@ -507,4 +507,37 @@ impl Issuer {
             ],
         })
     }
+
+    /// Issues a delegated OCSP responder certificate for this CA (RFC 6960 §4.2.2.2): keyUsage
+    /// digitalSignature, extendedKeyUsage id-kp-OCSPSigning (not critical: the RFC does not ask for it,
+    /// and the CA/Browser Forum profile marks it non-critical), id-pkix-ocsp-nocheck (NULL, not
+    /// critical: clients do not check this certificate's revocation, so keep its validity short), the
+    /// CA certificate in AIA, SKI and AKI. No CRL distribution point: nocheck makes one pointless, and
+    /// the serial need not carry a CRL shard.
+    pub fn issue_ocsp_responder(
+        &self,
+        serial: &Serial,
+        subject_key: &SubjectPublicKey,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        endpoints: &Endpoints,
+    ) -> Result<Vec<u8>, PkiError> {
+        let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
+            access_method: oid::AD_CA_ISSUERS,
+            access_location: uri(&endpoints.url(&Endpoints::ca_cert_path(self.kind)))?,
+        }]);
+        self.issue_custom(CustomSpec {
+            serial,
+            subject: name::ocsp_responder(self.kind)?,
+            subject_key,
+            not_before,
+            not_after,
+            extensions: vec![
+                extensions::key_usage(KeyUsage(KeyUsages::DigitalSignature.into()))?,
+                extensions::extended_key_usage(vec![oid::KP_OCSP_SIGNING], false)?,
+                ext(oid::PKIX_OCSP_NOCHECK, false, &der::asn1::Null)?,
+                ext(oid::ext::AIA, false, &aia)?,
+            ],
+        })
+    }
 }

@@ -32,6 +32,9 @@ pub enum PkiError {
     /// A URL used in a certificate is not acceptable.
     #[error("public URL: {0}")]
     Url(String),
+    /// An OCSP request or response is not acceptable (one line saying what is wrong).
+    #[error("OCSP: {0}")]
+    Ocsp(String),
 }
 
 impl PkiError {

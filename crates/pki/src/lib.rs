@@ -11,6 +11,7 @@ mod error;
 pub mod inspect;
 pub mod key;
 pub mod name;
+pub mod ocsp;
 pub mod oid;
 pub mod path;
 pub mod revocation;
@@ -24,6 +25,9 @@ pub use endpoints::Endpoints;
 pub use error::PkiError;
 pub use inspect::{CertificateInfo, subject_public_key_der, verify_signed_by, verify_signed_by_key};
 pub use key::{KeyType, SigningKey, SubjectPublicKey};
+pub use ocsp::{
+    CertId, CertIdHash, CertStatus, IssuerHashes, OcspRequest, OcspResponseStatus, Responder, SingleStatus,
+};
 pub use san::JpkiSan;
 
 /// PEM-encodes DER under `label` ("CERTIFICATE", "X509 CRL", …).

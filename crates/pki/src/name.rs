@@ -116,6 +116,17 @@ pub fn time_stamping_authority() -> Result<Name, PkiError> {
     ])
 }
 
+/// Subject of the delegated OCSP responder certificate of the hierarchy `kind` (RFC 6960 §4.2.2.2).
+pub fn ocsp_responder(kind: CertKind) -> Result<Name, PkiError> {
+    build(&[
+        Attr::C("JP"),
+        Attr::O(ORGANIZATION),
+        Attr::Ou(hierarchy_unit(kind)),
+        Attr::Ou(AUTHORITY_UNIT),
+        Attr::Cn("OpenJPKI OCSP Responder"),
+    ])
+}
+
 /// A name of any attributes, in order: `("C", "JP")`, `("O", …)`, `("OU", …)`, `("L", …)`, `("CN", …)`.
 /// For intermediate CAs and test corpora.
 pub fn custom(attrs: &[(&str, &str)]) -> Result<Name, PkiError> {

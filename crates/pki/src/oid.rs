@@ -94,3 +94,18 @@ pub const TSA_POLICY: Oid = Oid::new_unwrap("1.2.392.200149.8.5.1.9.1");
 pub const KP_TIME_STAMPING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.8");
 /// extKeyUsage extension.
 pub const EXT_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37");
+
+/// id-pkix-ocsp (RFC 6960 §4.4): the same arc as [`AD_OCSP`], under its OCSP name.
+pub const PKIX_OCSP: Oid = AD_OCSP;
+/// id-pkix-ocsp-basic: the responseType of a BasicOCSPResponse.
+pub const PKIX_OCSP_BASIC: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.1.1");
+/// id-pkix-ocsp-nonce (RFC 6960 §4.4.1, RFC 8954).
+pub const PKIX_OCSP_NONCE: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.1.2");
+/// id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): a responder certificate whose revocation is not checked.
+pub const PKIX_OCSP_NOCHECK: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.1.5");
+/// id-kp-OCSPSigning (extended key usage of a delegated OCSP responder, RFC 6960 §4.2.2.2).
+pub const KP_OCSP_SIGNING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.9");
+/// id-sha1 (the hash of most OCSP CertIDs).
+pub const SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
+/// id-sha256.
+pub const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");

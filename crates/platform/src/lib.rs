@@ -1,0 +1,8 @@
+//! The platform that relying parties call (the part a platform operator runs): for now the
+//! tamper-evident access records every check leaves for the person to read. Pure logic, no I/O;
+//! storage and HTTP sit above it.
+pub mod access_log;
+mod error;
+
+pub use access_log::{AccessRecord, CheckRecord, SignedHead, Tamper};
+pub use error::PlatformError;
