@@ -3,6 +3,8 @@
 //! storage and HTTP sit above it.
 pub mod access_log;
 mod error;
+pub mod status;
 
 pub use access_log::{AccessRecord, CheckRecord, SignedHead, Tamper};
 pub use error::PlatformError;
+pub use status::{Lookup, StatusIndex};
