@@ -1,10 +1,12 @@
-//! The platform that relying parties call (the part a platform operator runs): for now the
-//! tamper-evident access records every check leaves for the person to read. Pure logic, no I/O;
-//! storage and HTTP sit above it.
+//! The platform that relying parties call (the part a platform operator runs): the OCSP responder
+//! service over an in-memory status index, and the tamper-evident access records every check leaves
+//! for the person to read. Pure logic, no I/O; storage and HTTP sit above it.
 pub mod access_log;
 mod error;
+pub mod ocsp;
 pub mod status;
 
 pub use access_log::{AccessRecord, CheckRecord, SignedHead, Tamper};
 pub use error::PlatformError;
+pub use ocsp::{Answered, OcspAnswer, OcspService};
 pub use status::{Lookup, StatusIndex};

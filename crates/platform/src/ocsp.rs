@@ -1,0 +1,471 @@
+//! The OCSP responder service (RFC 6960, with RFC 5019's lightweight profile in mind): one delegated
+//! responder per CA, answers from the in-memory [`StatusIndex`], and a cache of signed answers.
+//!
+//! Design, for throughput: most relying parties ask about one certificate without a nonce (RFC 5019).
+//! That answer depends only on the CertID and the certificate's status, so it is signed once and
+//! served from the cache until half of its validity has passed, or until the certificate's status
+//! changes ([`OcspService::set_status`] drops it at once, so a revocation is never answered "good"
+//! from the cache). Requests with a nonce, or about several certificates, are signed on demand. The
+//! responder key may be EC (P-384 signs several times faster than RSA-2048 on these machines).
+//!
+//! A request about a certificate of a CA this service does not serve, or about certificates of both
+//! CAs at once (one delegated responder cannot speak for both), is answered `unauthorized`
+//! (RFC 6960 §2.3); a request that does not parse, `malformedRequest`.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+
+use jpki_model::{CertKind, RevocationReason};
+use jpki_pki::ocsp::{
+    CertId, CertIdHash, CertStatus, IssuerHashes, OcspRequest, OcspResponseStatus, Responder, SingleStatus,
+    error_response,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::status::{Lookup, StatusIndex};
+
+/// One CA as the responder serves it.
+#[derive(Debug)]
+struct Ca {
+    kind: CertKind,
+    hashes: IssuerHashes,
+    responder: Responder,
+    index: RwLock<StatusIndex>,
+    cache: Mutex<HashMap<(CertIdHash, Vec<u8>), Cached>>,
+    /// Bumped by every status change, so an answer signed from a status read before the change is
+    /// never put into the cache after the change dropped the old one.
+    generation: AtomicU64,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    body: Vec<u8>,
+    refresh_at: OffsetDateTime,
+    lookup: Lookup,
+}
+
+/// What one answered certificate was, for metering and the access record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    /// Which CA's certificate.
+    pub kind: CertKind,
+    /// Its serial (unsigned big-endian, no leading zeros).
+    pub serial: Vec<u8>,
+    /// The status given.
+    pub lookup: Lookup,
+}
+
+/// The service's answer to one request.
+#[derive(Debug, Clone)]
+pub struct OcspAnswer {
+    /// The OCSPResponse, DER (`application/ocsp-response`).
+    pub body: Vec<u8>,
+    /// The responseStatus.
+    pub status: OcspResponseStatus,
+    /// The certificates answered (empty unless successful).
+    pub answered: Vec<Answered>,
+    /// Whether the body came from the cache.
+    pub cached: bool,
+}
+
+impl OcspAnswer {
+    fn error(status: OcspResponseStatus) -> Self {
+        Self {
+            body: error_response(status).to_vec(),
+            status,
+            answered: Vec::new(),
+            cached: false,
+        }
+    }
+}
+
+/// Cache entries before the cache is emptied (a crude bound on memory: about 1.5 KB each).
+const CACHE_LIMIT: usize = 200_000;
+
+/// The OCSP responder for the authority's CAs.
+#[derive(Debug)]
+pub struct OcspService {
+    cas: Vec<Ca>,
+    validity: Duration,
+}
+
+fn single(lookup: Lookup, now: OffsetDateTime, validity: Duration) -> SingleStatus {
+    SingleStatus {
+        status: match lookup {
+            Lookup::Good => CertStatus::Good,
+            Lookup::Unknown => CertStatus::Unknown,
+            Lookup::Revoked { at, reason } => CertStatus::Revoked {
+                at,
+                reason: Some(reason),
+            },
+        },
+        this_update: now,
+        next_update: Some(now + validity),
+    }
+}
+
+impl OcspService {
+    /// A service whose answers are valid for `validity` (nextUpdate − thisUpdate).
+    pub fn new(validity: Duration) -> Self {
+        Self {
+            cas: Vec::new(),
+            validity,
+        }
+    }
+
+    /// Serves the CA whose certificate is `ca_cert_der`, answering with `responder` (whose
+    /// certificate that CA issued) from `index`.
+    pub fn with_ca(
+        mut self,
+        kind: CertKind,
+        ca_cert_der: &[u8],
+        responder: Responder,
+        index: StatusIndex,
+    ) -> Result<Self, jpki_pki::PkiError> {
+        self.cas.push(Ca {
+            kind,
+            hashes: IssuerHashes::from_cert_der(ca_cert_der)?,
+            responder,
+            index: RwLock::new(index),
+            cache: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        });
+        Ok(self)
+    }
+
+    fn ca(&self, kind: CertKind) -> Option<&Ca> {
+        self.cas.iter().find(|c| c.kind == kind)
+    }
+
+    /// Records a status change of the certificate `serial` of `kind`'s CA (issued or hold lifted:
+    /// `None`; revoked or on hold: `Some`), and drops its cached answers at once.
+    pub fn set_status(
+        &self,
+        kind: CertKind,
+        serial: &[u8],
+        status: Option<(OffsetDateTime, RevocationReason)>,
+    ) {
+        let Some(ca) = self.ca(kind) else {
+            return;
+        };
+        if let Ok(mut index) = ca.index.write() {
+            match status {
+                None => index.issued(serial),
+                Some((at, reason)) => index.revoked(serial, at, reason),
+            }
+        }
+        ca.generation.fetch_add(1, Ordering::SeqCst);
+        let magnitude = strip(serial).to_vec();
+        if let Ok(mut cache) = ca.cache.lock() {
+            cache.remove(&(CertIdHash::Sha1, magnitude.clone()));
+            cache.remove(&(CertIdHash::Sha256, magnitude));
+        }
+    }
+
+    /// The current status of a certificate, as the JSON API reports it.
+    pub fn lookup(&self, kind: CertKind, serial: &[u8]) -> Lookup {
+        self.ca(kind)
+            .and_then(|ca| ca.index.read().ok().map(|i| i.lookup(serial)))
+            .unwrap_or(Lookup::Unknown)
+    }
+
+    /// Answers one DER OCSPRequest at time `now`.
+    pub fn answer(&self, request: &[u8], now: OffsetDateTime) -> OcspAnswer {
+        let now = now.replace_nanosecond(0).unwrap_or(now);
+        let Ok(req) = OcspRequest::parse(request) else {
+            return OcspAnswer::error(OcspResponseStatus::MalformedRequest);
+        };
+        // Every CertID must name the same served CA.
+        let mut ca: Option<&Ca> = None;
+        for id in &req.cert_ids {
+            match self.cas.iter().find(|c| c.hashes.matches(id)) {
+                Some(c) if ca.is_none_or(|a| a.kind == c.kind) => ca = Some(c),
+                _ => return OcspAnswer::error(OcspResponseStatus::Unauthorized),
+            }
+        }
+        let Some(ca) = ca else {
+            return OcspAnswer::error(OcspResponseStatus::MalformedRequest);
+        };
+        if let Some(id) = req.cacheable_id() {
+            return self.answer_cached(ca, id, now);
+        }
+        let entries: Vec<(CertId, SingleStatus)> = match ca.index.read() {
+            Ok(index) => req
+                .cert_ids
+                .iter()
+                .map(|id| {
+                    (
+                        id.clone(),
+                        single(index.lookup(id.serial_magnitude()), now, self.validity),
+                    )
+                })
+                .collect(),
+            Err(_) => return OcspAnswer::error(OcspResponseStatus::InternalError),
+        };
+        match ca.responder.respond(&entries, req.nonce.as_deref(), now) {
+            Ok(body) => OcspAnswer {
+                body,
+                status: OcspResponseStatus::Successful,
+                answered: entries
+                    .iter()
+                    .map(|(id, _)| Answered {
+                        kind: ca.kind,
+                        serial: id.serial_magnitude().to_vec(),
+                        lookup: self.lookup(ca.kind, id.serial_magnitude()),
+                    })
+                    .collect(),
+                cached: false,
+            },
+            Err(_) => OcspAnswer::error(OcspResponseStatus::InternalError),
+        }
+    }
+
+    fn answer_cached(&self, ca: &Ca, id: &CertId, now: OffsetDateTime) -> OcspAnswer {
+        let serial = id.serial_magnitude().to_vec();
+        let key = (id.hash, serial.clone());
+        let hit = ca
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).filter(|e| e.refresh_at > now).cloned());
+        if let Some(e) = hit {
+            return OcspAnswer {
+                body: e.body,
+                status: OcspResponseStatus::Successful,
+                answered: vec![Answered {
+                    kind: ca.kind,
+                    serial,
+                    lookup: e.lookup,
+                }],
+                cached: true,
+            };
+        }
+        let generation = ca.generation.load(Ordering::SeqCst);
+        let Ok(lookup) = ca.index.read().map(|i| i.lookup(&serial)) else {
+            return OcspAnswer::error(OcspResponseStatus::InternalError);
+        };
+        let Ok(body) = ca.responder.prebuild(id, single(lookup, now, self.validity), now) else {
+            return OcspAnswer::error(OcspResponseStatus::InternalError);
+        };
+        if let Ok(mut cache) = ca.cache.lock()
+            && ca.generation.load(Ordering::SeqCst) == generation
+        {
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(
+                key,
+                Cached {
+                    body: body.clone(),
+                    refresh_at: now + self.validity / 2,
+                    lookup,
+                },
+            );
+        }
+        OcspAnswer {
+            body,
+            status: OcspResponseStatus::Successful,
+            answered: vec![Answered {
+                kind: ca.kind,
+                serial,
+                lookup,
+            }],
+            cached: false,
+        }
+    }
+}
+
+fn strip(mut s: &[u8]) -> &[u8] {
+    while let [0, rest @ ..] = s {
+        s = rest;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use jpki_model::Serial;
+    use jpki_pki::ocsp::parse_response;
+    use jpki_pki::{Endpoints, Issuer, KeyType, RootSpec, SigningKey, SubjectPublicKey, issue_root};
+
+    struct Fixture {
+        service: OcspService,
+        roots: Vec<Vec<u8>>,
+        now: OffsetDateTime,
+    }
+
+    fn serial(i: u8) -> Vec<u8> {
+        let mut b = [i; 16];
+        b[0] = 0x40;
+        b.to_vec()
+    }
+
+    fn fixture() -> Fixture {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let endpoints = Endpoints::new("http://127.0.0.1:7700").unwrap();
+        let mut service = OcspService::new(Duration::hours(1));
+        let mut roots = Vec::new();
+        for (n, kind) in [CertKind::Signature, CertKind::Authentication]
+            .into_iter()
+            .enumerate()
+        {
+            let key = SigningKey::generate(KeyType::P384).unwrap();
+            let root = issue_root(&RootSpec {
+                kind,
+                key: &key,
+                serial: &Serial::from_be_bytes(&[1]).unwrap(),
+                not_before: now - Duration::days(1),
+                not_after: now + Duration::days(3650),
+                endpoints: &endpoints,
+            })
+            .unwrap();
+            let issuer = Issuer::new(kind, key, root.clone()).unwrap();
+            let rkey = SigningKey::generate(KeyType::P384).unwrap();
+            let spki = SubjectPublicKey::from_der(&rkey.spki_der().unwrap()).unwrap();
+            let rcert = issuer
+                .issue_ocsp_responder(
+                    &Serial::from_be_bytes(&[9]).unwrap(),
+                    &spki,
+                    now - Duration::days(1),
+                    now + Duration::days(90),
+                    &endpoints,
+                )
+                .unwrap();
+            let revoked_at = now - Duration::hours(3);
+            let a = serial(1 + n as u8 * 10);
+            let b = serial(2 + n as u8 * 10);
+            let index = StatusIndex::build([
+                (a.as_slice(), None),
+                (b.as_slice(), Some((revoked_at, RevocationReason::KeyCompromise))),
+            ]);
+            service = service
+                .with_ca(kind, &root, Responder::new(rkey, rcert).unwrap(), index)
+                .unwrap();
+            roots.push(root);
+        }
+        Fixture { service, roots, now }
+    }
+
+    fn request(root: &[u8], serials: &[Vec<u8>], nonce: Option<&[u8]>) -> Vec<u8> {
+        let h = IssuerHashes::from_cert_der(root).unwrap();
+        let ids: Vec<CertId> = serials.iter().map(|s| h.cert_id(CertIdHash::Sha1, s)).collect();
+        OcspRequest::build(&ids, nonce).unwrap()
+    }
+
+    fn statuses(body: &[u8]) -> Vec<CertStatus> {
+        let r = parse_response(body).unwrap();
+        r.basic
+            .unwrap()
+            .responses
+            .into_iter()
+            .map(|(_, s)| s.status)
+            .collect()
+    }
+
+    #[test]
+    fn answers_good_revoked_unknown_and_caches_only_nonce_free_single_requests() {
+        let f = fixture();
+        let root = &f.roots[0];
+        let a = f.service.answer(&request(root, &[serial(1)], None), f.now);
+        assert_eq!(a.status, OcspResponseStatus::Successful);
+        assert!(!a.cached);
+        assert_eq!(statuses(&a.body), vec![CertStatus::Good]);
+        let again = f
+            .service
+            .answer(&request(root, &[serial(1)], None), f.now + Duration::minutes(5));
+        assert!(again.cached);
+        assert_eq!(again.body, a.body, "the cached answer is served as signed");
+
+        let r = f
+            .service
+            .answer(&request(root, &[serial(2), serial(3)], Some(&[7; 16])), f.now);
+        assert!(!r.cached);
+        assert!(matches!(
+            statuses(&r.body).as_slice(),
+            [
+                CertStatus::Revoked {
+                    reason: Some(RevocationReason::KeyCompromise),
+                    ..
+                },
+                CertStatus::Unknown
+            ]
+        ));
+        assert_eq!(
+            parse_response(&r.body).unwrap().basic.unwrap().nonce.as_deref(),
+            Some(&[7u8; 16][..])
+        );
+        assert_eq!(r.answered.len(), 2);
+        assert_eq!(r.answered[0].kind, CertKind::Signature);
+
+        // After half the validity the cached answer is re-signed.
+        let later = f
+            .service
+            .answer(&request(root, &[serial(1)], None), f.now + Duration::minutes(31));
+        assert!(!later.cached);
+    }
+
+    #[test]
+    fn a_revocation_is_never_answered_good_from_the_cache() {
+        let f = fixture();
+        let root = &f.roots[1];
+        let first = f.service.answer(&request(root, &[serial(11)], None), f.now);
+        assert_eq!(statuses(&first.body), vec![CertStatus::Good]);
+        f.service.set_status(
+            CertKind::Authentication,
+            &serial(11),
+            Some((f.now, RevocationReason::CertificateHold)),
+        );
+        let after = f
+            .service
+            .answer(&request(root, &[serial(11)], None), f.now + Duration::seconds(1));
+        assert!(!after.cached);
+        assert!(matches!(
+            statuses(&after.body).as_slice(),
+            [CertStatus::Revoked {
+                reason: Some(RevocationReason::CertificateHold),
+                ..
+            }]
+        ));
+        f.service.set_status(CertKind::Authentication, &serial(11), None);
+        let lifted = f
+            .service
+            .answer(&request(root, &[serial(11)], None), f.now + Duration::seconds(2));
+        assert_eq!(statuses(&lifted.body), vec![CertStatus::Good]);
+    }
+
+    #[test]
+    fn bad_and_foreign_requests() {
+        let f = fixture();
+        assert_eq!(
+            f.service.answer(b"garbage", f.now).status,
+            OcspResponseStatus::MalformedRequest
+        );
+        assert_eq!(
+            f.service.answer(&[], f.now).status,
+            OcspResponseStatus::MalformedRequest
+        );
+        // Certificates of both CAs in one request: no one responder may answer.
+        let h0 = IssuerHashes::from_cert_der(&f.roots[0]).unwrap();
+        let h1 = IssuerHashes::from_cert_der(&f.roots[1]).unwrap();
+        let mixed = OcspRequest::build(
+            &[
+                h0.cert_id(CertIdHash::Sha1, &serial(1)),
+                h1.cert_id(CertIdHash::Sha1, &serial(11)),
+            ],
+            None,
+        )
+        .unwrap();
+        let m = f.service.answer(&mixed, f.now);
+        assert_eq!(m.status, OcspResponseStatus::Unauthorized);
+        assert_eq!(m.body, error_response(OcspResponseStatus::Unauthorized).to_vec());
+        // Another CA altogether.
+        let other = IssuerHashes::from_parts(b"\x30\x00", b"not our key");
+        let foreign = OcspRequest::build(&[other.cert_id(CertIdHash::Sha256, &serial(1))], None).unwrap();
+        assert_eq!(
+            f.service.answer(&foreign, f.now).status,
+            OcspResponseStatus::Unauthorized
+        );
+    }
+}
