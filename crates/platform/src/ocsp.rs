@@ -189,29 +189,32 @@ impl OcspService {
         if let Some(id) = req.cacheable_id() {
             return self.answer_cached(ca, id, now);
         }
-        let entries: Vec<(CertId, SingleStatus)> = match ca.index.read() {
+        let lookups: Vec<Lookup> = match ca.index.read() {
             Ok(index) => req
                 .cert_ids
                 .iter()
-                .map(|id| {
-                    (
-                        id.clone(),
-                        single(index.lookup(id.serial_magnitude()), now, self.validity),
-                    )
-                })
+                .map(|id| index.lookup(id.serial_magnitude()))
                 .collect(),
             Err(_) => return OcspAnswer::error(OcspResponseStatus::InternalError),
         };
+        let entries: Vec<(CertId, SingleStatus)> = req
+            .cert_ids
+            .iter()
+            .zip(&lookups)
+            .map(|(id, l)| (id.clone(), single(*l, now, self.validity)))
+            .collect();
         match ca.responder.respond(&entries, req.nonce.as_deref(), now) {
             Ok(body) => OcspAnswer {
                 body,
                 status: OcspResponseStatus::Successful,
-                answered: entries
+                answered: req
+                    .cert_ids
                     .iter()
-                    .map(|(id, _)| Answered {
+                    .zip(lookups)
+                    .map(|(id, lookup)| Answered {
                         kind: ca.kind,
                         serial: id.serial_magnitude().to_vec(),
-                        lookup: self.lookup(ca.kind, id.serial_magnitude()),
+                        lookup,
                     })
                     .collect(),
                 cached: false,

@@ -3,9 +3,10 @@
 //! change; every OCSP and validity answer reads it.
 //!
 //! Size: JPKI end-entity serials are 16 bytes (see `jpki_model::Serial::generate`), so they are kept as
-//! `u128` in sorted vectors: 16 bytes per issued certificate, and 16 + 4 + 1 = 21 bytes per revoked
-//! one (serial, revocation time in seconds since 1970 as `u32`, reason code), under the bar of
-//! 32 bytes per revoked certificate ([`StatusIndex::revoked_bytes`] reports it). Lookups are binary
+//! `u128` in sorted vectors: 16 bytes per issued certificate, and 16 + 8 = 24 bytes per revoked one
+//! (serial; revocation time in seconds since 1970 as `u32` and the reason code, padded to 8), under
+//! the bar of 32 bytes per revoked certificate ([`StatusIndex::revoked_bytes_each`] measures
+//! it). Lookups are binary
 //! searches. Changes go to a small overlay map first and are merged into the sorted vectors when it
 //! grows, so a revocation never moves a million entries. Other serial lengths (CA and service
 //! certificates) go to a plain map; there are few.
@@ -202,21 +203,23 @@ impl StatusIndex {
         self.revoked_info = revoked.iter().map(|(_, p)| *p).collect();
     }
 
-    /// How many certificates are known (issued), and how many of them are revoked or on hold now.
-    pub fn counts(&self) -> (usize, usize) {
-        let mut idx = self.clone();
-        idx.merge();
-        let other_revoked = idx.other.values().filter(|v| v.is_some()).count();
+    /// How many certificates are known (issued), and how many of them are revoked or on hold now
+    /// (merging pending changes first).
+    pub fn counts(&mut self) -> (usize, usize) {
+        self.merge();
+        let other_revoked = self.other.values().filter(|v| v.is_some()).count();
         (
-            idx.issued.len() + idx.other.len(),
-            idx.revoked_keys.len() + other_revoked,
+            self.issued.len() + self.other.len(),
+            self.revoked_keys.len() + other_revoked,
         )
     }
 
-    /// Bytes of memory the revoked entries take in the sorted vectors, per revoked certificate
-    /// (the bar: at most 32).
-    pub fn revoked_bytes(&self) -> usize {
-        std::mem::size_of::<u128>() + std::mem::size_of::<u32>() + std::mem::size_of::<u8>()
+    /// Bytes of memory the sorted revoked entries hold (allocated capacity), per revoked certificate
+    /// in them (the bar: at most 32); `None` when there are none.
+    pub fn revoked_bytes_each(&self) -> Option<usize> {
+        let bytes = self.revoked_keys.capacity() * std::mem::size_of::<u128>()
+            + self.revoked_info.capacity() * std::mem::size_of::<Packed>();
+        bytes.checked_div(self.revoked_keys.len())
     }
 }
 
@@ -277,8 +280,28 @@ mod tests {
         assert_eq!(idx.lookup(&[0, 0x01]), Lookup::Good, "leading zeros are ignored");
         assert_eq!(idx.lookup(&serial(3)), Lookup::Unknown);
         assert_eq!(idx.lookup(&[0x02]), Lookup::Unknown);
+        let mut idx = idx;
         assert_eq!(idx.counts(), (3, 1));
-        assert!(idx.revoked_bytes() <= 32);
+    }
+
+    #[test]
+    fn a_revoked_certificate_takes_at_most_32_bytes() {
+        let serials: Vec<Vec<u8>> = (0..100_000u64).map(serial).collect();
+        let at = t(1_800_000_000);
+        let mut idx = StatusIndex::build(serials.iter().enumerate().map(|(i, s)| {
+            (
+                s.as_slice(),
+                (i % 10 == 0).then_some((at, RevocationReason::AffiliationChanged)),
+            )
+        }));
+        assert_eq!(idx.revoked_bytes_each(), Some(24));
+        // After changes merged in, the vectors may hold spare capacity; still under the bar.
+        for i in 0..5_000u64 {
+            idx.revoked(&serial(i * 7 + 1), at, RevocationReason::KeyCompromise);
+        }
+        idx.merge();
+        let each = idx.revoked_bytes_each().unwrap();
+        assert!(each <= 32, "{each} bytes per revoked certificate");
     }
 
     type Initial = (Vec<u8>, Option<(OffsetDateTime, RevocationReason)>);

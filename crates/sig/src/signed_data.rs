@@ -409,14 +409,8 @@ fn read_tlv(bytes: &[u8]) -> der::Result<Tlv<'_>> {
 }
 
 /// Splits DER `bytes` into its consecutive TLVs (checking only headers and lengths).
-fn tlvs(mut bytes: &[u8]) -> der::Result<Vec<&[u8]>> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let tlv = read_tlv(bytes)?;
-        out.push(tlv.whole);
-        bytes = tlv.rest;
-    }
-    Ok(out)
+fn tlvs(bytes: &[u8]) -> der::Result<Vec<&[u8]>> {
+    TlvIter(bytes).collect()
 }
 
 /// The consecutive TLVs of DER `bytes`, one at a time (no allocation; stops after an error).
