@@ -22,5 +22,5 @@ pub use carddata::{CARD_DATA_CVC, CardDataSigner, MUNICIPALITY};
 pub use error::AuthorityError;
 pub use publish::{PublishReport, PublishedFile};
 pub use schema::VERSION as SCHEMA_VERSION;
-pub use services::TsaCredentials;
+pub use services::{ServiceCredentials, TsaCredentials};
 pub use store::write_atomically;

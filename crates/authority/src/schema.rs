@@ -163,7 +163,7 @@ DROP TABLE cert_links_v1;
 DROP TABLE status_history_v1;
 DROP TABLE certificates_v1;
 ",
-    // 3: the authority's own service certificates (time-stamp authority; OCSP responders later).
+    // 3: the authority's own service certificates (the time-stamp authority first).
     r"
 CREATE TABLE service_certs (
     id         INTEGER PRIMARY KEY,
@@ -181,6 +181,32 @@ CREATE TABLE service_certs (
     der        BLOB    NOT NULL,
     CHECK ((status = 'good') = (revoked_at IS NULL))
 );
+",
+    // 4: OCSP responder certificates join the service certificates (one per CA).
+    r"
+ALTER TABLE service_certs RENAME TO service_certs_v3;
+CREATE TABLE service_certs (
+    id         INTEGER PRIMARY KEY,
+    serial     BLOB    NOT NULL UNIQUE,
+    role       TEXT    NOT NULL CHECK (role IN ('tsa', 'ocsp')),
+    ca_kind    TEXT    NOT NULL CHECK (ca_kind IN ('sign', 'auth')),
+    key_file   TEXT    NOT NULL,
+    shard      INTEGER NOT NULL,
+    not_before INTEGER NOT NULL,
+    not_after  INTEGER NOT NULL,
+    status     TEXT    NOT NULL CHECK (status IN ('good', 'revoked')),
+    reason     INTEGER,
+    revoked_at INTEGER,
+    issued_at  INTEGER NOT NULL,
+    der        BLOB    NOT NULL,
+    CHECK ((status = 'good') = (revoked_at IS NULL))
+);
+INSERT INTO service_certs (id, serial, role, ca_kind, key_file, shard, not_before, not_after, status,
+                           reason, revoked_at, issued_at, der)
+    SELECT id, serial, role, ca_kind, key_file, shard, not_before, not_after, status, reason,
+           revoked_at, issued_at, der
+    FROM service_certs_v3 ORDER BY id;
+DROP TABLE service_certs_v3;
 ",
 ];
 
@@ -230,6 +256,42 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), AuthorityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A version-3 registry's TSA certificate comes through migration 4 unchanged, and the table
+    /// then takes OCSP responder certificates.
+    #[test]
+    fn migration_4_keeps_the_tsa_and_admits_ocsp_responders() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        let tsa = "INSERT INTO service_certs (serial, role, ca_kind, key_file, shard, not_before, not_after, status, issued_at, der)
+                   VALUES (x'4009', 'tsa', 'sign', 'keys/tsa-1.key.pem', 1, 0, 9, 'good', 0, x'30')";
+        conn.execute_batch(tsa).unwrap();
+        let ocsp = "INSERT INTO service_certs (serial, role, ca_kind, key_file, shard, not_before, not_after, status, issued_at, der)
+                    VALUES (x'400a', 'ocsp', 'auth', 'keys/ocsp-2.key.pem', 1, 0, 9, 'good', 0, x'30')";
+        assert!(
+            conn.execute_batch(ocsp).is_err(),
+            "version 3 knows no OCSP responders"
+        );
+        migrate(&mut conn).unwrap();
+        let row: (i64, Vec<u8>, String, String) = conn
+            .query_row("SELECT id, serial, role, key_file FROM service_certs", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap();
+        assert_eq!(row, (1, vec![0x40, 9], "tsa".into(), "keys/tsa-1.key.pem".into()));
+        conn.execute_batch(ocsp).unwrap();
+        let left: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE '%_v3'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0, "the old table is gone");
+    }
 
     /// A version-1 registry with a card, two certificates, their history and links comes through
     /// migration 2 with every row, every reference and the ids the history and links now use.

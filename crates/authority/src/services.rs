@@ -1,45 +1,99 @@
-//! The authority's own service certificates: today the time-stamp authority (RFC 3161) that gives
-//! signatures their B-T time-stamps. Its key is generated here, encrypted under the authority's
-//! passphrase beside the CA keys, and certified by the signature CA (keyUsage digitalSignature,
-//! extendedKeyUsage timeStamping only and critical, CRL distribution point and caIssuers like any
-//! certificate of that CA), so verifiers validate a time-stamp with the same trust anchors and CRLs.
-use jpki_model::{CertKind, Serial};
-use jpki_pki::{SigningKey, SubjectPublicKey};
+//! The authority's own service certificates: the time-stamp authority (RFC 3161) that gives
+//! signatures their B-T time-stamps, and one delegated OCSP responder (RFC 6960) per CA. Each key is
+//! generated here, encrypted under the authority's passphrase beside the CA keys, and certified by
+//! the CA it serves:
+//! - the TSA by the signature CA: keyUsage digitalSignature, extendedKeyUsage timeStamping only and
+//!   critical, CRL distribution point and caIssuers like any certificate of that CA, valid for ten
+//!   years (capped by the root), so verifiers validate a time-stamp with the same trust anchors and
+//!   CRLs;
+//! - an OCSP responder by each CA: extendedKeyUsage OCSPSigning and id-pkix-ocsp-nocheck, a P-384 key
+//!   whatever the CA's key type (it signs every on-demand answer, and P-384 signs several times
+//!   faster than RSA-2048 here), valid for 90 days and renewed on the first use within 30 days of
+//!   its end. With ocsp-nocheck nobody can check it for revocation, hence the short life.
+use jpki_model::{CertKind, RevocationReason, Serial};
+use jpki_pki::{KeyType, SigningKey, SubjectPublicKey};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 use crate::authority::{Authority, KEY_DIR, event, random};
-use crate::store::ts;
+use crate::store::{from_ts, ts};
 use crate::{AuthorityError, InitOptions, write_atomically};
 
-/// Validity of a TSA certificate (capped by the root's): time-stamps stay verifiable for as long.
-const TSA_YEARS: i64 = 10;
+/// What a service certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ServiceRole {
+    /// The time-stamp authority (certified by the signature CA).
+    Tsa,
+    /// The delegated OCSP responder of one CA.
+    Ocsp,
+}
 
-/// A decrypted TSA key with its certificate and the chain up to the root.
+impl ServiceRole {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Tsa => "tsa",
+            Self::Ocsp => "ocsp",
+        }
+    }
+
+    /// How long a new certificate is valid (capped by the root's validity).
+    fn validity(self) -> Duration {
+        match self {
+            Self::Tsa => Duration::days(365 * 10),
+            Self::Ocsp => Duration::days(90),
+        }
+    }
+
+    /// How long before its end a certificate is replaced by a new one.
+    fn renew_before(self) -> Duration {
+        match self {
+            Self::Tsa => Duration::ZERO,
+            Self::Ocsp => Duration::days(30),
+        }
+    }
+
+    fn key_type(self, ca_key_type: KeyType) -> KeyType {
+        match self {
+            Self::Tsa => ca_key_type,
+            Self::Ocsp => KeyType::P384,
+        }
+    }
+}
+
+/// A decrypted service key with its certificate and the chain up to the root.
 #[derive(Debug)]
-pub struct TsaCredentials {
+pub struct ServiceCredentials {
     /// The private key.
     pub key: SigningKey,
-    /// The TSA certificate (DER).
+    /// The service certificate (DER).
     pub cert_der: Vec<u8>,
     /// The issuing root (DER).
     pub chain: Vec<Vec<u8>>,
 }
 
+/// The TSA's credentials (a [`ServiceCredentials`]).
+pub type TsaCredentials = ServiceCredentials;
+
 impl Authority {
     /// The current TSA certificate, if one was issued and is still valid.
     pub fn tsa_certificate(&self) -> Result<Option<Vec<u8>>, AuthorityError> {
-        Ok(self.current_tsa()?.map(|(_, der)| der))
+        Ok(self
+            .current_service(ServiceRole::Tsa, CertKind::Signature)?
+            .map(|(_, der)| der))
     }
 
-    fn current_tsa(&self) -> Result<Option<(String, Vec<u8>)>, AuthorityError> {
+    fn current_service(
+        &self,
+        role: ServiceRole,
+        kind: CertKind,
+    ) -> Result<Option<(String, Vec<u8>)>, AuthorityError> {
         Ok(self
             .connection()
             .query_row(
-                "SELECT key_file, der FROM service_certs WHERE role = 'tsa' AND status = 'good' \
-                 AND not_after > ?1 ORDER BY id DESC LIMIT 1",
-                [ts(self.now())],
+                "SELECT key_file, der FROM service_certs WHERE role = ?1 AND ca_kind = ?2 AND status = 'good' \
+                 AND not_after > ?3 ORDER BY id DESC LIMIT 1",
+                params![role.as_str(), kind.as_str(), ts(self.now() + role.renew_before())],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)
@@ -48,25 +102,45 @@ impl Authority {
     /// The TSA key and certificate, decrypted with `passphrase`; the first call on a data directory
     /// (or after the certificate expired) generates the key and has the signature CA certify it.
     pub fn tsa_credentials(&mut self, passphrase: &[u8]) -> Result<TsaCredentials, AuthorityError> {
-        // An existing TSA needs only its own key decrypted, not the CA keys.
-        if let Some((file, cert_der)) = self.current_tsa()? {
+        self.service_credentials(ServiceRole::Tsa, CertKind::Signature, passphrase)
+    }
+
+    /// The OCSP responder key and certificate of `kind`'s CA, decrypted with `passphrase`; a new
+    /// one is generated and certified on the first call, and whenever the current one is within 30
+    /// days of its end.
+    pub fn ocsp_credentials(
+        &mut self,
+        kind: CertKind,
+        passphrase: &[u8],
+    ) -> Result<ServiceCredentials, AuthorityError> {
+        self.service_credentials(ServiceRole::Ocsp, kind, passphrase)
+    }
+
+    fn service_credentials(
+        &mut self,
+        role: ServiceRole,
+        kind: CertKind,
+        passphrase: &[u8],
+    ) -> Result<ServiceCredentials, AuthorityError> {
+        // An existing service needs only its own key decrypted, not the CA keys.
+        if let Some((file, cert_der)) = self.current_service(role, kind)? {
             let path = self.dir().join(&file);
             let pem = Zeroizing::new(std::fs::read_to_string(&path).map_err(AuthorityError::io(&path))?);
             let key = SigningKey::from_encrypted_pem(&pem, passphrase)?;
-            return Ok(TsaCredentials {
+            return Ok(ServiceCredentials {
                 key,
                 cert_der,
-                chain: vec![self.ca_cert(CertKind::Signature)?],
+                chain: vec![self.ca_cert(kind)?],
             });
         }
         let issuers = self.issuers(passphrase)?;
-        let issuer = issuers.get(CertKind::Signature);
+        let issuer = issuers.get(kind);
         let root = issuer.cert_der().to_vec();
-        let key = SigningKey::generate(self.settings().key_type)?;
+        let key = SigningKey::generate(role.key_type(self.settings().key_type))?;
         let spki = SubjectPublicKey::from_der(&key.spki_der()?)?;
         let now = self.now();
         let root_end = jpki_pki::x509::ParsedCert::from_der(&root)?.not_after;
-        let not_after = (now + Duration::days(365 * TSA_YEARS)).min(root_end);
+        let not_after = (now + role.validity()).min(root_end);
         let shards = self.settings().shards;
         let endpoints = self.settings().endpoints.clone();
         let generation: i64 =
@@ -74,7 +148,7 @@ impl Authority {
                 .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM service_certs", [], |r| {
                     r.get(0)
                 })?;
-        let rel = format!("{KEY_DIR}/tsa-{generation}.key.pem");
+        let rel = format!("{KEY_DIR}/{}-{generation}.key.pem", role.as_str());
         // Written before the transaction that names it; a crash in between leaves an unreferenced
         // file that the next attempt overwrites.
         let pem = key.to_encrypted_pem(passphrase, InitOptions::DEFAULT_KDF_ITERATIONS)?;
@@ -96,25 +170,69 @@ impl Authority {
                 break (serial, shard);
             }
         };
-        let cert_der = issuer.issue_tsa(&serial, &spki, now, not_after, &endpoints)?;
+        let cert_der = match role {
+            ServiceRole::Tsa => issuer.issue_tsa(&serial, &spki, now, not_after, &endpoints)?,
+            ServiceRole::Ocsp => issuer.issue_ocsp_responder(&serial, &spki, now, not_after, &endpoints)?,
+        };
         tx.execute(
             "INSERT INTO service_certs (serial, role, ca_kind, key_file, shard, not_before, not_after, \
-             status, issued_at, der) VALUES (?1, 'tsa', 'sign', ?2, ?3, ?4, ?5, 'good', ?4, ?6)",
-            params![serial.as_be_bytes(), rel, shard, ts(now), ts(not_after), cert_der],
+             status, issued_at, der) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'good', ?6, ?8)",
+            params![
+                serial.as_be_bytes(),
+                role.as_str(),
+                kind.as_str(),
+                rel,
+                shard,
+                ts(now),
+                ts(not_after),
+                cert_der
+            ],
         )?;
         event(
             &tx,
             now,
-            "tsa-certificate",
+            &format!("{}-certificate", role.as_str()),
             None,
             None,
-            &format!("serial {}", serial.to_hex()),
+            &format!("{} serial {}", kind.as_str(), serial.to_hex()),
         )?;
         tx.commit()?;
-        Ok(TsaCredentials {
+        Ok(ServiceCredentials {
             key,
             cert_der,
             chain: vec![root],
         })
+    }
+
+    /// Calls `f` with every certificate `kind`'s CA issued to a card, in no particular order: its
+    /// serial (unsigned big-endian) and, if it is revoked or on hold now, since when and why. This is
+    /// what an OCSP responder or validity service loads its status snapshot from.
+    pub fn for_each_certificate_status(
+        &self,
+        kind: CertKind,
+        mut f: impl FnMut(&[u8], Option<(OffsetDateTime, RevocationReason)>),
+    ) -> Result<(), AuthorityError> {
+        let mut stmt = self
+            .connection()
+            .prepare("SELECT serial, status, reason, revoked_at FROM certificates WHERE kind = ?1")?;
+        let mut rows = stmt.query([kind.as_str()])?;
+        while let Some(row) = rows.next()? {
+            let serial: Vec<u8> = row.get(0)?;
+            let status: String = row.get(1)?;
+            let revoked = if status == "good" {
+                None
+            } else {
+                let at = from_ts(row.get::<_, Option<i64>>(3)?.unwrap_or_default())?;
+                let code: Option<u8> = row.get(2)?;
+                let reason = match (status.as_str(), code.and_then(RevocationReason::from_code)) {
+                    ("hold", _) => RevocationReason::CertificateHold,
+                    (_, Some(r)) => r,
+                    (_, None) => RevocationReason::Unspecified,
+                };
+                Some((at, reason))
+            };
+            f(&serial, revoked);
+        }
+        Ok(())
     }
 }

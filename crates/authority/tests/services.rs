@@ -1,0 +1,118 @@
+//! Service certificates (OCSP responders, TSA) and the status stream an OCSP responder loads.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use jpki_authority::{Authority, CardKeys, InitOptions};
+use jpki_model::{BasicFour, CertKind, RevocationReason};
+use jpki_pki::x509::ParsedCert;
+use jpki_pki::{Endpoints, KeyType, SigningKey, SubjectPublicKey, oid};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const PASS: &[u8] = b"test passphrase";
+
+fn authority(kt: KeyType) -> (tempfile::TempDir, Authority, Arc<Mutex<OffsetDateTime>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = InitOptions::new(kt, Endpoints::new("http://127.0.0.1:7700").unwrap());
+    opts.kdf_iterations = 1000;
+    opts.shards = 4;
+    let mut a = Authority::init(dir.path(), &opts, PASS).unwrap();
+    let clock = Arc::new(Mutex::new(datetime!(2026-11-21 03:00:00 UTC)));
+    let c = clock.clone();
+    a.set_clock(move || *c.lock().unwrap());
+    (dir, a, clock)
+}
+
+fn keys() -> CardKeys {
+    let spki = |_| {
+        SubjectPublicKey::from_der(&SigningKey::generate(KeyType::P384).unwrap().spki_der().unwrap()).unwrap()
+    };
+    CardKeys {
+        auth: spki(0),
+        sign: spki(1),
+    }
+}
+
+#[test]
+fn ocsp_responders_are_issued_once_per_ca_and_renewed_before_they_end() {
+    let (_d, mut a, clock) = authority(KeyType::Rsa2048);
+    for kind in [CertKind::Signature, CertKind::Authentication] {
+        let creds = a.ocsp_credentials(kind, PASS).unwrap();
+        let cert = ParsedCert::from_der(&creds.cert_der).unwrap();
+        let root = ParsedCert::from_der(&a.ca_cert(kind).unwrap()).unwrap();
+        assert_eq!(
+            cert.issuer_der, root.subject_der,
+            "{kind:?}: certified by its own CA"
+        );
+        assert!(jpki_pki::verify_signed_by(&creds.cert_der, root.der()).unwrap());
+        let (eku, _) = cert.extended_key_usage.clone().unwrap();
+        assert_eq!(eku, vec![oid::KP_OCSP_SIGNING], "{kind:?}");
+        assert_eq!(
+            creds.key.key_type(),
+            KeyType::P384,
+            "an EC responder key whatever the CA's"
+        );
+        let spki = SubjectPublicKey::from_der(&creds.key.spki_der().unwrap()).unwrap();
+        assert_eq!(
+            cert.subject_key_id,
+            Some(jpki_pki::key::key_identifier(spki.bits()))
+        );
+        assert_eq!(cert.not_after - cert.not_before, Duration::days(90));
+        // Asked again: the same certificate, its key decrypted without the CA keys.
+        let again = a.ocsp_credentials(kind, PASS).unwrap();
+        assert_eq!(again.cert_der, creds.cert_der);
+    }
+    let sign_responder = a.ocsp_credentials(CertKind::Signature, PASS).unwrap().cert_der;
+    // 61 days on, within 30 days of its end: a new one.
+    *clock.lock().unwrap() += Duration::days(61);
+    let renewed = a.ocsp_credentials(CertKind::Signature, PASS).unwrap();
+    assert_ne!(renewed.cert_der, sign_responder);
+    // A wrong passphrase decrypts nothing.
+    assert!(a.ocsp_credentials(CertKind::Signature, b"wrong").is_err());
+    // The TSA is a separate service of the signature CA.
+    let tsa = a.tsa_credentials(PASS).unwrap();
+    assert_ne!(tsa.cert_der, renewed.cert_der);
+}
+
+#[test]
+fn the_status_stream_names_every_certificate_and_its_revocation() {
+    let (_d, mut a, _clock) = authority(KeyType::P384);
+    let issuers = a.issuers(PASS).unwrap();
+    let facts = BasicFour {
+        name: "山田　太郎".parse().unwrap(),
+        address: "東京都千代田区霞が関2-1-2".parse().unwrap(),
+        birth_date: jpki_model::parse_birth_date("1975-03-03").unwrap(),
+        sex: "1".parse().unwrap(),
+    };
+    let mut cards = Vec::new();
+    for _ in 0..3 {
+        let r = a.add_resident(&facts, None).unwrap();
+        cards.push(a.issue_card(r.resident_id, &keys(), &issuers).unwrap());
+    }
+    a.revoke(
+        &cards[0].sign.as_ref().unwrap().serial,
+        RevocationReason::KeyCompromise,
+    )
+    .unwrap();
+    a.report_lost(cards[1].card_id.as_str(), false).unwrap();
+    for kind in [CertKind::Signature, CertKind::Authentication] {
+        let mut seen = HashMap::new();
+        a.for_each_certificate_status(kind, |serial, status| {
+            seen.insert(serial.to_vec(), status.map(|(_, r)| r));
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 3, "{kind:?}");
+        let cert = |i: usize| match kind {
+            CertKind::Signature => cards[i].sign.as_ref().unwrap(),
+            CertKind::Authentication => &cards[i].auth,
+        };
+        let want0 = (kind == CertKind::Signature).then_some(RevocationReason::KeyCompromise);
+        assert_eq!(seen[cert(0).serial.as_be_bytes()], want0);
+        assert_eq!(
+            seen[cert(1).serial.as_be_bytes()],
+            Some(RevocationReason::CertificateHold)
+        );
+        assert_eq!(seen[cert(2).serial.as_be_bytes()], None);
+    }
+}
