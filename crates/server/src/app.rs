@@ -10,6 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 
+use crate::ocsp::{self, OcspResponder, RevocationAccess};
 use crate::tsa::{self, TimeStamper};
 
 /// The services one server offers. Each is a route set merged into [`AppState::router`]; a server
@@ -24,6 +25,7 @@ use crate::tsa::{self, TimeStamper};
 #[derive(Clone, Default)]
 pub struct AppState {
     tsa: Option<Arc<dyn TimeStamper>>,
+    ocsp: Option<(Arc<dyn OcspResponder>, RevocationAccess)>,
 }
 
 impl AppState {
@@ -39,12 +41,23 @@ impl AppState {
         self
     }
 
+    /// Serve an OCSP responder at [`OCSP_PATH`](crate::OCSP_PATH) (POST, and GET below it),
+    /// answered by `responder`, to the requests `access` lets through.
+    #[must_use]
+    pub fn with_ocsp(mut self, responder: Arc<dyn OcspResponder>, access: RevocationAccess) -> Self {
+        self.ocsp = Some((responder, access));
+        self
+    }
+
     /// The router: every configured route set, `GET /healthz` (200 "ok"), 404 for anything else,
     /// `Cache-Control: no-store` on every reply, and one `tracing` event per request.
     pub fn router(&self) -> Router {
         let mut router = Router::new().route("/healthz", get(healthz));
         if let Some(stamper) = &self.tsa {
             router = router.merge(tsa::routes(Arc::clone(stamper)));
+        }
+        if let Some((responder, access)) = &self.ocsp {
+            router = router.merge(ocsp::routes(Arc::clone(responder), access.clone()));
         }
         router.fallback(not_found).layer(middleware::from_fn(observe))
     }
@@ -54,6 +67,7 @@ impl fmt::Debug for AppState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AppState")
             .field("tsa", &self.tsa.is_some())
+            .field("ocsp", &self.ocsp.as_ref().map(|(_, access)| access))
             .finish()
     }
 }

@@ -1,10 +1,10 @@
 //! openjpki over HTTP: the `server` layer of the architecture.
 //!
-//! For now it serves one thing, an RFC 3161 time-stamp authority (`POST /tsa`, plus `GET /healthz`),
-//! and carries the client side a signer uses to reach any such authority
-//! ([`post_timestamp_query`]). The crate knows nothing of certificates or signatures: the
-//! time-stamping itself is a [`TimeStamper`] handed in by the caller, so this crate depends on no
-//! other openjpki crate.
+//! It serves an RFC 3161 time-stamp authority (`POST /tsa`), an OCSP responder (`POST /ocsp`,
+//! `GET /ocsp/{base64}`) and `GET /healthz`, and carries the client side a signer uses to reach any
+//! such authority ([`post_timestamp_query`]). The crate knows nothing of certificates or signatures:
+//! the time-stamping and the OCSP answers are a [`TimeStamper`] and an [`OcspResponder`] handed in by
+//! the caller, so this crate depends on no other openjpki crate.
 //!
 //! Shape, built to grow into `jpki serve`:
 //! * [`AppState`] collects the services to offer; each one is a route set (the TSA is the first),
@@ -28,6 +28,7 @@ mod app;
 mod client;
 mod error;
 mod logging;
+mod ocsp;
 mod serve;
 mod tsa;
 
@@ -35,5 +36,8 @@ pub use app::AppState;
 pub use client::{MAX_REPLY_BYTES, post_timestamp_query};
 pub use error::ServerError;
 pub use logging::init_logging;
+pub use ocsp::{
+    ApiKeys, MAX_OCSP_REQUEST_BYTES, OCSP_PATH, OCSP_REQUEST, OCSP_RESPONSE, OcspResponder, RevocationAccess,
+};
 pub use serve::{DEFAULT_GRACE, Server, run_blocking, serve_blocking};
 pub use tsa::{MAX_QUERY_BYTES, TIMESTAMP_QUERY, TIMESTAMP_REPLY, TSA_PATH, TimeStamper};

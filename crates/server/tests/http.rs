@@ -11,6 +11,10 @@
 //! * Graceful shutdown: an idle server, an idle keep-alive connection, a request in flight (it
 //!   finishes with 200), a request stuck past the grace period (abandoned in time).
 //! * 50 concurrent requests, all answered; a port already in use.
+//! * OCSP (RFC 6960 Appendix A): POST `application/ocsp-request` and GET `/ocsp/{base64}` reach the
+//!   responder with the same bytes (percent-encoded, unpadded); without a bearer key the server
+//!   answers 401 with `WWW-Authenticate: Bearer` unless revocation is public, and an unknown key is
+//!   401 too; 415, 413 and a bad base64 path are 4xx.
 //! * The real `curl` (skipped with a message when it is missing, unless `JPKI_REQUIRE_INTEROP=1`).
 //!
 //! The time-stamper is a stub: `TimeStamper` is this crate's own trait, and what a real one signs
@@ -24,7 +28,10 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use jpki_server::{AppState, MAX_QUERY_BYTES, Server, ServerError, TimeStamper, post_timestamp_query};
+use jpki_server::{
+    ApiKeys, AppState, MAX_QUERY_BYTES, OcspResponder, RevocationAccess, Server, ServerError, TimeStamper,
+    post_timestamp_query,
+};
 
 const FIXED: &[u8] = b"\x30\x03\x02\x01\x00";
 const QUERY: &[u8] = b"\x30\x0a\x02\x01\x01\x30\x05\x04\x03abc";
@@ -94,6 +101,10 @@ impl TestServer {
     }
 
     fn start_with_grace(tsa: Arc<dyn TimeStamper>, grace: Duration) -> Self {
+        Self::start_state(AppState::new().with_tsa(tsa), grace)
+    }
+
+    fn start_state(state: AppState, grace: Duration) -> Self {
         let (addr_tx, addr_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -103,7 +114,6 @@ impl TestServer {
                 .build()
                 .unwrap();
             let result = runtime.block_on(async move {
-                let state = AppState::new().with_tsa(tsa);
                 let server = Server::bind("127.0.0.1:0".parse().unwrap(), &state)
                     .await?
                     .with_grace(grace);
@@ -779,4 +789,114 @@ fn curl_gets_a_timestamp_reply() {
         "200 application/timestamp-reply"
     );
     assert_eq!(std::fs::read(&out).unwrap(), [FIXED, QUERY].concat());
+}
+
+/// Answers `FIXED` followed by the request, so a test sees which bytes arrived.
+struct OcspEcho;
+
+impl OcspResponder for OcspEcho {
+    fn answer(&self, request_der: &[u8]) -> Vec<u8> {
+        [FIXED, request_der].concat()
+    }
+}
+
+struct OneKey;
+
+impl ApiKeys for OneKey {
+    fn allows(&self, key: &str) -> bool {
+        key == "rp-key-1"
+    }
+}
+
+fn ocsp_server(access: RevocationAccess) -> TestServer {
+    TestServer::start_state(
+        AppState::new().with_ocsp(Arc::new(OcspEcho), access),
+        jpki_server::DEFAULT_GRACE,
+    )
+}
+
+#[test]
+fn ocsp_post_and_get_reach_the_responder_with_a_registered_key() {
+    let s = ocsp_server(RevocationAccess::Keys(Arc::new(OneKey)));
+    let req = b"\x30\x05\xfb\xef\xff\xfe\x00";
+    let post = |auth: &str| {
+        raw(
+            s.addr,
+            &format!(
+                "POST /ocsp HTTP/1.1\r\nContent-Type: application/ocsp-request\r\n{auth}Content-Length: {}",
+                req.len()
+            ),
+            req,
+        )
+    };
+    let ok = post("Authorization: Bearer rp-key-1\r\n");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.header("content-type"), Some("application/ocsp-response"));
+    assert_eq!(ok.body, [FIXED, req.as_slice()].concat());
+    for auth in [
+        "",
+        "Authorization: Bearer wrong\r\n",
+        "Authorization: Basic cnAta2V5LTE=\r\n",
+    ] {
+        let r = post(auth);
+        assert_eq!(r.status, 401, "{auth:?}");
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    }
+    // GET: standard base64 of the DER, percent-encoded in the path, padding optional.
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(req);
+    assert!(
+        b64.contains('+') && b64.contains('/'),
+        "{b64}: the test needs both"
+    );
+    let encoded = b64.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    let get = raw(
+        s.addr,
+        &format!("GET /ocsp/{encoded} HTTP/1.1\r\nAuthorization: Bearer rp-key-1"),
+        b"",
+    );
+    assert_eq!(get.status, 200, "{}", get.text());
+    assert_eq!(get.body, ok.body);
+    let unpadded = raw(
+        s.addr,
+        &format!(
+            "GET /ocsp/{} HTTP/1.1\r\nAuthorization: Bearer rp-key-1",
+            b64.trim_end_matches('=')
+        ),
+        b"",
+    );
+    assert_eq!(unpadded.body, ok.body);
+    let anonymous = raw(s.addr, &format!("GET /ocsp/{encoded} HTTP/1.1"), b"");
+    assert_eq!(anonymous.status, 401);
+}
+
+#[test]
+fn ocsp_public_revocation_and_bad_requests() {
+    let s = ocsp_server(RevocationAccess::Public);
+    let r = raw(
+        s.addr,
+        "POST /ocsp HTTP/1.1\r\nContent-Type: application/ocsp-request\r\nContent-Length: 3",
+        b"abc",
+    );
+    assert_eq!(r.status, 200, "the responder itself answers what does not parse");
+    let wrong_type = raw(
+        s.addr,
+        "POST /ocsp HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 3",
+        b"abc",
+    );
+    assert_eq!(wrong_type.status, 415);
+    let big = vec![0u8; jpki_server::MAX_OCSP_REQUEST_BYTES + 1];
+    let too_big = raw(
+        s.addr,
+        &format!(
+            "POST /ocsp HTTP/1.1\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}",
+            big.len()
+        ),
+        &big,
+    );
+    assert_eq!(too_big.status, 413);
+    let bad = raw(s.addr, "GET /ocsp/not*base64! HTTP/1.1", b"");
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    // The server goes on answering.
+    assert_eq!(raw(s.addr, "GET /healthz HTTP/1.1", b"").status, 200);
 }

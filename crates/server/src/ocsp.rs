@@ -1,0 +1,171 @@
+//! The OCSP responder's route set: RFC 6960 Appendix A (OCSP over HTTP), POST and GET.
+//!
+//! Revocation information is protected by law (seed 000): unless the deployment opens it
+//! ([`RevocationAccess::Public`], `jpki serve --public-revocation`), a request must carry
+//! `Authorization: Bearer KEY` with a key the [`RevocationAccess::Keys`] check accepts; otherwise
+//! 401 with `WWW-Authenticate: Bearer`. An OCSP request that does not parse is answered by the
+//! responder itself (an OCSPResponse with status malformedRequest), as RFC 6960 asks.
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+
+use crate::tsa::{is_media_type, text};
+
+/// Answers one DER `OCSPRequest` with one DER `OCSPResponse` (errors included: malformedRequest,
+/// unauthorized, … are responses too). May block; called on Tokio's blocking pool when it signs.
+pub trait OcspResponder: Send + Sync + 'static {
+    /// The DER `OCSPResponse` for the DER `OCSPRequest` `request_der` (anything a client sent).
+    fn answer(&self, request_der: &[u8]) -> Vec<u8>;
+}
+
+/// Decides whose requests for revocation information are answered.
+pub trait ApiKeys: Send + Sync + 'static {
+    /// Whether the bearer key `key` belongs to a relying party allowed revocation checks.
+    fn allows(&self, key: &str) -> bool;
+}
+
+/// Who may ask for revocation information.
+#[derive(Clone)]
+pub enum RevocationAccess {
+    /// Anyone (`--public-revocation`).
+    Public,
+    /// Only requests with a bearer key that the check accepts.
+    Keys(Arc<dyn ApiKeys>),
+}
+
+impl std::fmt::Debug for RevocationAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Public => "Public",
+            Self::Keys(_) => "Keys",
+        })
+    }
+}
+
+/// Where the responder listens (POST here, GET below it).
+pub const OCSP_PATH: &str = "/ocsp";
+/// The request media type of RFC 6960 Appendix A.
+pub const OCSP_REQUEST: &str = "application/ocsp-request";
+/// The response media type of RFC 6960 Appendix A.
+pub const OCSP_RESPONSE: &str = "application/ocsp-response";
+/// The largest request accepted (a real one is about 100 bytes per certificate).
+pub const MAX_OCSP_REQUEST_BYTES: usize = 64 * 1024;
+
+#[derive(Clone)]
+struct Ocsp {
+    responder: Arc<dyn OcspResponder>,
+    access: RevocationAccess,
+}
+
+/// `POST /ocsp` and `GET /ocsp/{base64 request}`.
+pub(crate) fn routes(responder: Arc<dyn OcspResponder>, access: RevocationAccess) -> Router {
+    Router::new()
+        .route(
+            OCSP_PATH,
+            post(post_request).layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST_BYTES)),
+        )
+        .route(&format!("{OCSP_PATH}/{{*request}}"), get(get_request))
+        .with_state(Ocsp { responder, access })
+}
+
+fn authorized(access: &RevocationAccess, headers: &HeaderMap) -> bool {
+    match access {
+        RevocationAccess::Public => true,
+        RevocationAccess::Keys(keys) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, key) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+            })
+            .is_some_and(|key| !key.is_empty() && keys.allows(key)),
+    }
+}
+
+fn unauthorized() -> Response {
+    let mut r = text(
+        StatusCode::UNAUTHORIZED,
+        "revocation information is for registered relying parties: send Authorization: Bearer KEY\n",
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+async fn answer(ocsp: Ocsp, request: Vec<u8>) -> Response {
+    let responder = Arc::clone(&ocsp.responder);
+    match tokio::task::spawn_blocking(move || responder.answer(&request)).await {
+        Ok(body) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(OCSP_RESPONSE))],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "OCSP responder failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "the OCSP responder failed\n")
+        }
+    }
+}
+
+async fn post_request(State(ocsp): State<Ocsp>, req: Request) -> Response {
+    if !authorized(&ocsp.access, req.headers()) {
+        return unauthorized();
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !is_media_type(content_type, OCSP_REQUEST) {
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/ocsp-request\n",
+        );
+    }
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_OCSP_REQUEST_BYTES as u64) {
+        return too_large();
+    }
+    let body = match Bytes::from_request(req, &()).await {
+        Ok(bytes) => bytes,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(),
+        Err(rejection) => return text(rejection.status(), "cannot read the request body\n"),
+    };
+    answer(ocsp, body.to_vec()).await
+}
+
+async fn get_request(State(ocsp): State<Ocsp>, headers: HeaderMap, Path(encoded): Path<String>) -> Response {
+    if !authorized(&ocsp.access, &headers) {
+        return unauthorized();
+    }
+    if encoded.len() > MAX_OCSP_REQUEST_BYTES {
+        return too_large();
+    }
+    // The path is already percent-decoded; RFC 6960 asks for standard base64 (some clients leave
+    // the padding off).
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    match engine.decode(encoded.trim_start_matches('/')) {
+        Ok(request) => answer(ocsp, request).await,
+        Err(_) => text(
+            StatusCode::BAD_REQUEST,
+            "the GET path is not a base64 OCSP request\n",
+        ),
+    }
+}
+
+fn too_large() -> Response {
+    text(StatusCode::PAYLOAD_TOO_LARGE, "OCSP request larger than 64 KiB\n")
+}
