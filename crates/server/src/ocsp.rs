@@ -1,4 +1,5 @@
-//! The OCSP responder's route set: RFC 6960 Appendix A (OCSP over HTTP), POST and GET.
+//! The OCSP responder's route set: RFC 6960 Appendix A (OCSP over HTTP), POST and GET, at the
+//! per-CA URLs the certificates name (`/ocsp/sign`, `/ocsp/auth`) and at `/ocsp`.
 //!
 //! Revocation information is protected by law (seed 000): unless the deployment opens it
 //! ([`RevocationAccess::Public`], `jpki serve --public-revocation`), a request must carry
@@ -48,7 +49,8 @@ impl std::fmt::Debug for RevocationAccess {
     }
 }
 
-/// Where the responder listens (POST here, GET below it).
+/// Where the responder listens: POST here or at `/ocsp/{ca}` (the per-CA URL the certificates name,
+/// e.g. `/ocsp/sign`), GET at `/ocsp/{ca}/{base64 request}`.
 pub const OCSP_PATH: &str = "/ocsp";
 /// The request media type of RFC 6960 Appendix A.
 pub const OCSP_REQUEST: &str = "application/ocsp-request";
@@ -63,14 +65,14 @@ struct Ocsp {
     access: RevocationAccess,
 }
 
-/// `POST /ocsp` and `GET /ocsp/{base64 request}`.
+/// `POST /ocsp`, `POST /ocsp/{ca}` and `GET /ocsp/{ca}/{base64 request}`. The CA segment only
+/// mirrors the URL in the certificates: the CertIDs in the request say which CA is asked about.
 pub(crate) fn routes(responder: Arc<dyn OcspResponder>, access: RevocationAccess) -> Router {
+    let post_route = || post(post_request).layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST_BYTES));
     Router::new()
-        .route(
-            OCSP_PATH,
-            post(post_request).layer(DefaultBodyLimit::max(MAX_OCSP_REQUEST_BYTES)),
-        )
-        .route(&format!("{OCSP_PATH}/{{*request}}"), get(get_request))
+        .route(OCSP_PATH, post_route())
+        .route(&format!("{OCSP_PATH}/{{ca}}"), post_route())
+        .route(&format!("{OCSP_PATH}/{{ca}}/{{*request}}"), get(get_request))
         .with_state(Ocsp { responder, access })
 }
 
@@ -143,7 +145,11 @@ async fn post_request(State(ocsp): State<Ocsp>, req: Request) -> Response {
     answer(ocsp, body.to_vec()).await
 }
 
-async fn get_request(State(ocsp): State<Ocsp>, headers: HeaderMap, Path(encoded): Path<String>) -> Response {
+async fn get_request(
+    State(ocsp): State<Ocsp>,
+    headers: HeaderMap,
+    Path((_ca, encoded)): Path<(String, String)>,
+) -> Response {
     if !authorized(&ocsp.access, &headers) {
         return unauthorized();
     }

@@ -11,7 +11,8 @@
 //! * Graceful shutdown: an idle server, an idle keep-alive connection, a request in flight (it
 //!   finishes with 200), a request stuck past the grace period (abandoned in time).
 //! * 50 concurrent requests, all answered; a port already in use.
-//! * OCSP (RFC 6960 Appendix A): POST `application/ocsp-request` and GET `/ocsp/{base64}` reach the
+//! * OCSP (RFC 6960 Appendix A): POST `application/ocsp-request` (at `/ocsp` and `/ocsp/{ca}`) and
+//!   GET `/ocsp/{ca}/{base64}` reach the
 //!   responder with the same bytes (percent-encoded, unpadded); without a bearer key the server
 //!   answers 401 with `WWW-Authenticate: Bearer` unless revocation is public, and an unknown key is
 //!   401 too; 415, 413 and a bad base64 path are 4xx.
@@ -830,6 +831,18 @@ fn ocsp_post_and_get_reach_the_responder_with_a_registered_key() {
         )
     };
     let ok = post("Authorization: Bearer rp-key-1\r\n");
+    let per_ca = raw(
+        s.addr,
+        &format!(
+            "POST /ocsp/sign HTTP/1.1\r\nContent-Type: application/ocsp-request\r\nAuthorization: Bearer rp-key-1\r\nContent-Length: {}",
+            req.len()
+        ),
+        req,
+    );
+    assert_eq!(
+        per_ca.body, ok.body,
+        "the per-CA URL of the certificates answers too"
+    );
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(ok.header("content-type"), Some("application/ocsp-response"));
     assert_eq!(ok.body, [FIXED, req.as_slice()].concat());
@@ -852,7 +865,7 @@ fn ocsp_post_and_get_reach_the_responder_with_a_registered_key() {
     let encoded = b64.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
     let get = raw(
         s.addr,
-        &format!("GET /ocsp/{encoded} HTTP/1.1\r\nAuthorization: Bearer rp-key-1"),
+        &format!("GET /ocsp/sign/{encoded} HTTP/1.1\r\nAuthorization: Bearer rp-key-1"),
         b"",
     );
     assert_eq!(get.status, 200, "{}", get.text());
@@ -860,13 +873,13 @@ fn ocsp_post_and_get_reach_the_responder_with_a_registered_key() {
     let unpadded = raw(
         s.addr,
         &format!(
-            "GET /ocsp/{} HTTP/1.1\r\nAuthorization: Bearer rp-key-1",
+            "GET /ocsp/auth/{} HTTP/1.1\r\nAuthorization: Bearer rp-key-1",
             b64.trim_end_matches('=')
         ),
         b"",
     );
     assert_eq!(unpadded.body, ok.body);
-    let anonymous = raw(s.addr, &format!("GET /ocsp/{encoded} HTTP/1.1"), b"");
+    let anonymous = raw(s.addr, &format!("GET /ocsp/sign/{encoded} HTTP/1.1"), b"");
     assert_eq!(anonymous.status, 401);
 }
 
@@ -895,7 +908,7 @@ fn ocsp_public_revocation_and_bad_requests() {
         &big,
     );
     assert_eq!(too_big.status, 413);
-    let bad = raw(s.addr, "GET /ocsp/not*base64! HTTP/1.1", b"");
+    let bad = raw(s.addr, "GET /ocsp/sign/not*base64! HTTP/1.1", b"");
     assert_eq!(bad.status, 400, "{}", bad.text());
     // The server goes on answering.
     assert_eq!(raw(s.addr, "GET /healthz HTTP/1.1", b"").status, 200);
