@@ -204,6 +204,43 @@ impl Authority {
         })
     }
 
+    /// The newest position in the status history (0 for none): where [`Self::status_changes_since`]
+    /// starts for a snapshot loaded now.
+    pub fn status_history_position(&self) -> Result<i64, AuthorityError> {
+        Ok(self
+            .connection()
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM status_history", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Calls `f` with each certificate whose status changed (issued, revoked, put on hold, hold
+    /// lifted) after history position `after`, with its CA and its status now; returns the new
+    /// position. This is how a running responder follows changes other processes make.
+    pub fn status_changes_since(
+        &self,
+        after: i64,
+        mut f: impl FnMut(CertKind, &[u8], Option<(OffsetDateTime, RevocationReason)>),
+    ) -> Result<i64, AuthorityError> {
+        let mut stmt = self.connection().prepare_cached(
+            "SELECT h.id, c.kind, c.serial, c.status, c.reason, c.revoked_at FROM status_history h \
+             JOIN certificates c ON c.id = h.cert WHERE h.id > ?1 ORDER BY h.id",
+        )?;
+        let mut rows = stmt.query([after])?;
+        let mut last = after;
+        while let Some(row) = rows.next()? {
+            last = row.get(0)?;
+            let kind = match row.get::<_, String>(1)?.as_str() {
+                "sign" => CertKind::Signature,
+                _ => CertKind::Authentication,
+            };
+            let serial: Vec<u8> = row.get(2)?;
+            let status = revocation(&row.get::<_, String>(3)?, row.get(4)?, row.get(5)?)?;
+            f(kind, &serial, status);
+        }
+        Ok(last)
+    }
+
     /// Calls `f` with every certificate `kind`'s CA issued to a card, in no particular order: its
     /// serial (unsigned big-endian) and, if it is revoked or on hold now, since when and why. This is
     /// what an OCSP responder or validity service loads its status snapshot from.
@@ -218,21 +255,30 @@ impl Authority {
         let mut rows = stmt.query([kind.as_str()])?;
         while let Some(row) = rows.next()? {
             let serial: Vec<u8> = row.get(0)?;
-            let status: String = row.get(1)?;
-            let revoked = if status == "good" {
-                None
-            } else {
-                let at = from_ts(row.get::<_, Option<i64>>(3)?.unwrap_or_default())?;
-                let code: Option<u8> = row.get(2)?;
-                let reason = match (status.as_str(), code.and_then(RevocationReason::from_code)) {
-                    ("hold", _) => RevocationReason::CertificateHold,
-                    (_, Some(r)) => r,
-                    (_, None) => RevocationReason::Unspecified,
-                };
-                Some((at, reason))
-            };
-            f(&serial, revoked);
+            f(
+                &serial,
+                revocation(&row.get::<_, String>(1)?, row.get(2)?, row.get(3)?)?,
+            );
         }
         Ok(())
     }
+}
+
+/// A certificate's revocation from its registry columns: `None` while good; a hold is reason
+/// certificateHold whatever the column says.
+fn revocation(
+    status: &str,
+    reason: Option<u8>,
+    revoked_at: Option<i64>,
+) -> Result<Option<(OffsetDateTime, RevocationReason)>, AuthorityError> {
+    if status == "good" {
+        return Ok(None);
+    }
+    let at = from_ts(revoked_at.unwrap_or_default())?;
+    let reason = match (status, reason.and_then(RevocationReason::from_code)) {
+        ("hold", _) => RevocationReason::CertificateHold,
+        (_, Some(r)) => r,
+        (_, None) => RevocationReason::Unspecified,
+    };
+    Ok(Some((at, reason)))
 }

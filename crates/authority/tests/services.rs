@@ -1,5 +1,5 @@
 //! Service certificates (OCSP responders, TSA) and the status stream an OCSP responder loads.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -90,12 +90,48 @@ fn the_status_stream_names_every_certificate_and_its_revocation() {
         let r = a.add_resident(&facts, None).unwrap();
         cards.push(a.issue_card(r.resident_id, &keys(), &issuers).unwrap());
     }
+    let position = a.status_history_position().unwrap();
     a.revoke(
         &cards[0].sign.as_ref().unwrap().serial,
         RevocationReason::KeyCompromise,
     )
     .unwrap();
     a.report_lost(cards[1].card_id.as_str(), false).unwrap();
+    // The change log a running responder follows: the revocation and both holds since then.
+    let mut changes = Vec::new();
+    let end = a
+        .status_changes_since(position, |kind, serial, status| {
+            changes.push((kind, serial.to_vec(), status.map(|(_, r)| r)));
+        })
+        .unwrap();
+    assert_eq!(end, a.status_history_position().unwrap());
+    let sign = |i: usize| cards[i].sign.as_ref().unwrap().serial.as_be_bytes().to_vec();
+    let auth = |i: usize| cards[i].auth.serial.as_be_bytes().to_vec();
+    changes.sort();
+    let mut want = vec![
+        (
+            CertKind::Signature,
+            sign(0),
+            Some(RevocationReason::KeyCompromise),
+        ),
+        (
+            CertKind::Authentication,
+            auth(1),
+            Some(RevocationReason::CertificateHold),
+        ),
+        (
+            CertKind::Signature,
+            sign(1),
+            Some(RevocationReason::CertificateHold),
+        ),
+    ];
+    want.sort();
+    assert_eq!(changes, want);
+    assert_eq!(
+        a.status_changes_since(end, |_, _, _| panic!("no change"))
+            .unwrap(),
+        end
+    );
     for kind in [CertKind::Signature, CertKind::Authentication] {
         let mut seen = HashMap::new();
         a.for_each_certificate_status(kind, |serial, status| {
