@@ -65,8 +65,22 @@ pub(crate) enum Command {
     /// The authority's RFC 3161 time-stamp authority.
     #[command(subcommand)]
     Tsa(TsaCmd),
+    /// Serve the platform over HTTP until SIGTERM or Ctrl-C: OCSP for both CAs (at the URLs the
+    /// certificates name), the time-stamp authority and /healthz.
+    Serve(ServeArgs),
     /// Walk through the whole system end to end, narrating each step.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (loopback by default; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7700")]
+    pub listen: std::net::SocketAddr,
+    /// Answer OCSP requests from anyone. By default revocation information is for registered
+    /// relying parties only (the law protects it).
+    #[arg(long)]
+    pub public_revocation: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -347,8 +347,8 @@ fn tsa_serial(now: OffsetDateTime) -> [u8; 16] {
 }
 
 /// The authority's TSA: signs time-stamp tokens with fresh serials and the current time.
-struct AuthorityTsa {
-    tsa: TimeStampAuthority,
+pub(crate) struct AuthorityTsa {
+    pub(crate) tsa: TimeStampAuthority,
 }
 
 impl jpki_server::TimeStamper for AuthorityTsa {

@@ -8,6 +8,7 @@ mod demo;
 mod docsig;
 mod holder;
 mod secrets;
+mod serve;
 
 use std::io::Write as _;
 use std::path::Path;
@@ -226,6 +227,7 @@ fn run(cli: Cli) -> Result<Report, Failure> {
         Command::Sign(a) => docsig::sign(a, &holder::device_key_path(cli.device_key.as_deref())),
         Command::Verify(a) => docsig::verify(&a, data),
         Command::Tsa(cmd) => docsig::tsa(cmd, data, cli.json),
+        Command::Serve(a) => serve::serve(&a, data, cli.json),
         Command::Demo(a) => demo::run(
             data,
             &holder::device_key_path(cli.device_key.as_deref()),

@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{Jpki, Person, SIGN_PASSWORD};
+use common::{Jpki, Person, SIGN_PASSWORD, Served};
 use serde_json::Value;
 
 fn interop_required() -> bool {
@@ -70,46 +69,21 @@ fn minimal_pdf() -> Vec<u8> {
     out
 }
 
-/// `jpki tsa serve` on a free loopback port, stopped (SIGTERM) on drop.
+/// `jpki tsa serve` on a free loopback port, killed on drop.
 struct Tsa {
-    child: Child,
+    served: Served,
     url: String,
 }
 
 impl Tsa {
     fn start(j: &Jpki) -> Self {
-        let mut child = j
-            .command()
-            .args(["--json", "tsa", "serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("tsa serve said {line:?}: {e}"));
-        Self {
-            url: v["url"].as_str().unwrap().to_owned(),
-            child,
-        }
+        let served = Served::start(j, &["tsa", "serve"]);
+        let url = served.ready["url"].as_str().unwrap().to_owned();
+        Self { served, url }
     }
 
-    fn stop(mut self) -> std::process::ExitStatus {
-        // kill(1) by PID: the child is ours and still running.
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Tsa {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(self) -> std::process::ExitStatus {
+        self.served.stop()
     }
 }
 

@@ -307,3 +307,54 @@ pub(crate) fn describe<S: AsRef<OsStr>>(args: &[S], out: &Output) -> String {
         stderr(out)
     )
 }
+
+/// A `jpki --json ARGS…` server on a free loopback port (`--listen 127.0.0.1:0` is added), its
+/// first stdout line (JSON, with "listening") parsed; killed on drop, or stopped with SIGTERM.
+pub(crate) struct Served {
+    child: std::process::Child,
+    /// The first line it printed.
+    pub(crate) ready: serde_json::Value,
+}
+
+impl Served {
+    pub(crate) fn start(j: &Jpki, args: &[&str]) -> Self {
+        use std::io::BufRead as _;
+        let mut child = j
+            .command()
+            .arg("--json")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("read the server's first line");
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{args:?} said {line:?}: {e}"));
+        Self { child, ready }
+    }
+
+    /// The address it listens on (`127.0.0.1:PORT`).
+    pub(crate) fn addr(&self) -> String {
+        self.ready["listening"].as_str().expect("listening").to_owned()
+    }
+
+    /// Stops it with SIGTERM and waits.
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill(1)");
+        self.child.wait().expect("wait for the server")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

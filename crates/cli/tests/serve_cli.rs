@@ -1,0 +1,223 @@
+//! `jpki serve` end to end: the OCSP responder for both CAs at the URLs the certificates name,
+//! checked with the real `openssl ocsp` (POST) and `curl` (GET, then `openssl ocsp -respin`):
+//! good, then revoked with its reason within a second of `jpki revoke` in another process; a hold
+//! answered as certificateHold; an unknown serial; and, without `--public-revocation`, 401 for a
+//! request without a registered key.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{Jpki, Person, Served};
+
+fn interop_required() -> bool {
+    std::env::var("JPKI_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+}
+
+fn have(exe: &str) -> bool {
+    let found = Command::new(exe)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            !interop_required(),
+            "{exe} is required (JPKI_REQUIRE_INTEROP=1) but not on PATH"
+        );
+        eprintln!("skipping: {exe} is not on PATH");
+    }
+    found
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `openssl ocsp` asking `url` about `cert` (issued by `root`), verifying the answer against `root`.
+fn openssl_ocsp(url: &str, root: &Path, cert: &Path, extra: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args([
+            "ocsp",
+            "-issuer",
+            s(root),
+            "-cert",
+            s(cert),
+            "-url",
+            url,
+            "-CAfile",
+            s(root),
+            "-resp_text",
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    text(&out)
+}
+
+#[test]
+fn ocsp_over_http_follows_revocations() {
+    if !have("openssl") || !have("curl") {
+        return;
+    }
+    let j = Jpki::demo("rsa2048");
+    let card = j.issue_card(j.add_resident(Person::ADULT));
+    let sign_serial = card.serial("sign").unwrap().to_owned();
+    let auth_serial = card.serial("auth").unwrap().to_owned();
+    let sign_cert = j.export_cert(&sign_serial, "sign.pem");
+    let auth_cert = j.export_cert(&auth_serial, "auth.pem");
+    let sign_root = j.export_root("sign", "sign-root.pem");
+    let auth_root = j.export_root("auth", "auth-root.pem");
+
+    let server = Served::start(&j, &["serve", "--public-revocation"]);
+    let addr = server.addr();
+    assert_eq!(server.ready["public_revocation"], true);
+    let sign_url = format!("http://{addr}/ocsp/sign");
+    let auth_url = format!("http://{addr}/ocsp/auth");
+
+    // Good, for both CAs, with openssl's nonce echoed.
+    let out = openssl_ocsp(&sign_url, &sign_root, &sign_cert, &[]);
+    assert!(
+        out.contains("sign.pem: good") && out.contains("Response verify OK"),
+        "{out}"
+    );
+    assert!(out.contains("OCSP Nonce"), "the nonce is echoed: {out}");
+    let out = openssl_ocsp(&auth_url, &auth_root, &auth_cert, &["-no_nonce"]);
+    assert!(
+        out.contains("auth.pem: good") && out.contains("Response verify OK"),
+        "{out}"
+    );
+
+    // Revoked in another process: answered within a second (the cached "good" is dropped).
+    let revoked = j.run(&["revoke", "--serial", &sign_serial, "--reason", "key-compromise"]);
+    assert!(revoked.status.success(), "{}", text(&revoked));
+    let start = Instant::now();
+    let out = loop {
+        let out = openssl_ocsp(&sign_url, &sign_root, &sign_cert, &["-no_nonce"]);
+        if out.contains("sign.pem: revoked") || start.elapsed() > Duration::from_secs(5) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let took = start.elapsed();
+    assert!(
+        out.contains("sign.pem: revoked") && out.contains("Reason: keyCompromise"),
+        "{out}"
+    );
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(
+        took < Duration::from_secs(2),
+        "the revocation took {took:?} to show"
+    );
+
+    // A hold on the auth certificate.
+    let held = j.run(&["revoke", "--serial", &auth_serial, "--reason", "certificate-hold"]);
+    assert!(held.status.success(), "{}", text(&held));
+    std::thread::sleep(Duration::from_millis(600));
+    let out = openssl_ocsp(&auth_url, &auth_root, &auth_cert, &[]);
+    assert!(
+        out.contains("auth.pem: revoked") && out.contains("Reason: certificateHold"),
+        "{out}"
+    );
+
+    // GET: curl with the base64 request below the per-CA URL, then openssl reads the answer.
+    let req = j.path("req.der");
+    let made = Command::new("openssl")
+        .args([
+            "ocsp",
+            "-issuer",
+            s(&sign_root),
+            "-cert",
+            s(&sign_cert),
+            "-no_nonce",
+            "-reqout",
+            s(&req),
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&req).unwrap());
+    let encoded = b64.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    let resp = j.path("resp.der");
+    let got = Command::new("curl")
+        .args(["-sS", "--fail", "-o", s(&resp), &format!("{sign_url}/{encoded}")])
+        .output()
+        .unwrap();
+    assert!(got.status.success(), "{}", text(&got));
+    let out = Command::new("openssl")
+        .args([
+            "ocsp",
+            "-respin",
+            s(&resp),
+            "-issuer",
+            s(&sign_root),
+            "-cert",
+            s(&sign_cert),
+            "-CAfile",
+            s(&sign_root),
+            "-resp_text",
+            "-no_nonce",
+        ])
+        .output()
+        .unwrap();
+    let out = text(&out);
+    assert!(
+        out.contains("sign.pem: revoked") && out.contains("Response verify OK"),
+        "{out}"
+    );
+
+    // A serial this CA never issued: unknown.
+    let other = Jpki::demo("rsa2048");
+    let stranger = other.issue_card(other.add_resident(Person::ADULT));
+    let stranger_cert = other.export_cert(stranger.serial("sign").unwrap(), "stranger.pem");
+    let out = openssl_ocsp(&sign_url, &sign_root, &stranger_cert, &["-no_nonce"]);
+    assert!(out.contains("stranger.pem: unknown"), "{out}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn revocation_is_for_registered_relying_parties_by_default() {
+    if !have("curl") {
+        return;
+    }
+    let j = Jpki::demo("p384");
+    let server = Served::start(&j, &["serve"]);
+    assert_eq!(server.ready["public_revocation"], false);
+    let addr = server.addr();
+    let code = |extra: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+            .args([
+                "-H",
+                "Content-Type: application/ocsp-request",
+                "--data-binary",
+                "0",
+            ])
+            .args(extra)
+            .arg(format!("http://{addr}/ocsp/sign"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(code(&[]), "401");
+    assert_eq!(code(&["-H", "Authorization: Bearer not-a-registered-key"]), "401");
+    // The server keeps serving.
+    let health = Command::new("curl")
+        .args(["-s", &format!("http://{addr}/healthz")])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&health.stdout), "ok\n");
+}
