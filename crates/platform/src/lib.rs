@@ -4,9 +4,11 @@
 pub mod access_log;
 mod error;
 pub mod ocsp;
+pub mod rp;
 pub mod status;
 
 pub use access_log::{AccessRecord, CheckRecord, SignedHead, Tamper};
 pub use error::PlatformError;
 pub use ocsp::{Answered, OcspAnswer, OcspService};
+pub use rp::{ApiKey, Capability, NewRelyingParty, Registry, RelyingParty};
 pub use status::{Lookup, StatusIndex};

@@ -1,0 +1,416 @@
+//! Relying parties: registered by the operator with a set of capabilities, authenticated on every
+//! call by an API key (`Authorization: Bearer KEY`).
+//!
+//! The registry is its own SQLite file (`platform.sqlite` in the data directory), apart from the
+//! authority's: the platform operator and the authority are different parties. Keys are shown once
+//! when made and stored only as SHA-256 hashes; a lookup is by hash, so a key never sits in the
+//! database or in memory longer than a request. Revoking an RP's keys takes effect on the next
+//! request: every request is looked up afresh.
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use aws_lc_rs::digest;
+use rusqlite::{Connection, OptionalExtension, params};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::PlatformError;
+
+/// What a relying party may ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Capability {
+    /// Status of user-authentication certificates (OCSP, validity API).
+    AuthStatus,
+    /// Status of signature certificates.
+    SignStatus,
+    /// The four facts of a signature certificate (name, address, birth date, sex).
+    PersonalData,
+    /// Serial linkage (old → new is never offered; predecessor and auth ↔ sign, with consent).
+    Linkage,
+    /// "At least N years old today?" for the thresholds registered.
+    Age,
+    /// 現況確認: have the four facts changed since issuance?
+    Liveness,
+    /// Signature verification reports.
+    SignatureVerify,
+    /// Augmenting signatures to B-LT.
+    Augment,
+}
+
+impl Capability {
+    /// Every capability, in the order of the issue.
+    pub const ALL: [Capability; 8] = [
+        Self::AuthStatus,
+        Self::SignStatus,
+        Self::PersonalData,
+        Self::Linkage,
+        Self::Age,
+        Self::Liveness,
+        Self::SignatureVerify,
+        Self::Augment,
+    ];
+
+    /// The command-line and storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthStatus => "auth-status",
+            Self::SignStatus => "sign-status",
+            Self::PersonalData => "personal-data",
+            Self::Linkage => "linkage",
+            Self::Age => "age",
+            Self::Liveness => "liveness",
+            Self::SignatureVerify => "signature-verify",
+            Self::Augment => "augment",
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Capability {
+    type Err = PlatformError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|c| c.as_str()).collect();
+            PlatformError::Input(format!("capability {s:?}: not one of {}", names.join(", ")))
+        })
+    }
+}
+
+/// A registered relying party.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelyingParty {
+    /// Its identifier (`rp-` and 16 hex digits).
+    pub id: String,
+    /// Its name, as people will read it in their access records.
+    pub name: String,
+    /// What it may ask.
+    pub capabilities: BTreeSet<Capability>,
+    /// The ages it may ask about (with [`Capability::Age`]).
+    pub age_thresholds: Vec<u8>,
+    /// When it was registered.
+    pub registered_at: OffsetDateTime,
+    /// How many of its API keys are usable.
+    pub active_keys: u32,
+}
+
+impl RelyingParty {
+    /// Whether it may do what `cap` allows.
+    pub fn may(&self, cap: Capability) -> bool {
+        self.capabilities.contains(&cap)
+    }
+}
+
+/// A freshly made API key: shown once, never stored in the clear.
+#[derive(Clone)]
+pub struct ApiKey(Zeroizing<String>);
+
+impl ApiKey {
+    /// The key, to hand to the relying party.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(…)")
+    }
+}
+
+/// What registering needs.
+#[derive(Debug, Clone)]
+pub struct NewRelyingParty<'a> {
+    /// The name.
+    pub name: &'a str,
+    /// The capabilities (at least one).
+    pub capabilities: BTreeSet<Capability>,
+    /// Age thresholds (required with, and only with, [`Capability::Age`]).
+    pub age_thresholds: Vec<u8>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS relying_parties (
+    id             TEXT    PRIMARY KEY,
+    name           TEXT    NOT NULL,
+    capabilities   TEXT    NOT NULL,
+    age_thresholds TEXT    NOT NULL,
+    registered_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_hash   BLOB    PRIMARY KEY,
+    rp_id      TEXT    NOT NULL REFERENCES relying_parties (id),
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS api_keys_rp ON api_keys (rp_id);
+";
+
+fn key_hash(key: &str) -> Vec<u8> {
+    digest::digest(&digest::SHA256, key.as_bytes()).as_ref().to_vec()
+}
+
+fn random_hex<const N: usize>() -> Result<String, PlatformError> {
+    let mut b = [0u8; N];
+    aws_lc_rs::rand::fill(&mut b)
+        .map_err(|_| PlatformError::Log("the system random generator failed".into()))?;
+    Ok(hex::encode(b))
+}
+
+/// The relying-party registry.
+#[derive(Debug)]
+pub struct Registry {
+    conn: Connection,
+}
+
+impl Registry {
+    /// Opens (creating if needed) the registry at `path`.
+    pub fn open(path: &Path) -> Result<Self, PlatformError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    /// Registers a relying party and makes its first API key.
+    pub fn add(
+        &mut self,
+        rp: &NewRelyingParty<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(RelyingParty, ApiKey), PlatformError> {
+        let name = rp.name.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(PlatformError::Input(
+                "name: 1 to 200 characters, no control characters".into(),
+            ));
+        }
+        if rp.capabilities.is_empty() {
+            return Err(PlatformError::Input("--allow: at least one capability".into()));
+        }
+        let mut ages = rp.age_thresholds.clone();
+        ages.sort_unstable();
+        ages.dedup();
+        match (rp.capabilities.contains(&Capability::Age), ages.is_empty()) {
+            (true, true) => {
+                return Err(PlatformError::Input(
+                    "age thresholds: the age capability needs --age-thresholds (e.g. 18,20)".into(),
+                ));
+            }
+            (false, false) => {
+                return Err(PlatformError::Input(
+                    "age thresholds: given without the age capability".into(),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(bad) = ages.iter().find(|a| !(1..=150).contains(*a)) {
+            return Err(PlatformError::Input(format!(
+                "age threshold {bad}: must be 1 to 150"
+            )));
+        }
+        let id = format!("rp-{}", random_hex::<8>()?);
+        let caps: Vec<&str> = rp.capabilities.iter().map(|c| c.as_str()).collect();
+        let ages_text: Vec<String> = ages.iter().map(u8::to_string).collect();
+        let key = ApiKey(Zeroizing::new(format!("jpki_{}", random_hex::<24>()?)));
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO relying_parties (id, name, capabilities, age_thresholds, registered_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, name, caps.join(","), ages_text.join(","), now.unix_timestamp()],
+        )?;
+        tx.execute(
+            "INSERT INTO api_keys (key_hash, rp_id, created_at) VALUES (?1, ?2, ?3)",
+            params![key_hash(key.expose()), id, now.unix_timestamp()],
+        )?;
+        tx.commit()?;
+        Ok((self.get(&id)?, key))
+    }
+
+    /// One relying party by id.
+    pub fn get(&self, id: &str) -> Result<RelyingParty, PlatformError> {
+        self.conn
+            .query_row(
+                "SELECT id, name, capabilities, age_thresholds, registered_at, \
+                 (SELECT COUNT(*) FROM api_keys k WHERE k.rp_id = r.id AND k.revoked_at IS NULL) \
+                 FROM relying_parties r WHERE id = ?1",
+                [id],
+                row_to_rp,
+            )
+            .optional()?
+            .ok_or_else(|| PlatformError::NotFound(format!("relying party {id}")))?
+    }
+
+    /// Every relying party, oldest first.
+    pub fn list(&self) -> Result<Vec<RelyingParty>, PlatformError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, name, capabilities, age_thresholds, registered_at, \
+             (SELECT COUNT(*) FROM api_keys k WHERE k.rp_id = r.id AND k.revoked_at IS NULL) \
+             FROM relying_parties r ORDER BY registered_at, id",
+        )?;
+        let rows = stmt.query_map([], row_to_rp)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
+    /// Revokes every API key of `id`; returns how many were usable.
+    pub fn revoke_keys(&mut self, id: &str, now: OffsetDateTime) -> Result<usize, PlatformError> {
+        self.get(id)?;
+        Ok(self.conn.execute(
+            "UPDATE api_keys SET revoked_at = ?2 WHERE rp_id = ?1 AND revoked_at IS NULL",
+            params![id, now.unix_timestamp()],
+        )?)
+    }
+
+    /// Makes an additional API key for `id` (to rotate: make one, hand it over, revoke the old).
+    pub fn new_key(&mut self, id: &str, now: OffsetDateTime) -> Result<ApiKey, PlatformError> {
+        self.get(id)?;
+        let key = ApiKey(Zeroizing::new(format!("jpki_{}", random_hex::<24>()?)));
+        self.conn.execute(
+            "INSERT INTO api_keys (key_hash, rp_id, created_at) VALUES (?1, ?2, ?3)",
+            params![key_hash(key.expose()), id, now.unix_timestamp()],
+        )?;
+        Ok(key)
+    }
+
+    /// The relying party whose usable API key `key` is, if any.
+    pub fn authenticate(&self, key: &str) -> Result<Option<RelyingParty>, PlatformError> {
+        if !key.starts_with("jpki_") || key.len() > 128 {
+            return Ok(None);
+        }
+        let id: Option<String> = self
+            .conn
+            .prepare_cached("SELECT rp_id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL")?
+            .query_row([key_hash(key)], |r| r.get(0))
+            .optional()?;
+        id.map(|id| self.get(&id)).transpose()
+    }
+}
+
+fn row_to_rp(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RelyingParty, PlatformError>> {
+    let caps: String = r.get(2)?;
+    let ages: String = r.get(3)?;
+    let at: i64 = r.get(4)?;
+    let keys: i64 = r.get(5)?;
+    let id: String = r.get(0)?;
+    let name: String = r.get(1)?;
+    Ok((|| {
+        let capabilities = caps
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(Capability::from_str)
+            .collect::<Result<_, _>>()?;
+        let age_thresholds = ages
+            .split(',')
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                a.parse::<u8>()
+                    .map_err(|_| PlatformError::Corrupt(format!("age threshold {a:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(RelyingParty {
+            id,
+            name,
+            capabilities,
+            age_thresholds,
+            registered_at: OffsetDateTime::from_unix_timestamp(at)
+                .map_err(|_| PlatformError::Corrupt(format!("registration time {at}")))?,
+            active_keys: u32::try_from(keys).unwrap_or(u32::MAX),
+        })
+    })())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn caps(s: &str) -> BTreeSet<Capability> {
+        s.split(',').map(|c| c.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn register_authenticate_rotate_and_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::open(&dir.path().join("platform.sqlite")).unwrap();
+        let (bank, key) = reg
+            .add(
+                &NewRelyingParty {
+                    name: "みずほ銀行",
+                    capabilities: caps("sign-status,personal-data,age"),
+                    age_thresholds: vec![20, 18, 18],
+                },
+                now(),
+            )
+            .unwrap();
+        assert!(bank.id.starts_with("rp-") && bank.id.len() == 19, "{}", bank.id);
+        assert_eq!(bank.age_thresholds, vec![18, 20]);
+        assert!(bank.may(Capability::SignStatus) && !bank.may(Capability::AuthStatus));
+        assert_eq!(reg.authenticate(key.expose()).unwrap().unwrap().id, bank.id);
+        assert!(reg.authenticate("jpki_0000").unwrap().is_none());
+        assert!(reg.authenticate("").unwrap().is_none());
+        // The key is stored hashed only.
+        let mut dump = Vec::new();
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            dump.extend(std::fs::read(f.unwrap().path()).unwrap());
+        }
+        let has = |needle: &[u8]| dump.windows(needle.len()).any(|w| w == needle);
+        assert!(has(bank.name.as_bytes()), "the dump is readable");
+        assert!(!has(key.expose().as_bytes()));
+        assert_eq!(format!("{key:?}"), "ApiKey(…)");
+
+        let second = reg.new_key(&bank.id, now()).unwrap();
+        assert_eq!(reg.get(&bank.id).unwrap().active_keys, 2);
+        assert_eq!(reg.revoke_keys(&bank.id, now()).unwrap(), 2);
+        assert!(
+            reg.authenticate(key.expose()).unwrap().is_none(),
+            "refused at once"
+        );
+        assert!(reg.authenticate(second.expose()).unwrap().is_none());
+        assert_eq!(reg.list().unwrap().len(), 1);
+        assert!(matches!(
+            reg.revoke_keys("rp-nobody", now()),
+            Err(PlatformError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn bad_registrations_name_the_problem_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::open(&dir.path().join("p.sqlite")).unwrap();
+        let bad = |name: &'static str, c: &str, ages: Vec<u8>| NewRelyingParty {
+            name,
+            capabilities: if c.is_empty() { BTreeSet::new() } else { caps(c) },
+            age_thresholds: ages,
+        };
+        for (rp, needle) in [
+            (bad("", "age", vec![18]), "name"),
+            (bad("shop\u{7}", "age", vec![18]), "name"),
+            (bad("shop", "", vec![]), "capability"),
+            (bad("shop", "age", vec![]), "needs --age-thresholds"),
+            (bad("shop", "auth-status", vec![18]), "without the age capability"),
+            (bad("shop", "age", vec![0]), "1 to 150"),
+        ] {
+            let e = reg.add(&rp, now()).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+            assert!(!e.contains('\n'));
+        }
+        assert!(reg.list().unwrap().is_empty());
+        let e = "owner".parse::<Capability>().unwrap_err().to_string();
+        assert!(e.contains("\"owner\"") && e.contains("auth-status"), "{e}");
+    }
+}
