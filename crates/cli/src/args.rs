@@ -65,11 +65,46 @@ pub(crate) enum Command {
     /// The authority's RFC 3161 time-stamp authority.
     #[command(subcommand)]
     Tsa(TsaCmd),
+    /// The platform's relying parties: register them, list them, manage their API keys.
+    #[command(subcommand)]
+    Rp(RpCmd),
     /// Serve the platform over HTTP until SIGTERM or Ctrl-C: OCSP for both CAs (at the URLs the
     /// certificates name), the time-stamp authority and /healthz.
     Serve(ServeArgs),
     /// Walk through the whole system end to end, narrating each step.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RpCmd {
+    /// Register a relying party. Prints its rp_id and its first API key, which is shown only once
+    /// (the platform keeps a hash).
+    Add {
+        /// The name people will read in their access records.
+        #[arg(long)]
+        name: String,
+        /// Capabilities, comma-separated: auth-status, sign-status, personal-data, linkage, age,
+        /// liveness, signature-verify, augment.
+        #[arg(long, value_delimiter = ',', required = true)]
+        allow: Vec<jpki_platform::Capability>,
+        /// The ages the RP may ask about (with the age capability), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        age_thresholds: Vec<u8>,
+    },
+    /// List the relying parties.
+    List,
+    /// Make an additional API key for a relying party (rotation: make one, switch, then revoke).
+    NewKey {
+        /// The relying party.
+        #[arg(long, value_name = "RP_ID")]
+        rp: String,
+    },
+    /// Revoke every API key of a relying party; refused from the next request on.
+    RevokeKey {
+        /// The relying party.
+        #[arg(long, value_name = "RP_ID")]
+        rp: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -228,6 +228,7 @@ fn run(cli: Cli) -> Result<Report, Failure> {
         Command::Verify(a) => docsig::verify(&a, data),
         Command::Tsa(cmd) => docsig::tsa(cmd, data, cli.json),
         Command::Serve(a) => serve::serve(&a, data, cli.json),
+        Command::Rp(cmd) => serve::rp(cmd, data),
         Command::Demo(a) => demo::run(
             data,
             &holder::device_key_path(cli.device_key.as_deref()),

@@ -1,4 +1,4 @@
-//! `jpki serve`: the platform over HTTP (issue 5, being built). Today: the OCSP responder for both
+//! `jpki serve` and `jpki rp`: the platform over HTTP (issue 5, being built), and its relying parties. Today: the OCSP responder for both
 //! CAs at the URLs the certificates name (`/ocsp/sign`, `/ocsp/auth`), the time-stamp authority
 //! (`/tsa`) and `/healthz`.
 //!
@@ -7,26 +7,28 @@
 //! then follows the registry's status history every quarter second, so a revocation made by another
 //! `jpki` process is answered within a second and drops any cached "good" at once.
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jpki_authority::Authority;
 use jpki_model::CertKind;
 use jpki_pki::ocsp::Responder;
-use jpki_platform::{OcspService, StatusIndex};
-use jpki_server::{ApiKeys, AppState, RevocationAccess};
+use jpki_platform::{Capability, NewRelyingParty, OcspService, Registry, RelyingParty, StatusIndex};
+use jpki_server::{ApiKeys, AppState, Caller, RevocationAccess};
 use jpki_sig::tsp::TimeStampAuthority;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::args::ServeArgs;
+use crate::args::{RpCmd, ServeArgs};
 use crate::docsig::AuthorityTsa;
 use crate::{Failure, Report, secrets};
 
 /// How long an OCSP answer is valid (nextUpdate − thisUpdate). Cached answers are re-signed after
 /// half of it; a status change replaces them at once.
 const OCSP_VALIDITY: time::Duration = time::Duration::hours(1);
+/// The relying-party registry's file in the data directory.
+const REGISTRY_FILE: &str = "platform.sqlite";
 /// How often the registry's status history is read for changes.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
@@ -34,17 +36,130 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 struct PlatformOcsp(Arc<OcspService>);
 
 impl jpki_server::OcspResponder for PlatformOcsp {
-    fn answer(&self, request_der: &[u8]) -> Vec<u8> {
-        self.0.answer(request_der, OffsetDateTime::now_utc()).body
+    fn answer(&self, caller: Option<&Caller>, request_der: &[u8]) -> Vec<u8> {
+        let may = |kind| caller.is_none_or(|c| c.may(status_capability(kind).as_str()));
+        self.0.answer(request_der, OffsetDateTime::now_utc(), may).body
     }
 }
 
-/// Until relying parties can be registered (`jpki rp add`, next), no key is accepted.
-struct NoRelyingPartiesYet;
+/// API keys checked against the relying-party registry on every request.
+struct RegistryKeys(Mutex<Registry>);
 
-impl ApiKeys for NoRelyingPartiesYet {
-    fn allows(&self, _key: &str) -> bool {
-        false
+impl ApiKeys for RegistryKeys {
+    fn identify(&self, key: &str) -> Option<Caller> {
+        let registry = self.0.lock().ok()?;
+        match registry.authenticate(key) {
+            Ok(rp) => rp.map(|rp| Caller {
+                scopes: rp.capabilities.iter().map(|c| c.as_str().to_owned()).collect(),
+                id: rp.id,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check an API key");
+                None
+            }
+        }
+    }
+}
+
+/// The status capability a relying party needs to ask about `kind`'s certificates.
+fn status_capability(kind: CertKind) -> Capability {
+    match kind {
+        CertKind::Signature => Capability::SignStatus,
+        CertKind::Authentication => Capability::AuthStatus,
+    }
+}
+
+/// The platform's relying-party registry in the data directory.
+fn registry(data: &Path) -> Result<Registry, Failure> {
+    if !data.is_dir() {
+        return Err(Failure::Failed(format!(
+            "no data directory {}: run `jpki init` first",
+            data.display()
+        )));
+    }
+    Ok(Registry::open(&data.join(REGISTRY_FILE))?)
+}
+
+fn rp_json(rp: &RelyingParty) -> serde_json::Value {
+    json!({
+        "rp_id": rp.id,
+        "name": rp.name,
+        "capabilities": rp.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        "age_thresholds": rp.age_thresholds,
+        "active_keys": rp.active_keys,
+    })
+}
+
+/// `jpki rp …`.
+pub(crate) fn rp(cmd: RpCmd, data: &Path) -> Result<Report, Failure> {
+    let mut reg = registry(data)?;
+    let now = OffsetDateTime::now_utc();
+    match cmd {
+        RpCmd::Add {
+            name,
+            allow,
+            age_thresholds,
+        } => {
+            let (rp, key) = reg
+                .add(
+                    &NewRelyingParty {
+                        name: &name,
+                        capabilities: allow.into_iter().collect(),
+                        age_thresholds,
+                    },
+                    now,
+                )
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            let mut v = rp_json(&rp);
+            v["api_key"] = json!(key.expose());
+            Ok(Report::new(
+                v,
+                format!(
+                    "Registered {} as {}.\nAPI key (shown once; send it as Authorization: Bearer KEY):\n{}",
+                    rp.name,
+                    rp.id,
+                    key.expose()
+                ),
+            ))
+        }
+        RpCmd::List => {
+            let all = reg.list()?;
+            let text = if all.is_empty() {
+                "No relying parties yet: `jpki rp add`.".to_owned()
+            } else {
+                all.iter()
+                    .map(|rp| {
+                        let caps: Vec<_> = rp.capabilities.iter().map(|c| c.as_str()).collect();
+                        format!(
+                            "{}  {}  [{}]  {} key(s)",
+                            rp.id,
+                            rp.name,
+                            caps.join(","),
+                            rp.active_keys
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            Ok(Report::new(
+                json!({ "relying_parties": all.iter().map(rp_json).collect::<Vec<_>>() }),
+                text,
+            ))
+        }
+        RpCmd::NewKey { rp } => {
+            let key = reg.new_key(&rp, now)?;
+            Ok(Report::new(
+                json!({ "rp_id": rp, "api_key": key.expose() }),
+                format!("New API key for {rp} (shown once):\n{}", key.expose()),
+            ))
+        }
+        RpCmd::RevokeKey { rp } => {
+            let n = reg.revoke_keys(&rp, now)?;
+            Ok(Report::new(
+                json!({ "rp_id": rp, "revoked_keys": n }),
+                format!("Revoked {n} API key(s) of {rp}; they are refused from the next request on."),
+            ))
+        }
     }
 }
 
@@ -101,7 +216,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     let access = if args.public_revocation {
         RevocationAccess::Public
     } else {
-        RevocationAccess::Keys(Arc::new(NoRelyingPartiesYet))
+        RevocationAccess::Keys(Arc::new(RegistryKeys(Mutex::new(registry(data)?))))
     };
     let state = AppState::new()
         .with_tsa(Arc::new(AuthorityTsa { tsa }))
@@ -127,8 +242,8 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
                 println!("  revocation answers are public (--public-revocation)");
             } else {
                 println!(
-                    "  revocation answers are for registered relying parties only (Authorization: Bearer KEY); \
-                     none can be registered yet, so give --public-revocation to open them"
+                    "  revocation answers are for registered relying parties only (Authorization: Bearer KEY \
+                     from `jpki rp add`); --public-revocation opens them"
                 );
             }
         }

@@ -190,10 +190,34 @@ fn ocsp_over_http_follows_revocations() {
 
 #[test]
 fn revocation_is_for_registered_relying_parties_by_default() {
-    if !have("curl") {
+    if !have("curl") || !have("openssl") {
         return;
     }
     let j = Jpki::demo("p384");
+    let card = j.issue_card(j.add_resident(Person::ADULT));
+    let sign_cert = j.export_cert(card.serial("sign").unwrap(), "sign.pem");
+    let auth_cert = j.export_cert(card.serial("auth").unwrap(), "auth.pem");
+    let sign_root = j.export_root("sign", "sign-root.pem");
+    let auth_root = j.export_root("auth", "auth-root.pem");
+    // A shop that may check auth certificates only, and a bank that may check both.
+    let shop = j.json(&["rp", "add", "--name", "Example Shop", "--allow", "auth-status"]);
+    let shop_key = shop["api_key"].as_str().unwrap().to_owned();
+    let bank = j.json(&[
+        "rp",
+        "add",
+        "--name",
+        "みずほ銀行",
+        "--allow",
+        "auth-status,sign-status,age",
+        "--age-thresholds",
+        "18,20",
+    ]);
+    let bank_key = bank["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(bank["age_thresholds"], serde_json::json!([18, 20]));
+    let list = j.json(&["rp", "list"]);
+    assert_eq!(list["relying_parties"].as_array().unwrap().len(), 2);
+    assert!(!list.to_string().contains(&shop_key), "keys are never listed");
+
     let server = Served::start(&j, &["serve"]);
     assert_eq!(server.ready["public_revocation"], false);
     let addr = server.addr();
@@ -214,10 +238,60 @@ fn revocation_is_for_registered_relying_parties_by_default() {
     };
     assert_eq!(code(&[]), "401");
     assert_eq!(code(&["-H", "Authorization: Bearer not-a-registered-key"]), "401");
+    let bearer = |key: &str| format!("Authorization=Bearer {key}");
+    let ask = |kind: &str, root: &Path, cert: &Path, key: &str| {
+        openssl_ocsp(
+            &format!("http://{addr}/ocsp/{kind}"),
+            root,
+            cert,
+            &["-header", &bearer(key)],
+        )
+    };
+    // The bank gets both kinds; the shop only the auth certificate.
+    let out = ask("sign", &sign_root, &sign_cert, &bank_key);
+    assert!(
+        out.contains("sign.pem: good") && out.contains("Response verify OK"),
+        "{out}"
+    );
+    let out = ask("auth", &auth_root, &auth_cert, &shop_key);
+    assert!(
+        out.contains("auth.pem: good") && out.contains("Response verify OK"),
+        "{out}"
+    );
+    let out = ask("sign", &sign_root, &sign_cert, &shop_key);
+    assert!(out.contains("unauthorized"), "a shop without sign-status: {out}");
+    // A revoked key is refused at once.
+    let revoked = j.json(&["rp", "revoke-key", "--rp", shop["rp_id"].as_str().unwrap()]);
+    assert_eq!(revoked["revoked_keys"], 1);
+    assert_eq!(code(&["-H", &format!("Authorization: Bearer {shop_key}")]), "401");
+    assert_eq!(code(&["-H", &format!("Authorization: Bearer {bank_key}")]), "200");
     // The server keeps serving.
     let health = Command::new("curl")
         .args(["-s", &format!("http://{addr}/healthz")])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&health.stdout), "ok\n");
+}
+
+#[test]
+fn bad_relying_party_registrations_are_one_line_usage_errors() {
+    let j = Jpki::demo("p384");
+    for (args, needle) in [
+        (vec!["rp", "add", "--name", "Shop", "--allow", "owner"], "owner"),
+        (
+            vec!["rp", "add", "--name", "Shop", "--allow", "age"],
+            "--age-thresholds",
+        ),
+        (vec!["rp", "add", "--name", "", "--allow", "auth-status"], "name"),
+        (vec!["rp", "revoke-key", "--rp", "rp-nobody"], "not found"),
+    ] {
+        let out = j.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            err.contains(needle) && err.trim().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(j.json(&["rp", "list"])["relying_parties"], serde_json::json!([]));
 }

@@ -169,8 +169,10 @@ impl OcspService {
             .unwrap_or(Lookup::Unknown)
     }
 
-    /// Answers one DER OCSPRequest at time `now`.
-    pub fn answer(&self, request: &[u8], now: OffsetDateTime) -> OcspAnswer {
+    /// Answers one DER OCSPRequest at time `now` for a caller who may ask about the certificates
+    /// of the CAs for which `may` says yes (a relying party with auth-status but not sign-status
+    /// gets `unauthorized` for a signature certificate).
+    pub fn answer(&self, request: &[u8], now: OffsetDateTime, may: impl Fn(CertKind) -> bool) -> OcspAnswer {
         let now = now.replace_nanosecond(0).unwrap_or(now);
         let Ok(req) = OcspRequest::parse(request) else {
             return OcspAnswer::error(OcspResponseStatus::MalformedRequest);
@@ -186,6 +188,9 @@ impl OcspService {
         let Some(ca) = ca else {
             return OcspAnswer::error(OcspResponseStatus::MalformedRequest);
         };
+        if !may(ca.kind) {
+            return OcspAnswer::error(OcspResponseStatus::Unauthorized);
+        }
         if let Some(id) = req.cacheable_id() {
             return self.answer_cached(ca, id, now);
         }
@@ -371,19 +376,25 @@ mod tests {
     fn answers_good_revoked_unknown_and_caches_only_nonce_free_single_requests() {
         let f = fixture();
         let root = &f.roots[0];
-        let a = f.service.answer(&request(root, &[serial(1)], None), f.now);
+        let a = f
+            .service
+            .answer(&request(root, &[serial(1)], None), f.now, |_| true);
         assert_eq!(a.status, OcspResponseStatus::Successful);
         assert!(!a.cached);
         assert_eq!(statuses(&a.body), vec![CertStatus::Good]);
-        let again = f
-            .service
-            .answer(&request(root, &[serial(1)], None), f.now + Duration::minutes(5));
+        let again = f.service.answer(
+            &request(root, &[serial(1)], None),
+            f.now + Duration::minutes(5),
+            |_| true,
+        );
         assert!(again.cached);
         assert_eq!(again.body, a.body, "the cached answer is served as signed");
 
-        let r = f
-            .service
-            .answer(&request(root, &[serial(2), serial(3)], Some(&[7; 16])), f.now);
+        let r = f.service.answer(
+            &request(root, &[serial(2), serial(3)], Some(&[7; 16])),
+            f.now,
+            |_| true,
+        );
         assert!(!r.cached);
         assert!(matches!(
             statuses(&r.body).as_slice(),
@@ -403,9 +414,11 @@ mod tests {
         assert_eq!(r.answered[0].kind, CertKind::Signature);
 
         // After half the validity the cached answer is re-signed.
-        let later = f
-            .service
-            .answer(&request(root, &[serial(1)], None), f.now + Duration::minutes(31));
+        let later = f.service.answer(
+            &request(root, &[serial(1)], None),
+            f.now + Duration::minutes(31),
+            |_| true,
+        );
         assert!(!later.cached);
     }
 
@@ -413,16 +426,20 @@ mod tests {
     fn a_revocation_is_never_answered_good_from_the_cache() {
         let f = fixture();
         let root = &f.roots[1];
-        let first = f.service.answer(&request(root, &[serial(11)], None), f.now);
+        let first = f
+            .service
+            .answer(&request(root, &[serial(11)], None), f.now, |_| true);
         assert_eq!(statuses(&first.body), vec![CertStatus::Good]);
         f.service.set_status(
             CertKind::Authentication,
             &serial(11),
             Some((f.now, RevocationReason::CertificateHold)),
         );
-        let after = f
-            .service
-            .answer(&request(root, &[serial(11)], None), f.now + Duration::seconds(1));
+        let after = f.service.answer(
+            &request(root, &[serial(11)], None),
+            f.now + Duration::seconds(1),
+            |_| true,
+        );
         assert!(!after.cached);
         assert!(matches!(
             statuses(&after.body).as_slice(),
@@ -432,21 +449,38 @@ mod tests {
             }]
         ));
         f.service.set_status(CertKind::Authentication, &serial(11), None);
-        let lifted = f
-            .service
-            .answer(&request(root, &[serial(11)], None), f.now + Duration::seconds(2));
+        let lifted = f.service.answer(
+            &request(root, &[serial(11)], None),
+            f.now + Duration::seconds(2),
+            |_| true,
+        );
         assert_eq!(statuses(&lifted.body), vec![CertStatus::Good]);
+    }
+
+    #[test]
+    fn a_caller_gets_only_the_cas_it_may_ask_about() {
+        let f = fixture();
+        let auth_only = |k: CertKind| k == CertKind::Authentication;
+        let sign = f
+            .service
+            .answer(&request(&f.roots[0], &[serial(1)], None), f.now, auth_only);
+        assert_eq!(sign.status, OcspResponseStatus::Unauthorized);
+        assert!(sign.answered.is_empty(), "nothing answered, nothing metered");
+        let auth = f
+            .service
+            .answer(&request(&f.roots[1], &[serial(11)], None), f.now, auth_only);
+        assert_eq!(auth.status, OcspResponseStatus::Successful);
     }
 
     #[test]
     fn bad_and_foreign_requests() {
         let f = fixture();
         assert_eq!(
-            f.service.answer(b"garbage", f.now).status,
+            f.service.answer(b"garbage", f.now, |_| true).status,
             OcspResponseStatus::MalformedRequest
         );
         assert_eq!(
-            f.service.answer(&[], f.now).status,
+            f.service.answer(&[], f.now, |_| true).status,
             OcspResponseStatus::MalformedRequest
         );
         // Certificates of both CAs in one request: no one responder may answer.
@@ -460,14 +494,14 @@ mod tests {
             None,
         )
         .unwrap();
-        let m = f.service.answer(&mixed, f.now);
+        let m = f.service.answer(&mixed, f.now, |_| true);
         assert_eq!(m.status, OcspResponseStatus::Unauthorized);
         assert_eq!(m.body, error_response(OcspResponseStatus::Unauthorized).to_vec());
         // Another CA altogether.
         let other = IssuerHashes::from_parts(b"\x30\x00", b"not our key");
         let foreign = OcspRequest::build(&[other.cert_id(CertIdHash::Sha256, &serial(1))], None).unwrap();
         assert_eq!(
-            f.service.answer(&foreign, f.now).status,
+            f.service.answer(&foreign, f.now, |_| true).status,
             OcspResponseStatus::Unauthorized
         );
     }

@@ -37,7 +37,8 @@ pub use client::{MAX_REPLY_BYTES, post_timestamp_query};
 pub use error::ServerError;
 pub use logging::init_logging;
 pub use ocsp::{
-    ApiKeys, MAX_OCSP_REQUEST_BYTES, OCSP_PATH, OCSP_REQUEST, OCSP_RESPONSE, OcspResponder, RevocationAccess,
+    ApiKeys, Caller, MAX_OCSP_REQUEST_BYTES, OCSP_PATH, OCSP_REQUEST, OCSP_RESPONSE, OcspResponder,
+    RevocationAccess,
 };
 pub use serve::{DEFAULT_GRACE, Server, run_blocking, serve_blocking};
 pub use tsa::{MAX_QUERY_BYTES, TIMESTAMP_QUERY, TIMESTAMP_REPLY, TSA_PATH, TimeStamper};

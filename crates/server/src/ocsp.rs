@@ -18,17 +18,36 @@ use base64::Engine;
 
 use crate::tsa::{is_media_type, text};
 
+/// Who is asking: a relying party identified by its API key, with what it may ask (its
+/// capabilities, as names the responder understands).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The relying party's identifier.
+    pub id: String,
+    /// What it may ask.
+    pub scopes: Vec<String>,
+}
+
+impl Caller {
+    /// Whether `scope` is among the caller's.
+    pub fn may(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
 /// Answers one DER `OCSPRequest` with one DER `OCSPResponse` (errors included: malformedRequest,
 /// unauthorized, … are responses too). May block; called on Tokio's blocking pool when it signs.
 pub trait OcspResponder: Send + Sync + 'static {
-    /// The DER `OCSPResponse` for the DER `OCSPRequest` `request_der` (anything a client sent).
-    fn answer(&self, request_der: &[u8]) -> Vec<u8>;
+    /// The DER `OCSPResponse` for the DER `OCSPRequest` `request_der` (anything a client sent),
+    /// asked by `caller` (`None`: revocation information is public and nobody identified).
+    fn answer(&self, caller: Option<&Caller>, request_der: &[u8]) -> Vec<u8>;
 }
 
-/// Decides whose requests for revocation information are answered.
+/// Identifies relying parties by their API keys.
 pub trait ApiKeys: Send + Sync + 'static {
-    /// Whether the bearer key `key` belongs to a relying party allowed revocation checks.
-    fn allows(&self, key: &str) -> bool;
+    /// The relying party whose usable key `key` is, if any. Called on every request (a revoked
+    /// key is refused at once); may block briefly.
+    fn identify(&self, key: &str) -> Option<Caller>;
 }
 
 /// Who may ask for revocation information.
@@ -76,17 +95,24 @@ pub(crate) fn routes(responder: Arc<dyn OcspResponder>, access: RevocationAccess
         .with_state(Ocsp { responder, access })
 }
 
-fn authorized(access: &RevocationAccess, headers: &HeaderMap) -> bool {
+/// The bearer key of `Authorization: Bearer KEY`, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, key) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+        })
+        .filter(|k| !k.is_empty())
+}
+
+/// Who may be answered: `Some(None)` anyone (public access), `Some(Some(caller))` an identified
+/// relying party, `None` nobody (401).
+fn authorize(access: &RevocationAccess, headers: &HeaderMap) -> Option<Option<Caller>> {
     match access {
-        RevocationAccess::Public => true,
-        RevocationAccess::Keys(keys) => headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, key) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
-            })
-            .is_some_and(|key| !key.is_empty() && keys.allows(key)),
+        RevocationAccess::Public => Some(None),
+        RevocationAccess::Keys(keys) => bearer(headers).and_then(|key| keys.identify(key)).map(Some),
     }
 }
 
@@ -100,9 +126,9 @@ fn unauthorized() -> Response {
     r
 }
 
-async fn answer(ocsp: Ocsp, request: Vec<u8>) -> Response {
+async fn answer(ocsp: Ocsp, caller: Option<Caller>, request: Vec<u8>) -> Response {
     let responder = Arc::clone(&ocsp.responder);
-    match tokio::task::spawn_blocking(move || responder.answer(&request)).await {
+    match tokio::task::spawn_blocking(move || responder.answer(caller.as_ref(), &request)).await {
         Ok(body) => (
             [(header::CONTENT_TYPE, HeaderValue::from_static(OCSP_RESPONSE))],
             body,
@@ -116,9 +142,9 @@ async fn answer(ocsp: Ocsp, request: Vec<u8>) -> Response {
 }
 
 async fn post_request(State(ocsp): State<Ocsp>, req: Request) -> Response {
-    if !authorized(&ocsp.access, req.headers()) {
+    let Some(caller) = authorize(&ocsp.access, req.headers()) else {
         return unauthorized();
-    }
+    };
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -142,7 +168,7 @@ async fn post_request(State(ocsp): State<Ocsp>, req: Request) -> Response {
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(),
         Err(rejection) => return text(rejection.status(), "cannot read the request body\n"),
     };
-    answer(ocsp, body.to_vec()).await
+    answer(ocsp, caller, body.to_vec()).await
 }
 
 async fn get_request(
@@ -150,9 +176,9 @@ async fn get_request(
     headers: HeaderMap,
     Path((_ca, encoded)): Path<(String, String)>,
 ) -> Response {
-    if !authorized(&ocsp.access, &headers) {
+    let Some(caller) = authorize(&ocsp.access, &headers) else {
         return unauthorized();
-    }
+    };
     if encoded.len() > MAX_OCSP_REQUEST_BYTES {
         return too_large();
     }
@@ -164,7 +190,7 @@ async fn get_request(
             .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
     match engine.decode(encoded.trim_start_matches('/')) {
-        Ok(request) => answer(ocsp, request).await,
+        Ok(request) => answer(ocsp, caller, request).await,
         Err(_) => text(
             StatusCode::BAD_REQUEST,
             "the GET path is not a base64 OCSP request\n",

@@ -30,8 +30,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use jpki_server::{
-    ApiKeys, AppState, MAX_QUERY_BYTES, OcspResponder, RevocationAccess, Server, ServerError, TimeStamper,
-    post_timestamp_query,
+    ApiKeys, AppState, Caller, MAX_QUERY_BYTES, OcspResponder, RevocationAccess, Server, ServerError,
+    TimeStamper, post_timestamp_query,
 };
 
 const FIXED: &[u8] = b"\x30\x03\x02\x01\x00";
@@ -796,16 +796,22 @@ fn curl_gets_a_timestamp_reply() {
 struct OcspEcho;
 
 impl OcspResponder for OcspEcho {
-    fn answer(&self, request_der: &[u8]) -> Vec<u8> {
-        [FIXED, request_der].concat()
+    fn answer(&self, caller: Option<&Caller>, request_der: &[u8]) -> Vec<u8> {
+        let who = caller.map_or("public".to_owned(), |c| {
+            format!("{}:{}", c.id, c.scopes.join("+"))
+        });
+        [FIXED, who.as_bytes(), b"|", request_der].concat()
     }
 }
 
 struct OneKey;
 
 impl ApiKeys for OneKey {
-    fn allows(&self, key: &str) -> bool {
-        key == "rp-key-1"
+    fn identify(&self, key: &str) -> Option<Caller> {
+        (key == "rp-key-1").then(|| Caller {
+            id: "rp-1".into(),
+            scopes: vec!["auth-status".into(), "sign-status".into()],
+        })
     }
 }
 
@@ -845,7 +851,11 @@ fn ocsp_post_and_get_reach_the_responder_with_a_registered_key() {
     );
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(ok.header("content-type"), Some("application/ocsp-response"));
-    assert_eq!(ok.body, [FIXED, req.as_slice()].concat());
+    assert_eq!(
+        ok.body,
+        [FIXED, b"rp-1:auth-status+sign-status|", req.as_slice()].concat(),
+        "the responder knows who asks"
+    );
     for auth in [
         "",
         "Authorization: Bearer wrong\r\n",
