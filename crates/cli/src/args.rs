@@ -112,10 +112,14 @@ pub(crate) struct ServeArgs {
     /// Address to listen on (loopback by default; port 0 picks a free port).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:7700")]
     pub listen: std::net::SocketAddr,
-    /// Answer OCSP requests from anyone. By default revocation information is for registered
-    /// relying parties only (the law protects it).
+    /// Answer OCSP requests and serve CRLs to anyone. By default revocation information is for
+    /// registered relying parties only (the law protects it).
     #[arg(long)]
     pub public_revocation: bool,
+    /// Serve the CRLs and CA certificates published here (by `jpki crl publish --out DIR`) at the
+    /// URLs the certificates name. Default: DATA/public.
+    #[arg(long, value_name = "DIR")]
+    pub publish_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -1,6 +1,6 @@
 //! `jpki serve` and `jpki rp`: the platform over HTTP (issue 5, being built), and its relying parties. Today: the OCSP responder for both
-//! CAs at the URLs the certificates name (`/ocsp/sign`, `/ocsp/auth`), the time-stamp authority
-//! (`/tsa`) and `/healthz`.
+//! CAs at the URLs the certificates name (`/ocsp/sign`, `/ocsp/auth`), the CRLs and CA certificates
+//! `jpki crl publish` wrote (`/crl/…`, `/ca/…`), the time-stamp authority (`/tsa`) and `/healthz`.
 //!
 //! At start it loads each CA's status snapshot from the registry (`StatusIndex`), takes (or, the
 //! first time and 30 days before expiry, has the CA issue) each OCSP responder's certificate, and
@@ -218,9 +218,11 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     } else {
         RevocationAccess::Keys(Arc::new(RegistryKeys(Mutex::new(registry(data)?))))
     };
+    let publish_dir = args.publish_dir.clone().unwrap_or_else(|| data.join("public"));
     let state = AppState::new()
         .with_tsa(Arc::new(AuthorityTsa { tsa }))
-        .with_ocsp(Arc::new(PlatformOcsp(Arc::clone(&service))), access);
+        .with_ocsp(Arc::new(PlatformOcsp(Arc::clone(&service))), access.clone())
+        .with_published(publish_dir.clone(), access);
     jpki_server::init_logging();
     let public = args.public_revocation;
     let result = jpki_server::serve_blocking(args.listen, &state, |addr| {
@@ -232,12 +234,17 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
                     "ocsp": CertKind::ALL.iter().map(|k| format!("http://{addr}/ocsp/{}", k.as_str())).collect::<Vec<_>>(),
                     "tsa": format!("http://{addr}{}", jpki_server::TSA_PATH),
                     "public_revocation": public,
+                    "publish_dir": publish_dir,
                 })
             );
         } else {
             println!("Serving on http://{addr} (Ctrl-C or SIGTERM stops it):");
             println!("  OCSP  http://{addr}/ocsp/sign and /ocsp/auth (POST, or GET below them)");
             println!("  TSA   http://{addr}{}", jpki_server::TSA_PATH);
+            println!(
+                "  CRLs  http://{addr}/crl/… and CA certificates /ca/… from {}",
+                publish_dir.display()
+            );
             if public {
                 println!("  revocation answers are public (--public-revocation)");
             } else {

@@ -265,6 +265,67 @@ fn revocation_is_for_registered_relying_parties_by_default() {
     assert_eq!(revoked["revoked_keys"], 1);
     assert_eq!(code(&["-H", &format!("Authorization: Bearer {shop_key}")]), "401");
     assert_eq!(code(&["-H", &format!("Authorization: Bearer {bank_key}")]), "200");
+    // CRLs at every URL the certificates name (and the complete ones), for registered relying parties.
+    let public = j.data().join("public");
+    j.json(&["crl", "publish", "--out", s(&public)]);
+    let fetch = |url: &str, extra: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "-D", "-", "-o", s(&j.path("fetched"))])
+            .args(extra)
+            .arg(url)
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            std::fs::read(j.path("fetched")).unwrap_or_default(),
+        )
+    };
+    let auth_bank = format!("Authorization: Bearer {bank_key}");
+    let mut urls = Vec::new();
+    for kind in ["sign", "auth"] {
+        let shown = j.cert_show(card.serial(kind).unwrap());
+        for u in shown["crl_urls"].as_array().unwrap() {
+            urls.push(u.as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(urls.len(), 2, "one shard CRL named per certificate: {urls:?}");
+    // And the complete CRLs beside them.
+    urls.extend(["sign", "auth"].map(|k| format!("http://127.0.0.1:7700/crl/{k}.crl")));
+    for url in &urls {
+        let path = url.strip_prefix("http://127.0.0.1:7700/").unwrap();
+        let local = format!("http://{addr}/{path}");
+        let (head, body) = fetch(&local, &["-H", &auth_bank]);
+        assert!(head.starts_with("HTTP/1.1 200"), "{local}: {head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/pkix-crl"),
+            "{head}"
+        );
+        assert_eq!(body, std::fs::read(public.join(path)).unwrap(), "{local}");
+        let etag = head
+            .lines()
+            .find_map(|l| l.strip_prefix("etag: ").or_else(|| l.strip_prefix("ETag: ")))
+            .unwrap()
+            .trim()
+            .to_owned();
+        let (again, _) = fetch(
+            &local,
+            &["-H", &auth_bank, "-H", &format!("If-None-Match: {etag}")],
+        );
+        assert!(again.starts_with("HTTP/1.1 304"), "{again}");
+        let (anonymous, _) = fetch(&local, &[]);
+        assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+    }
+    // CA certificates are public; nothing outside the published tree is served.
+    let (head, body) = fetch(&format!("http://{addr}/ca/sign.cer"), &[]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, std::fs::read(public.join("ca/sign.cer")).unwrap());
+    let (head, _) = fetch(
+        &format!("http://{addr}/crl/%2e%2e/%2e%2e/authority.sqlite"),
+        &["-H", &auth_bank],
+    );
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+
     // The server keeps serving.
     let health = Command::new("curl")
         .args(["-s", &format!("http://{addr}/healthz")])

@@ -1,5 +1,6 @@
 //! The services a server offers and the router that puts them together.
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use axum::response::Response;
 use axum::routing::get;
 
 use crate::ocsp::{self, OcspResponder, RevocationAccess};
+use crate::published;
 use crate::tsa::{self, TimeStamper};
 
 /// The services one server offers. Each is a route set merged into [`AppState::router`]; a server
@@ -26,6 +28,7 @@ use crate::tsa::{self, TimeStamper};
 pub struct AppState {
     tsa: Option<Arc<dyn TimeStamper>>,
     ocsp: Option<(Arc<dyn OcspResponder>, RevocationAccess)>,
+    published: Option<(PathBuf, RevocationAccess)>,
 }
 
 impl AppState {
@@ -49,6 +52,14 @@ impl AppState {
         self
     }
 
+    /// Serve the CRLs and CA certificates under `dir` (what `jpki crl publish --out DIR` writes) at
+    /// `/crl/…` and `/ca/…`; CRLs only to the requests `access` lets through.
+    #[must_use]
+    pub fn with_published(mut self, dir: PathBuf, access: RevocationAccess) -> Self {
+        self.published = Some((dir, access));
+        self
+    }
+
     /// The router: every configured route set, `GET /healthz` (200 "ok"), 404 for anything else,
     /// `Cache-Control: no-store` on every reply, and one `tracing` event per request.
     pub fn router(&self) -> Router {
@@ -59,6 +70,9 @@ impl AppState {
         if let Some((responder, access)) = &self.ocsp {
             router = router.merge(ocsp::routes(Arc::clone(responder), access.clone()));
         }
+        if let Some((dir, access)) = &self.published {
+            router = router.merge(published::routes(dir.clone(), access.clone()));
+        }
         router.fallback(not_found).layer(middleware::from_fn(observe))
     }
 }
@@ -68,6 +82,7 @@ impl fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("tsa", &self.tsa.is_some())
             .field("ocsp", &self.ocsp.as_ref().map(|(_, access)| access))
+            .field("published", &self.published)
             .finish()
     }
 }

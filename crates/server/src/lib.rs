@@ -29,6 +29,7 @@ mod client;
 mod error;
 mod logging;
 mod ocsp;
+mod published;
 mod serve;
 mod tsa;
 
@@ -40,5 +41,6 @@ pub use ocsp::{
     ApiKeys, Caller, MAX_OCSP_REQUEST_BYTES, OCSP_PATH, OCSP_REQUEST, OCSP_RESPONSE, OcspResponder,
     RevocationAccess,
 };
+pub use published::{MAX_PUBLISHED_BYTES, PKIX_CERT, PKIX_CRL};
 pub use serve::{DEFAULT_GRACE, Server, run_blocking, serve_blocking};
 pub use tsa::{MAX_QUERY_BYTES, TIMESTAMP_QUERY, TIMESTAMP_REPLY, TSA_PATH, TimeStamper};

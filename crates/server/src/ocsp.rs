@@ -116,7 +116,7 @@ fn authorize(access: &RevocationAccess, headers: &HeaderMap) -> Option<Option<Ca
     }
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     let mut r = text(
         StatusCode::UNAUTHORIZED,
         "revocation information is for registered relying parties: send Authorization: Bearer KEY\n",
