@@ -23,6 +23,7 @@ PKILINT_VERSION=0.13.3
 PYSCARD_VERSION=2.3.1
 PYHANKO_VERSION=0.38.0
 PYHANKO_CLI_VERSION=0.6.0
+PROMETHEUS_CLIENT_VERSION=0.26.0
 VENV="$ROOT/.venv"
 START=$(date +%s)
 SECTION="setup"
@@ -188,12 +189,17 @@ if ! pyhanko_ok; then
         exit 1
     }
 fi
+if [ "$(py_version prometheus-client)" != "$PROMETHEUS_CLIENT_VERSION" ]; then
+    echo "installing prometheus-client==$PROMETHEUS_CLIENT_VERSION into $VENV (its parser checks /metrics)"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q "prometheus-client==$PROMETHEUS_CLIENT_VERSION"
+fi
 pkg_version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
 echo "cargo:   $(cargo --version)"
 echo "openssl: $(openssl version)"
 echo "pkilint: $(pkilint_version) ($VENV)"
 echo "pyscard: $(py_version pyscard) ($VENV)"
 echo "pyHanko: $(py_version pyhanko), pyhanko-cli $(py_version pyhanko-cli), certvalidator $(py_version pyhanko-certvalidator) ($VENV)"
+echo "prometheus-client: $(py_version prometheus-client) ($VENV)"
 echo "pcscd:   $(pcscd --version 2>/dev/null | head -n 1)"
 echo "pcsclite: $(pkg-config --modversion libpcsclite) (libpcsclite-dev, via pkg-config $(pkg-config --version))"
 echo "vpcd:    vsmartcard-vpcd $(pkg_version vsmartcard-vpcd)"

@@ -44,7 +44,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::{AUTH_PIN, Jpki, Person, SIGN_PASSWORD, stderr, stdout};
+use common::{AUTH_PIN, Jpki, Person, SIGN_PASSWORD, stderr, stdout, venv, venv_python_with};
 use serde_json::Value;
 
 /// The reader vpcd's first port (35963) shows up as.
@@ -101,24 +101,6 @@ struct Tools {
     python: PathBuf,
     /// pyHanko's CLI, in the same venv, whose Python can `import pkcs11` (python-pkcs11).
     pyhanko: PathBuf,
-}
-
-/// The venv with pyscard and pyHanko: `$JPKI_VENV`, else `<repo>/.venv`.
-fn venv() -> PathBuf {
-    std::env::var_os("JPKI_VENV").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"),
-        PathBuf::from,
-    )
-}
-
-/// The venv's Python, if it can import all of `modules`.
-fn venv_python_with(modules: &str) -> Option<PathBuf> {
-    let python = venv().join("bin").join("python");
-    Command::new(&python)
-        .args(["-c", &format!("import {modules}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-        .then_some(python)
 }
 
 /// The venv's Python with pyscard.

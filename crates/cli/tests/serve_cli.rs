@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Jpki, Person, Served};
+use common::{Jpki, Person, Served, venv_python_with};
 
 fn interop_required() -> bool {
     std::env::var("JPKI_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
@@ -326,12 +326,46 @@ fn revocation_is_for_registered_relying_parties_by_default() {
     );
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 
-    // The server keeps serving.
+    // The server keeps serving, and /metrics counted all of it in a format Prometheus' own parser reads.
     let health = Command::new("curl")
         .args(["-s", &format!("http://{addr}/healthz")])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&health.stdout), "ok\n");
+    check_metrics(&addr);
+}
+
+/// `/metrics` parsed by prometheus-client's parser (in the test venv): the OCSP route has 2xx and
+/// 4xx answers counted and a latency histogram.
+fn check_metrics(addr: &str) {
+    let Some(python) = venv_python_with("prometheus_client.parser") else {
+        assert!(
+            !interop_required(),
+            "prometheus-client is required (JPKI_REQUIRE_INTEROP=1) in the venv"
+        );
+        eprintln!("skipping the /metrics parse: prometheus-client is not in the venv");
+        return;
+    };
+    let script = r#"
+import sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen(sys.argv[1]).read().decode()
+fams = {f.name: f for f in text_string_to_metric_families(text)}
+req = fams["jpki_http_requests"]
+assert req.type == "counter", req.type
+ocsp = {s.labels["status"]: s.value for s in req.samples if s.labels.get("route") == "ocsp" and s.name.endswith("_total")}
+assert ocsp["2xx"] >= 3 and ocsp["4xx"] >= 2, ocsp
+hist = fams["jpki_http_request_duration_seconds"]
+assert hist.type == "histogram", hist.type
+count = [s.value for s in hist.samples if s.name.endswith("_count") and s.labels["route"] == "ocsp"]
+assert count and count[0] == sum(ocsp.values()), (count, ocsp)
+print("metrics ok", ocsp)
+"#;
+    let out = Command::new(python)
+        .args(["-c", script, &format!("http://{addr}/metrics")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::metrics::Metrics;
 use crate::ocsp::{self, OcspResponder, RevocationAccess};
 use crate::published;
 use crate::tsa::{self, TimeStamper};
@@ -60,10 +61,15 @@ impl AppState {
         self
     }
 
-    /// The router: every configured route set, `GET /healthz` (200 "ok"), 404 for anything else,
+    /// The router: every configured route set, `GET /healthz` (200 "ok"), `GET /metrics`
+    /// (Prometheus text: requests by route and status, latency histograms), 404 for anything else,
     /// `Cache-Control: no-store` on every reply, and one `tracing` event per request.
     pub fn router(&self) -> Router {
-        let mut router = Router::new().route("/healthz", get(healthz));
+        let metrics = Arc::new(Metrics::default());
+        let m = Arc::clone(&metrics);
+        let mut router = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(move || render_metrics(Arc::clone(&m))));
         if let Some(stamper) = &self.tsa {
             router = router.merge(tsa::routes(Arc::clone(stamper)));
         }
@@ -73,7 +79,9 @@ impl AppState {
         if let Some((dir, access)) = &self.published {
             router = router.merge(published::routes(dir.clone(), access.clone()));
         }
-        router.fallback(not_found).layer(middleware::from_fn(observe))
+        router
+            .fallback(not_found)
+            .layer(middleware::from_fn_with_state(metrics, observe))
     }
 }
 
@@ -98,7 +106,18 @@ async fn not_found() -> Response {
 /// Marks every reply `Cache-Control: no-store` (time-stamps, and later OCSP answers and API
 /// results, are never to be served from a cache) and logs the request: method, path (no query
 /// string), status, latency. Never a body.
-async fn observe(req: Request, next: Next) -> Response {
+async fn render_metrics(metrics: Arc<Metrics>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -108,7 +127,9 @@ async fn observe(req: Request, next: Next) -> Response {
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     let status = response.status();
-    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = start.elapsed();
+    metrics.record(&path, status.as_u16(), elapsed);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let latency_ms = format_args!("{latency_ms:.3}");
     if status.is_server_error() {
         tracing::warn!(%method, %path, status = status.as_u16(), %latency_ms, "request");

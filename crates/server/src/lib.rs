@@ -1,8 +1,8 @@
 //! openjpki over HTTP: the `server` layer of the architecture.
 //!
 //! It serves an RFC 3161 time-stamp authority (`POST /tsa`), an OCSP responder (`POST /ocsp`,
-//! `GET /ocsp/{ca}/{base64}`) and `GET /healthz`, and carries the client side a signer uses to reach any
-//! such authority ([`post_timestamp_query`]). The crate knows nothing of certificates or signatures:
+//! `GET /ocsp/{ca}/{base64}`), published CRLs, `GET /healthz` and `GET /metrics`, and carries the
+//! client side a signer uses to reach any such authority ([`post_timestamp_query`]). The crate knows nothing of certificates or signatures:
 //! the time-stamping and the OCSP answers are a [`TimeStamper`] and an [`OcspResponder`] handed in by
 //! the caller, so this crate depends on no other openjpki crate.
 //!
@@ -28,6 +28,7 @@ mod app;
 mod client;
 mod error;
 mod logging;
+mod metrics;
 mod ocsp;
 mod published;
 mod serve;

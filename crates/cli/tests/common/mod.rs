@@ -358,3 +358,22 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// The test venv (pkilint, pyscard, pyHanko, prometheus-client): `$JPKI_VENV`, else `<repo>/.venv`;
+/// scripts/test.sh installs it.
+pub(crate) fn venv() -> PathBuf {
+    std::env::var_os("JPKI_VENV").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"),
+        PathBuf::from,
+    )
+}
+
+/// The venv's Python, if it can import all of `modules` (comma-separated).
+pub(crate) fn venv_python_with(modules: &str) -> Option<PathBuf> {
+    let python = venv().join("bin").join("python");
+    Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+        .then_some(python)
+}
