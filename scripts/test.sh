@@ -24,6 +24,7 @@ PYSCARD_VERSION=2.3.1
 PYHANKO_VERSION=0.38.0
 PYHANKO_CLI_VERSION=0.6.0
 PROMETHEUS_CLIENT_VERSION=0.26.0
+SCHEMATHESIS_VERSION=4.32.5
 VENV="$ROOT/.venv"
 START=$(date +%s)
 SECTION="setup"
@@ -189,6 +190,10 @@ if ! pyhanko_ok; then
         exit 1
     }
 fi
+if [ "$(py_version schemathesis)" != "$SCHEMATHESIS_VERSION" ]; then
+    echo "installing schemathesis==$SCHEMATHESIS_VERSION into $VENV (it tests the API against /openapi.json)"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
 if [ "$(py_version prometheus-client)" != "$PROMETHEUS_CLIENT_VERSION" ]; then
     echo "installing prometheus-client==$PROMETHEUS_CLIENT_VERSION into $VENV (its parser checks /metrics)"
     "$VENV/bin/python" -m pip install --disable-pip-version-check -q "prometheus-client==$PROMETHEUS_CLIENT_VERSION"
@@ -199,7 +204,7 @@ echo "openssl: $(openssl version)"
 echo "pkilint: $(pkilint_version) ($VENV)"
 echo "pyscard: $(py_version pyscard) ($VENV)"
 echo "pyHanko: $(py_version pyhanko), pyhanko-cli $(py_version pyhanko-cli), certvalidator $(py_version pyhanko-certvalidator) ($VENV)"
-echo "prometheus-client: $(py_version prometheus-client) ($VENV)"
+echo "prometheus-client: $(py_version prometheus-client), schemathesis $(py_version schemathesis) ($VENV)"
 echo "pcscd:   $(pcscd --version 2>/dev/null | head -n 1)"
 echo "pcsclite: $(pkg-config --modversion libpcsclite) (libpcsclite-dev, via pkg-config $(pkg-config --version))"
 echo "vpcd:    vsmartcard-vpcd $(pkg_version vsmartcard-vpcd)"

@@ -1,6 +1,7 @@
 //! `jpki serve` and `jpki rp`: the platform over HTTP (issue 5, being built), and its relying parties. Today: the OCSP responder for both
 //! CAs at the URLs the certificates name (`/ocsp/sign`, `/ocsp/auth`), the CRLs and CA certificates
-//! `jpki crl publish` wrote (`/crl/…`, `/ca/…`), the time-stamp authority (`/tsa`) and `/healthz`.
+//! `jpki crl publish` wrote (`/crl/…`, `/ca/…`), the JSON API (`/v1/…`), the time-stamp authority
+//! (`/tsa`), `/healthz`, `/metrics` and `/openapi.json`.
 //!
 //! At start it loads each CA's status snapshot from the registry (`StatusIndex`), takes (or, the
 //! first time and 30 days before expiry, has the CA issue) each OCSP responder's certificate, and
@@ -14,7 +15,7 @@ use std::time::Duration;
 use jpki_authority::Authority;
 use jpki_model::CertKind;
 use jpki_pki::ocsp::Responder;
-use jpki_platform::{Capability, NewRelyingParty, OcspService, Registry, RelyingParty, StatusIndex};
+use jpki_platform::{Api, Capability, NewRelyingParty, OcspService, Registry, RelyingParty, StatusIndex};
 use jpki_server::{ApiKeys, AppState, Caller, RevocationAccess};
 use jpki_sig::tsp::TimeStampAuthority;
 use serde_json::json;
@@ -39,6 +40,17 @@ impl jpki_server::OcspResponder for PlatformOcsp {
     fn answer(&self, caller: Option<&Caller>, request_der: &[u8]) -> Vec<u8> {
         let may = |kind| caller.is_none_or(|c| c.may(status_capability(kind).as_str()));
         self.0.answer(request_der, OffsetDateTime::now_utc(), may).body
+    }
+}
+
+/// The platform's JSON API as the HTTP layer's handler.
+struct PlatformApi(Api);
+
+impl jpki_server::JsonApi for PlatformApi {
+    fn call(&self, caller: &Caller, operation: &str, body: &[u8]) -> (u16, String) {
+        let may = |cap: Capability| caller.may(cap.as_str());
+        let (status, json) = self.0.call(operation, body, &may, OffsetDateTime::now_utc());
+        (status, json.to_string())
     }
 }
 
@@ -213,16 +225,26 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     };
 
     let tsa = TimeStampAuthority::new(tsa_creds.key, tsa_creds.cert_der, tsa_creds.chain)?;
+    let keys: Arc<dyn ApiKeys> = Arc::new(RegistryKeys(Mutex::new(registry(data)?)));
     let access = if args.public_revocation {
         RevocationAccess::Public
     } else {
-        RevocationAccess::Keys(Arc::new(RegistryKeys(Mutex::new(registry(data)?))))
+        RevocationAccess::Keys(Arc::clone(&keys))
     };
+    let cas: Vec<(CertKind, Vec<u8>)> = {
+        let authority = Authority::open(data)?;
+        CertKind::ALL
+            .into_iter()
+            .map(|k| authority.ca_cert(k).map(|der| (k, der)))
+            .collect::<Result<_, _>>()?
+    };
+    let api = PlatformApi(Api::new(Arc::clone(&service), &cas)?);
     let publish_dir = args.publish_dir.clone().unwrap_or_else(|| data.join("public"));
     let state = AppState::new()
         .with_tsa(Arc::new(AuthorityTsa { tsa }))
         .with_ocsp(Arc::new(PlatformOcsp(Arc::clone(&service))), access.clone())
-        .with_published(publish_dir.clone(), access);
+        .with_published(publish_dir.clone(), access)
+        .with_api(Arc::new(api), keys);
     jpki_server::init_logging();
     let public = args.public_revocation;
     let result = jpki_server::serve_blocking(args.listen, &state, |addr| {

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Jpki, Person, Served, venv_python_with};
+use common::{Jpki, Person, Served, venv, venv_python_with};
 
 fn interop_required() -> bool {
     std::env::var("JPKI_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
@@ -389,4 +389,171 @@ fn bad_relying_party_registrations_are_one_line_usage_errors() {
         );
     }
     assert_eq!(j.json(&["rp", "list"])["relying_parties"], serde_json::json!([]));
+}
+
+/// `curl` POSTing JSON to `url` with `key`; returns (HTTP status, parsed body).
+fn post_json(url: &str, key: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        body,
+    ]);
+    if let Some(k) = key {
+        cmd.args(["-H", &format!("Authorization: Bearer {k}")]);
+    }
+    let out = cmd.arg(url).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (json, code) = text.rsplit_once('\n').unwrap();
+    (
+        code.parse().unwrap(),
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn the_validity_api_answers_by_capability_and_schemathesis_finds_nothing() {
+    if !have("curl") {
+        return;
+    }
+    let j = Jpki::demo("rsa2048");
+    let card = j.issue_card(j.add_resident(Person::ADULT));
+    let sign_serial = card.serial("sign").unwrap().to_owned();
+    let sign_pem = std::fs::read_to_string(j.export_cert(&sign_serial, "sign.pem")).unwrap();
+    let auth_pem = std::fs::read_to_string(j.export_cert(card.serial("auth").unwrap(), "auth.pem")).unwrap();
+    let rp = |name: &str, allow: &str| {
+        j.json(&["rp", "add", "--name", name, "--allow", allow])["api_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let bank = rp("Bank", "auth-status,sign-status,personal-data");
+    let shop = rp("Shop", "auth-status");
+    let checker = rp("Checker", "sign-status");
+    let server = Served::start(&j, &["serve", "--public-revocation"]);
+    let url = format!("http://{}/v1/certificates/validity", server.addr());
+    let body = |pem: &str| serde_json::json!({ "certificate": pem }).to_string();
+
+    let (code, v) = post_json(&url, Some(&bank), &body(&sign_pem));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (v["kind"].as_str(), v["status"].as_str(), v["valid"].as_bool()),
+        (Some("sign"), Some("good"), Some(true))
+    );
+    assert_eq!(
+        v["facts"]["name"], "山田 太郎",
+        "personal-data sees the four facts: {v}"
+    );
+    // sign-status without personal-data: the status, never a personal datum.
+    let (code, v) = post_json(&url, Some(&checker), &body(&sign_pem));
+    assert_eq!(code, 200);
+    assert!(v.get("facts").is_none(), "{v}");
+    assert!(
+        !v.to_string().contains("山田") && !v.to_string().contains("東京"),
+        "{v}"
+    );
+    // A shop with auth-status only: its auth certificate yes, the signature certificate 403.
+    assert_eq!(post_json(&url, Some(&shop), &body(&auth_pem)).0, 200);
+    let (code, v) = post_json(&url, Some(&shop), &body(&sign_pem));
+    assert_eq!(code, 403, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("sign-status"));
+    // Revoked: the answer follows within a second.
+    assert!(
+        j.run(&[
+            "revoke",
+            "--serial",
+            &sign_serial,
+            "--reason",
+            "affiliation-changed"
+        ])
+        .status
+        .success()
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let (_, v) = post_json(&url, Some(&bank), &body(&sign_pem));
+    assert_eq!(
+        (v["status"].as_str(), v["reason"].as_str(), v["valid"].as_bool()),
+        (Some("revoked"), Some("affiliation-changed"), Some(false)),
+        "{v}"
+    );
+    // Bad input: one error each, never a 5xx.
+    assert_eq!(
+        post_json(&url, None, &body(&sign_pem)).0,
+        401,
+        "the API always needs a key"
+    );
+    assert_eq!(post_json(&url, Some(&bank), "{").0, 400);
+    assert_eq!(
+        post_json(&url, Some(&bank), r#"{"certificate": "bm90IGEgY2VydA=="}"#).0,
+        400
+    );
+    assert_eq!(
+        post_json(&url, Some(&bank), r#"{"certificate": "x", "extra": 1}"#).0,
+        400
+    );
+    let other = Jpki::demo("rsa2048");
+    let stranger = other.issue_card(other.add_resident(Person::ADULT));
+    let stranger_pem =
+        std::fs::read_to_string(other.export_cert(stranger.serial("sign").unwrap(), "s.pem")).unwrap();
+    assert_eq!(post_json(&url, Some(&bank), &body(&stranger_pem)).0, 422);
+
+    // schemathesis against /openapi.json: no 5xx, no undocumented status, no response off its schema.
+    let schemathesis = venv().join("bin").join("schemathesis");
+    if !schemathesis.is_file() {
+        assert!(
+            !interop_required(),
+            "schemathesis is required (JPKI_REQUIRE_INTEROP=1) in the venv"
+        );
+        eprintln!("skipping schemathesis: not in the venv");
+        return;
+    }
+    let req = j.path("req.der");
+    let made = Command::new("openssl")
+        .args([
+            "ocsp",
+            "-issuer",
+            s(&j.export_root("sign", "root.pem")),
+            "-cert",
+            s(&j.path("sign.pem")),
+            "-reqout",
+            s(&req),
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let out = Command::new(&schemathesis)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests"))
+        .env("SCHEMATHESIS_HOOKS", "st_hooks")
+        .env("PYTHONPATH", ".")
+        .env("JPKI_ST_OCSP", hex_of(&std::fs::read(&req).unwrap()))
+        .args(["run", &format!("http://{}/openapi.json", server.addr())])
+        .args(["-H", &format!("Authorization: Bearer {bank}")])
+        .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
+        .args([
+            "--max-examples",
+            "30",
+            "--seed",
+            "1",
+            "--generation-database",
+            "none",
+            "--no-color",
+        ])
+        .output()
+        .unwrap();
+    let report = text(&out);
+    assert!(out.status.success(), "schemathesis found problems:\n{report}");
+    assert!(
+        report.contains("passed") && !report.contains("failures"),
+        "{report}"
+    );
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

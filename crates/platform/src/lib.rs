@@ -2,12 +2,14 @@
 //! service over an in-memory status index, and the tamper-evident access records every check leaves
 //! for the person to read. Pure logic, no I/O; storage and HTTP sit above it.
 pub mod access_log;
+pub mod api;
 mod error;
 pub mod ocsp;
 pub mod rp;
 pub mod status;
 
 pub use access_log::{AccessRecord, CheckRecord, SignedHead, Tamper};
+pub use api::Api;
 pub use error::PlatformError;
 pub use ocsp::{Answered, OcspAnswer, OcspService};
 pub use rp::{ApiKey, Capability, NewRelyingParty, Registry, RelyingParty};

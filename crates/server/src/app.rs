@@ -11,8 +11,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::api::{self, JsonApi};
 use crate::metrics::Metrics;
-use crate::ocsp::{self, OcspResponder, RevocationAccess};
+use crate::ocsp::{self, ApiKeys, OcspResponder, RevocationAccess};
 use crate::published;
 use crate::tsa::{self, TimeStamper};
 
@@ -30,6 +31,7 @@ pub struct AppState {
     tsa: Option<Arc<dyn TimeStamper>>,
     ocsp: Option<(Arc<dyn OcspResponder>, RevocationAccess)>,
     published: Option<(PathBuf, RevocationAccess)>,
+    api: Option<(Arc<dyn JsonApi>, Arc<dyn ApiKeys>)>,
 }
 
 impl AppState {
@@ -61,6 +63,13 @@ impl AppState {
         self
     }
 
+    /// Serve the JSON API at `/v1/{operation}` to relying parties `keys` identifies.
+    #[must_use]
+    pub fn with_api(mut self, api: Arc<dyn JsonApi>, keys: Arc<dyn ApiKeys>) -> Self {
+        self.api = Some((api, keys));
+        self
+    }
+
     /// The router: every configured route set, `GET /healthz` (200 "ok"), `GET /metrics`
     /// (Prometheus text: requests by route and status, latency histograms), 404 for anything else,
     /// `Cache-Control: no-store` on every reply, and one `tracing` event per request.
@@ -79,6 +88,10 @@ impl AppState {
         if let Some((dir, access)) = &self.published {
             router = router.merge(published::routes(dir.clone(), access.clone()));
         }
+        if let Some((handler, keys)) = &self.api {
+            router = router.merge(api::routes(Arc::clone(handler), Arc::clone(keys)));
+        }
+        router = router.merge(api::openapi_routes());
         router
             .fallback(not_found)
             .layer(middleware::from_fn_with_state(metrics, observe))
@@ -91,6 +104,7 @@ impl fmt::Debug for AppState {
             .field("tsa", &self.tsa.is_some())
             .field("ocsp", &self.ocsp.as_ref().map(|(_, access)| access))
             .field("published", &self.published)
+            .field("api", &self.api.is_some())
             .finish()
     }
 }

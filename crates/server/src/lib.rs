@@ -24,6 +24,7 @@
 //! Logging goes through `tracing`; a program that has no subscriber of its own can call
 //! [`init_logging`].
 
+mod api;
 mod app;
 mod client;
 mod error;
@@ -34,6 +35,7 @@ mod published;
 mod serve;
 mod tsa;
 
+pub use api::{JsonApi, MAX_JSON_BYTES, OPENAPI};
 pub use app::AppState;
 pub use client::{MAX_REPLY_BYTES, post_timestamp_query};
 pub use error::ServerError;

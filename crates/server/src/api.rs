@@ -1,0 +1,130 @@
+//! The JSON API route set (`POST /v1/{operation}`, for registered relying parties only) and the
+//! OpenAPI 3 document of everything the server offers (`GET /openapi.json`).
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::ocsp::{ApiKeys, Caller, bearer};
+use crate::tsa::is_media_type;
+
+/// The OpenAPI 3 document served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+/// The largest JSON request body accepted.
+pub const MAX_JSON_BYTES: usize = 64 * 1024;
+
+/// Answers the JSON API: HTTP status and a JSON object (`{"error": …}` for 4xx).
+pub trait JsonApi: Send + Sync + 'static {
+    /// Handles `POST /v1/{operation}` with the JSON `body` from `caller`. May block.
+    fn call(&self, caller: &Caller, operation: &str, body: &[u8]) -> (u16, String);
+}
+
+#[derive(Clone)]
+struct Api {
+    api: Arc<dyn JsonApi>,
+    keys: Arc<dyn ApiKeys>,
+}
+
+pub(crate) fn routes(api: Arc<dyn JsonApi>, keys: Arc<dyn ApiKeys>) -> Router {
+    Router::new()
+        .route(
+            "/v1/{*operation}",
+            post(call).layer(DefaultBodyLimit::max(MAX_JSON_BYTES)),
+        )
+        .with_state(Api { api, keys })
+}
+
+pub(crate) fn openapi_routes() -> Router {
+    Router::new().route("/openapi.json", get(openapi))
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    let body = format!("{{\"error\":{}}}", serde_json::Value::from(message));
+    let mut r = (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    r
+}
+
+async fn call(State(api): State<Api>, Path(operation): Path<String>, req: Request) -> Response {
+    let Some(caller) = bearer(req.headers()).and_then(|k| api.keys.identify(k)) else {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "the API is for registered relying parties: send Authorization: Bearer KEY",
+        );
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !is_media_type(content_type, "application/json") {
+        return json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/json",
+        );
+    }
+    let body = match Bytes::from_request(req, &()).await {
+        Ok(b) => b,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body larger than 64 KiB");
+        }
+        Err(r) => return json_error(r.status(), "cannot read the request body"),
+    };
+    let handler = Arc::clone(&api.api);
+    match tokio::task::spawn_blocking(move || handler.call(&caller, &operation, &body)).await {
+        Ok((status, body)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "API handler failed");
+            json_error(StatusCode::INTERNAL_SERVER_ERROR, "the API failed")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_is_json_and_names_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+        assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
+        for path in [
+            "/healthz",
+            "/metrics",
+            "/openapi.json",
+            "/ocsp",
+            "/ocsp/{ca}",
+            "/ocsp/{ca}/{request}",
+            "/crl/{path}",
+            "/ca/{path}",
+            "/tsa",
+            "/v1/certificates/validity",
+        ] {
+            assert!(doc["paths"][path].is_object(), "{path} is documented");
+        }
+    }
+}
