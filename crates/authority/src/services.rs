@@ -204,6 +204,24 @@ impl Authority {
         })
     }
 
+    /// The birth date the registry holds for the holder of the certificate `serial` (either kind),
+    /// if the certificate is known. This is what an age check computes from; the date itself never
+    /// leaves the platform.
+    pub fn birth_date_of(&self, serial: &[u8]) -> Result<Option<time::Date>, AuthorityError> {
+        let text: Option<String> = self
+            .connection()
+            .prepare_cached(
+                "SELECT r.birth_date FROM certificates c JOIN residents r ON r.id = c.resident_id WHERE c.serial = ?1",
+            )?
+            .query_row([serial], |r| r.get(0))
+            .optional()?;
+        text.map(|t| {
+            jpki_model::parse_birth_date(&t)
+                .map_err(|_| AuthorityError::Corrupt(format!("birth date {t:?} in the registry")))
+        })
+        .transpose()
+    }
+
     /// The newest position in the status history (0 for none): where [`Self::status_changes_since`]
     /// starts for a snapshot loaded now.
     pub fn status_history_position(&self) -> Result<i64, AuthorityError> {

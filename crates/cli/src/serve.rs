@@ -15,6 +15,7 @@ use std::time::Duration;
 use jpki_authority::Authority;
 use jpki_model::CertKind;
 use jpki_pki::ocsp::Responder;
+use jpki_platform::api::{BirthDates, Rights};
 use jpki_platform::{Api, Capability, NewRelyingParty, OcspService, Registry, RelyingParty, StatusIndex};
 use jpki_server::{ApiKeys, AppState, Caller, RevocationAccess};
 use jpki_sig::tsp::TimeStampAuthority;
@@ -49,8 +50,36 @@ struct PlatformApi(Api);
 impl jpki_server::JsonApi for PlatformApi {
     fn call(&self, caller: &Caller, operation: &str, body: &[u8]) -> (u16, String) {
         let may = |cap: Capability| caller.may(cap.as_str());
-        let (status, json) = self.0.call(operation, body, &may, OffsetDateTime::now_utc());
+        let ages: Vec<u8> = caller
+            .scopes
+            .iter()
+            .filter_map(|s| s.strip_prefix(AGE_SCOPE)?.parse().ok())
+            .collect();
+        let rights = Rights {
+            may: &may,
+            age_thresholds: &ages,
+        };
+        let (status, json) = self.0.call(operation, body, &rights, OffsetDateTime::now_utc());
         (status, json.to_string())
+    }
+}
+
+/// How a registered age threshold travels in a caller's scopes: `age:18`.
+const AGE_SCOPE: &str = "age:";
+
+/// Birth dates from the authority's registry (for age checks; the date never leaves the platform).
+struct RegistryBirthDates(Mutex<Authority>);
+
+impl BirthDates for RegistryBirthDates {
+    fn birth_date(&self, serial: &[u8]) -> Option<time::Date> {
+        let authority = self.0.lock().ok()?;
+        match authority.birth_date_of(serial) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a birth date");
+                None
+            }
+        }
     }
 }
 
@@ -62,7 +91,12 @@ impl ApiKeys for RegistryKeys {
         let registry = self.0.lock().ok()?;
         match registry.authenticate(key) {
             Ok(rp) => rp.map(|rp| Caller {
-                scopes: rp.capabilities.iter().map(|c| c.as_str().to_owned()).collect(),
+                scopes: rp
+                    .capabilities
+                    .iter()
+                    .map(|c| c.as_str().to_owned())
+                    .chain(rp.age_thresholds.iter().map(|a| format!("{AGE_SCOPE}{a}")))
+                    .collect(),
                 id: rp.id,
             }),
             Err(e) => {
@@ -238,7 +272,10 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
             .map(|k| authority.ca_cert(k).map(|der| (k, der)))
             .collect::<Result<_, _>>()?
     };
-    let api = PlatformApi(Api::new(Arc::clone(&service), &cas)?);
+    let api = PlatformApi(
+        Api::new(Arc::clone(&service), &cas)?
+            .with_birth_dates(Arc::new(RegistryBirthDates(Mutex::new(Authority::open(data)?)))),
+    );
     let publish_dir = args.publish_dir.clone().unwrap_or_else(|| data.join("public"));
     let state = AppState::new()
         .with_tsa(Arc::new(AuthorityTsa { tsa }))

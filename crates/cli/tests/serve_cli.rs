@@ -11,6 +11,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use time::OffsetDateTime;
+
 use base64::Engine as _;
 use common::{Jpki, Person, Served, venv, venv_python_with};
 
@@ -502,6 +504,68 @@ fn the_validity_api_answers_by_capability_and_schemathesis_finds_nothing() {
     let stranger_pem =
         std::fs::read_to_string(other.export_cert(stranger.serial("sign").unwrap(), "s.pem")).unwrap();
     assert_eq!(post_json(&url, Some(&bank), &body(&stranger_pem)).0, 422);
+
+    // Age: yes or no for a registered threshold, as the law counts it in JST; never the birth date.
+    let age_url = format!("http://{}/v1/certificates/age", server.addr());
+    let liquor = j.json(&[
+        "rp",
+        "add",
+        "--name",
+        "Liquor Shop",
+        "--allow",
+        "age",
+        "--age-thresholds",
+        "18,20",
+    ])["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let today = OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+9))
+        .date();
+    // Turns 18 tomorrow (JST): not yet 18 today. (On 29 February, 18 years back has no such day;
+    // someone born today is not 18 either.)
+    let young_birth = today
+        .replace_year(today.year() - 18)
+        .ok()
+        .and_then(time::Date::next_day)
+        .unwrap_or(today);
+    let young = j.issue_card(j.add_resident(Person {
+        birth: &young_birth.to_string(),
+        ..Person::ADULT
+    }));
+    let young_auth =
+        std::fs::read_to_string(j.export_cert(young.serial("auth").unwrap(), "young-auth.pem")).unwrap();
+    std::thread::sleep(Duration::from_millis(700)); // the server follows the new issuance
+    let ask = |pem: &str, n: u8, key: &str| {
+        post_json(
+            &age_url,
+            Some(key),
+            &serde_json::json!({ "certificate": pem, "at_least": n }).to_string(),
+        )
+    };
+    let (code, v) = ask(&young_auth, 18, &liquor);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (v["answer"].as_bool(), v["validity"].as_str(), v["kind"].as_str()),
+        (Some(false), Some("valid"), Some("auth")),
+        "{v}"
+    );
+    assert_eq!(v["today"], today.to_string());
+    assert!(
+        !v.to_string().contains(&young_birth.to_string()),
+        "no birth date: {v}"
+    );
+    let (code, v) = ask(&auth_pem, 20, &liquor);
+    assert_eq!((code, v["answer"].as_bool()), (200, Some(true)), "{v}");
+    let (code, v) = ask(&sign_pem, 18, &liquor);
+    assert_eq!(
+        (code, v["answer"].as_bool(), v["validity"].as_str()),
+        (200, Some(true), Some("invalid")),
+        "revoked above: {v}"
+    );
+    assert_eq!(ask(&auth_pem, 21, &liquor).0, 403, "a threshold not registered");
+    assert_eq!(ask(&auth_pem, 18, &bank).0, 403, "no age capability");
 
     // schemathesis against /openapi.json: no 5xx, no undocumented status, no response off its schema.
     let schemathesis = venv().join("bin").join("schemathesis");

@@ -123,6 +123,7 @@ mod tests {
             "/ca/{path}",
             "/tsa",
             "/v1/certificates/validity",
+            "/v1/certificates/age",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} is documented");
         }
