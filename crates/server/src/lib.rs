@@ -45,5 +45,5 @@ pub use ocsp::{
     RevocationAccess,
 };
 pub use published::{MAX_PUBLISHED_BYTES, PKIX_CERT, PKIX_CRL};
-pub use serve::{DEFAULT_GRACE, Server, run_blocking, serve_blocking};
+pub use serve::{DEFAULT_GRACE, DEFAULT_HEADER_TIMEOUT, Server, run_blocking, serve_blocking};
 pub use tsa::{MAX_QUERY_BYTES, TIMESTAMP_QUERY, TIMESTAMP_REPLY, TSA_PATH, TimeStamper};

@@ -1,12 +1,15 @@
 //! Listening, serving and shutting down.
-use std::future::{Future, IntoFuture as _};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::app::AppState;
 use crate::error::ServerError;
@@ -14,6 +17,9 @@ use crate::tsa::TimeStamper;
 
 /// How long a shutdown waits for requests in flight before closing their connections.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// How long a client has to send a request's headers (slow-loris defence): a connection that
+/// dawdles longer is closed.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bound listener and the router it serves.
 #[derive(Debug)]
@@ -22,6 +28,7 @@ pub struct Server {
     local_addr: SocketAddr,
     router: Router,
     grace: Duration,
+    header_timeout: Duration,
 }
 
 impl Server {
@@ -40,6 +47,7 @@ impl Server {
             local_addr,
             router: state.router(),
             grace: DEFAULT_GRACE,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
         })
     }
 
@@ -52,6 +60,14 @@ impl Server {
     #[must_use]
     pub fn with_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// How long a client may take to send a request's headers ([`DEFAULT_HEADER_TIMEOUT`] unless
+    /// set).
+    #[must_use]
+    pub fn with_header_timeout(mut self, timeout: Duration) -> Self {
+        self.header_timeout = timeout;
         self
     }
 
@@ -79,27 +95,49 @@ impl Server {
             local_addr,
             router,
             grace,
+            header_timeout,
         } = self;
         tracing::info!(address = %local_addr, "listening");
-        let (stopping_tx, mut stopping_rx) = watch::channel(false);
-        let serving = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down");
-                // The receiver lives in this function until serving ends: sending cannot fail
-                // before that, and afterwards nobody is waiting.
-                let _ = stopping_tx.send(true);
-            })
-            .into_future();
-        let deadline = async move {
-            if stopping_rx.wait_for(|stopping| *stopping).await.is_err() {
-                std::future::pending::<()>().await;
+        // hyper-util's connection builder rather than axum::serve, for the header-read timeout.
+        let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .keep_alive(true);
+        let graceful = GracefulShutdown::new();
+        let shutdown = shutdown;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, _peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let service = TowerToHyperService::new(router.clone());
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let watched = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        if let Err(e) = watched.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
             }
-            tokio::time::sleep(grace).await;
-        };
+        }
+        tracing::info!("shutting down");
+        drop(listener);
         tokio::select! {
-            served = serving => served.map_err(ServerError::Serve)?,
-            () = deadline => {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(grace) => {
                 tracing::warn!(grace_ms = grace.as_millis(), "requests still running after the grace period: closing");
             }
         }

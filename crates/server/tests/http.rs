@@ -16,6 +16,8 @@
 //!   responder with the same bytes (percent-encoded, unpadded); without a bearer key the server
 //!   answers 401 with `WWW-Authenticate: Bearer` unless revocation is public, and an unknown key is
 //!   401 too; 415, 413 and a bad base64 path are 4xx.
+//! * Slow loris: 200 connections that never finish their headers do not keep others from being
+//!   answered, and each is closed once the header timeout passes.
 //! * The real `curl` (skipped with a message when it is missing, unless `JPKI_REQUIRE_INTEROP=1`).
 //!
 //! The time-stamper is a stub: `TimeStamper` is this crate's own trait, and what a real one signs
@@ -106,6 +108,10 @@ impl TestServer {
     }
 
     fn start_state(state: AppState, grace: Duration) -> Self {
+        Self::start_full(state, grace, jpki_server::DEFAULT_HEADER_TIMEOUT)
+    }
+
+    fn start_full(state: AppState, grace: Duration, header_timeout: Duration) -> Self {
         let (addr_tx, addr_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -117,7 +123,8 @@ impl TestServer {
             let result = runtime.block_on(async move {
                 let server = Server::bind("127.0.0.1:0".parse().unwrap(), &state)
                     .await?
-                    .with_grace(grace);
+                    .with_grace(grace)
+                    .with_header_timeout(header_timeout);
                 addr_tx.send(server.local_addr()).unwrap();
                 server
                     .run_until(async move {
@@ -922,4 +929,38 @@ fn ocsp_public_revocation_and_bad_requests() {
     assert_eq!(bad.status, 400, "{}", bad.text());
     // The server goes on answering.
     assert_eq!(raw(s.addr, "GET /healthz HTTP/1.1", b"").status, 200);
+}
+
+#[test]
+fn slow_loris_connections_are_closed_and_others_still_answered() {
+    let s = TestServer::start_full(
+        AppState::new().with_tsa(echo()),
+        jpki_server::DEFAULT_GRACE,
+        Duration::from_secs(1),
+    );
+    let stalled: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut c = TcpStream::connect(s.addr).unwrap();
+            c.write_all(b"POST /tsa HTTP/1.1\r\nHost: x\r\nContent-Type: application/timestamp-query\r\n")
+                .unwrap();
+            c
+        })
+        .collect();
+    let start = Instant::now();
+    assert_eq!(raw(s.addr, "GET /healthz HTTP/1.1", b"").status, 200);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "answered while 200 connections stall"
+    );
+    // Each stalled connection is closed (EOF, or an error reply and EOF) once the timeout passes.
+    for mut c in stalled.into_iter().take(5) {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut rest = Vec::new();
+        let read = c.read_to_end(&mut rest);
+        assert!(read.is_ok(), "the server closed the stalled connection: {read:?}");
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "closed within the header timeout"
+    );
 }
