@@ -120,6 +120,12 @@ pub(crate) struct ServeArgs {
     /// URLs the certificates name. Default: DATA/public.
     #[arg(long, value_name = "DIR")]
     pub publish_dir: Option<PathBuf>,
+    /// Speak HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE.pem", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE.pem", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -230,6 +230,11 @@ fn ocsp_service(authority: &mut Authority, passphrase: &[u8]) -> Result<OcspServ
 
 /// `jpki serve`.
 pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Report, Failure> {
+    // TLS first: a bad certificate or key is reported before anything else starts.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(jpki_server::tls_config(cert, key)?),
+        _ => None,
+    };
     let mut authority = Authority::open(data)?;
     let passphrase = secrets::authority_passphrase(data)?;
     let tsa_creds = authority.tsa_credentials(passphrase.as_bytes())?;
@@ -284,24 +289,26 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
         .with_api(Arc::new(api), keys);
     jpki_server::init_logging();
     let public = args.public_revocation;
-    let result = jpki_server::serve_blocking(args.listen, &state, |addr| {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let result = jpki_server::serve_blocking_tls(args.listen, &state, tls, |addr| {
         if json_out {
             println!(
                 "{}",
                 json!({
                     "listening": addr.to_string(),
-                    "ocsp": CertKind::ALL.iter().map(|k| format!("http://{addr}/ocsp/{}", k.as_str())).collect::<Vec<_>>(),
-                    "tsa": format!("http://{addr}{}", jpki_server::TSA_PATH),
+                    "scheme": scheme,
+                    "ocsp": CertKind::ALL.iter().map(|k| format!("{scheme}://{addr}/ocsp/{}", k.as_str())).collect::<Vec<_>>(),
+                    "tsa": format!("{scheme}://{addr}{}", jpki_server::TSA_PATH),
                     "public_revocation": public,
                     "publish_dir": publish_dir,
                 })
             );
         } else {
-            println!("Serving on http://{addr} (Ctrl-C or SIGTERM stops it):");
-            println!("  OCSP  http://{addr}/ocsp/sign and /ocsp/auth (POST, or GET below them)");
-            println!("  TSA   http://{addr}{}", jpki_server::TSA_PATH);
+            println!("Serving on {scheme}://{addr} (Ctrl-C or SIGTERM stops it):");
+            println!("  OCSP  {scheme}://{addr}/ocsp/sign and /ocsp/auth (POST, or GET below them)");
+            println!("  TSA   {scheme}://{addr}{}", jpki_server::TSA_PATH);
             println!(
-                "  CRLs  http://{addr}/crl/… and CA certificates /ca/… from {}",
+                "  CRLs  {scheme}://{addr}/crl/… and CA certificates /ca/… from {}",
                 publish_dir.display()
             );
             if public {

@@ -621,3 +621,101 @@ fn the_validity_api_answers_by_capability_and_schemathesis_finds_nothing() {
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn serve_speaks_https_when_given_a_certificate() {
+    if !have("openssl") || !have("curl") {
+        return;
+    }
+    let j = Jpki::demo("p384");
+    let (cert, key) = (j.path("tls.pem"), j.path("tls.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            s(&key),
+            "-out",
+            s(&cert),
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let server = Served::start(&j, &["serve", "--tls-cert", s(&cert), "--tls-key", s(&key)]);
+    assert_eq!(server.ready["scheme"], "https");
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--cacert",
+            s(&cert),
+            &format!("https://{}/healthz", server.addr()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{}", text(&out));
+    // Plain HTTP to the TLS port gets no HTTP answer; the server goes on.
+    let plain = Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://{}/healthz", server.addr()),
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+    assert!(server.stop().success());
+    // A key that is not the certificate's: one line naming the problem, exit 1.
+    let other = j.path("other.key");
+    assert!(
+        Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                s(&other)
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let bad = j.run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        s(&cert),
+        "--tls-key",
+        s(&other),
+    ]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{err}");
+    assert!(err.contains("TLS") && err.trim().lines().count() == 1, "{err}");
+    let half = j.run(&["serve", "--tls-cert", s(&cert)]);
+    assert_eq!(
+        half.status.code(),
+        Some(2),
+        "--tls-cert without --tls-key is a usage error"
+    );
+}

@@ -15,6 +15,9 @@ pub enum ServerError {
         /// The OS error.
         source: io::Error,
     },
+    /// The TLS certificate or key could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The async runtime could not be started.
     #[error("cannot start the server: {}", describe_io(.0))]
     Runtime(#[source] io::Error),

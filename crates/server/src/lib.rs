@@ -33,6 +33,7 @@ mod metrics;
 mod ocsp;
 mod published;
 mod serve;
+mod tls;
 mod tsa;
 
 pub use api::{JsonApi, MAX_JSON_BYTES, OPENAPI};
@@ -45,5 +46,8 @@ pub use ocsp::{
     RevocationAccess,
 };
 pub use published::{MAX_PUBLISHED_BYTES, PKIX_CERT, PKIX_CRL};
-pub use serve::{DEFAULT_GRACE, DEFAULT_HEADER_TIMEOUT, Server, run_blocking, serve_blocking};
+pub use serve::{
+    DEFAULT_GRACE, DEFAULT_HEADER_TIMEOUT, Server, run_blocking, serve_blocking, serve_blocking_tls,
+};
+pub use tls::tls_config;
 pub use tsa::{MAX_QUERY_BYTES, TIMESTAMP_QUERY, TIMESTAMP_REPLY, TSA_PATH, TimeStamper};

@@ -10,6 +10,7 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::app::AppState;
 use crate::error::ServerError;
@@ -22,13 +23,24 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A bound listener and the router it serves.
-#[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: Router,
     grace: Duration,
     header_timeout: Duration,
+    tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("grace", &self.grace)
+            .field("header_timeout", &self.header_timeout)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Server {
@@ -48,6 +60,7 @@ impl Server {
             router: state.router(),
             grace: DEFAULT_GRACE,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
+            tls: None,
         })
     }
 
@@ -68,6 +81,14 @@ impl Server {
     #[must_use]
     pub fn with_header_timeout(mut self, timeout: Duration) -> Self {
         self.header_timeout = timeout;
+        self
+    }
+
+    /// Speaks TLS with `config` (see [`tls_config`](crate::tls_config)); the handshake must finish
+    /// within the header timeout.
+    #[must_use]
+    pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(TlsAcceptor::from(config));
         self
     }
 
@@ -96,6 +117,7 @@ impl Server {
             router,
             grace,
             header_timeout,
+            tls,
         } = self;
         tracing::info!(address = %local_addr, "listening");
         // hyper-util's connection builder rather than axum::serve, for the header-read timeout.
@@ -122,10 +144,29 @@ impl Server {
                     };
                     let _ = stream.set_nodelay(true);
                     let service = TowerToHyperService::new(router.clone());
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                    let watched = graceful.watch(connection);
+                    let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = watched.await {
+                        let served = match tls {
+                            None => {
+                                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                                watcher.watch(conn.into_owned()).await
+                            }
+                            Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(tls_stream)) => {
+                                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                                    watcher.watch(conn.into_owned()).await
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!("TLS handshake timed out");
+                                    return;
+                                }
+                            },
+                        };
+                        if let Err(e) = served {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
                     });
@@ -208,6 +249,19 @@ pub fn serve_blocking(
     state: &AppState,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServerError> {
+    serve_blocking_tls(addr, state, None, ready)
+}
+
+/// [`serve_blocking`], speaking TLS with `tls` when given (see [`tls_config`](crate::tls_config)).
+///
+/// # Errors
+/// As [`serve_blocking`].
+pub fn serve_blocking_tls(
+    addr: SocketAddr,
+    state: &AppState,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServerError> {
     // Signing is CPU-bound: a few threads per core keep every core busy, and a burst queues for
     // them instead of growing Tokio's blocking pool towards its default 512 threads.
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
@@ -219,7 +273,10 @@ pub fn serve_blocking(
         .map_err(ServerError::Runtime)?;
     let result = runtime.block_on(async {
         let stop = shutdown_signal();
-        let server = Server::bind(addr, state).await?;
+        let mut server = Server::bind(addr, state).await?;
+        if let Some(config) = tls {
+            server = server.with_tls(config);
+        }
         ready(server.local_addr());
         server.run_until(stop).await
     });
