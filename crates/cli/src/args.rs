@@ -99,6 +99,20 @@ pub(crate) enum RpCmd {
         #[arg(long, value_name = "RP_ID")]
         rp: String,
     },
+    /// The invoice of a relying party for a month (JST): checks by certificate kind at 20 yen
+    /// (signature) and 2 yen (authentication), with the marginal bulk-discount tiers of
+    /// DATA/tariff.json (default: 10 % off from the 100,001st check, 20 % from the 1,000,001st).
+    Invoice {
+        /// The relying party.
+        #[arg(long, value_name = "RP_ID")]
+        rp: String,
+        /// The month, YYYY-MM.
+        #[arg(long, value_name = "YYYY-MM")]
+        month: String,
+        /// Print CSV (kind,checks,unit_yen,yen and a total line) instead of text.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Revoke every API key of a relying party; refused from the next request on.
     RevokeKey {
         /// The relying party.

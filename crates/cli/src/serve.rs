@@ -16,7 +16,9 @@ use jpki_authority::Authority;
 use jpki_model::CertKind;
 use jpki_pki::ocsp::Responder;
 use jpki_platform::api::{BirthDates, Rights};
-use jpki_platform::{Api, Capability, NewRelyingParty, OcspService, Registry, RelyingParty, StatusIndex};
+use jpki_platform::{
+    Api, Capability, Meter, NewRelyingParty, OcspService, Registry, RelyingParty, StatusIndex, Tariff,
+};
 use jpki_server::{ApiKeys, AppState, Caller, RevocationAccess};
 use jpki_sig::tsp::TimeStampAuthority;
 use serde_json::json;
@@ -35,17 +37,25 @@ const REGISTRY_FILE: &str = "platform.sqlite";
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
 /// The platform's OCSP service as the HTTP layer's responder.
-struct PlatformOcsp(Arc<OcspService>);
+/// Every certificate answered for an identified relying party is metered.
+struct PlatformOcsp(Arc<OcspService>, Arc<Meter>);
 
 impl jpki_server::OcspResponder for PlatformOcsp {
     fn answer(&self, caller: Option<&Caller>, request_der: &[u8]) -> Vec<u8> {
         let may = |kind| caller.is_none_or(|c| c.may(status_capability(kind).as_str()));
-        self.0.answer(request_der, OffsetDateTime::now_utc(), may).body
+        let now = OffsetDateTime::now_utc();
+        let answer = self.0.answer(request_der, now, may);
+        if let Some(c) = caller {
+            for a in &answer.answered {
+                self.1.add(&c.id, a.kind, "ocsp", 1, now);
+            }
+        }
+        answer.body
     }
 }
 
-/// The platform's JSON API as the HTTP layer's handler.
-struct PlatformApi(Api);
+/// The platform's JSON API as the HTTP layer's handler; every answered check is metered.
+struct PlatformApi(Api, Arc<Meter>);
 
 impl jpki_server::JsonApi for PlatformApi {
     fn call(&self, caller: &Caller, operation: &str, body: &[u8]) -> (u16, String) {
@@ -59,7 +69,21 @@ impl jpki_server::JsonApi for PlatformApi {
             may: &may,
             age_thresholds: &ages,
         };
-        let (status, json) = self.0.call(operation, body, &rights, OffsetDateTime::now_utc());
+        let now = OffsetDateTime::now_utc();
+        let (status, json) = self.0.call(operation, body, &rights, now);
+        let check = match operation {
+            "certificates/validity" => Some("validity"),
+            "certificates/age" => Some("age"),
+            _ => None,
+        };
+        let kind = match json["kind"].as_str() {
+            Some("sign") => Some(CertKind::Signature),
+            Some("auth") => Some(CertKind::Authentication),
+            _ => None,
+        };
+        if let (200, Some(check), Some(kind)) = (status, check, kind) {
+            self.1.add(&caller.id, kind, check, 1, now);
+        }
         (status, json.to_string())
     }
 }
@@ -199,6 +223,7 @@ pub(crate) fn rp(cmd: RpCmd, data: &Path) -> Result<Report, Failure> {
                 format!("New API key for {rp} (shown once):\n{}", key.expose()),
             ))
         }
+        RpCmd::Invoice { rp, month, csv } => invoice(&reg, data, &rp, &month, csv),
         RpCmd::RevokeKey { rp } => {
             let n = reg.revoke_keys(&rp, now)?;
             Ok(Report::new(
@@ -244,9 +269,17 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
 
     // Follow status changes made by other processes.
     let stop = Arc::new(AtomicBool::new(false));
+    let meter = Arc::new(Meter::default());
     let follower = {
         let (service, stop, data) = (Arc::clone(&service), Arc::clone(&stop), data.to_path_buf());
         let follow = Authority::open(&data)?;
+        let (meter, mut ledger) = (Arc::clone(&meter), registry(&data)?);
+        let flush = move |ledger: &mut Registry| {
+            let counts = meter.take();
+            if let Err(e) = ledger.add_metered(&counts) {
+                tracing::error!(error = %e, checks = counts.len(), "cannot record metered checks");
+            }
+        };
         std::thread::Builder::new()
             .name("jpki-status-follower".into())
             .spawn(move || {
@@ -259,7 +292,9 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
                         Ok(p) => position = p,
                         Err(e) => tracing::warn!(error = %e, "cannot read status changes; answering from the snapshot"),
                     }
+                    flush(&mut ledger);
                 }
+                flush(&mut ledger);
             })?
     };
 
@@ -280,11 +315,15 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     let api = PlatformApi(
         Api::new(Arc::clone(&service), &cas)?
             .with_birth_dates(Arc::new(RegistryBirthDates(Mutex::new(Authority::open(data)?)))),
+        Arc::clone(&meter),
     );
     let publish_dir = args.publish_dir.clone().unwrap_or_else(|| data.join("public"));
     let state = AppState::new()
         .with_tsa(Arc::new(AuthorityTsa { tsa }))
-        .with_ocsp(Arc::new(PlatformOcsp(Arc::clone(&service))), access.clone())
+        .with_ocsp(
+            Arc::new(PlatformOcsp(Arc::clone(&service), Arc::clone(&meter))),
+            access.clone(),
+        )
         .with_published(publish_dir.clone(), access)
         .with_api(Arc::new(api), keys);
     jpki_server::init_logging();
@@ -325,4 +364,73 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     let _ = follower.join();
     result?;
     Ok(Report::new(json!({ "stopped": true }), "Server stopped."))
+}
+
+/// The tariff: DATA/tariff.json when present, else seed 000's prices with the default tiers.
+fn tariff(data: &Path) -> Result<Tariff, Failure> {
+    let path = data.join("tariff.json");
+    let tariff = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<Tariff>(&bytes)
+            .map_err(|e| Failure::Failed(format!("{}: {e}", path.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Tariff::default(),
+        Err(e) => return Err(Failure::Failed(format!("{}: {e}", path.display()))),
+    };
+    tariff.validate().map_err(Failure::Failed)?;
+    Ok(tariff)
+}
+
+/// `jpki rp invoice`.
+fn invoice(reg: &Registry, data: &Path, rp: &str, month: &str, csv: bool) -> Result<Report, Failure> {
+    let ok = month.len() == 7
+        && month.as_bytes().get(4) == Some(&b'-')
+        && month
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| i == 4 || b.is_ascii_digit())
+        && matches!(month.get(5..7).and_then(|m| m.parse::<u8>().ok()), Some(1..=12));
+    if !ok {
+        return Err(Failure::Usage(format!("--month {month:?}: expected YYYY-MM")));
+    }
+    let party = reg.get(rp)?;
+    let tariff = tariff(data)?;
+    let metered = reg.metered(rp, month)?;
+    let count = |kind: &str| {
+        metered
+            .iter()
+            .filter(|(k, _, _)| k == kind)
+            .map(|(_, _, n)| n)
+            .sum::<u64>()
+    };
+    let lines = tariff.invoice(count("sign"), count("auth"));
+    let total: u64 = lines.iter().map(|l| l.yen).sum();
+    let text = if csv {
+        let mut t = String::from("kind,checks,unit_yen,yen\n");
+        for l in &lines {
+            t.push_str(&format!("{},{},{},{}\n", l.kind, l.checks, l.unit_yen, l.yen));
+        }
+        t.push_str(&format!("total,,,{total}"));
+        t
+    } else {
+        let mut t = format!("Invoice for {} ({}), {month} (JST)\n", party.name, party.id);
+        for l in &lines {
+            t.push_str(&format!(
+                "  {} certificate checks: {:>10} × {:>2} yen, after tiers {:>12} yen\n",
+                l.kind, l.checks, l.unit_yen, l.yen
+            ));
+        }
+        t.push_str(&format!("  total {total} yen"));
+        t
+    };
+    Ok(Report::new(
+        json!({
+            "rp_id": party.id,
+            "name": party.name,
+            "month": month,
+            "lines": lines,
+            "checks": metered.iter().map(|(k, c, n)| json!({"kind": k, "check": c, "count": n})).collect::<Vec<_>>(),
+            "tiers": tariff.tiers,
+            "total_yen": total,
+        }),
+        text,
+    ))
 }

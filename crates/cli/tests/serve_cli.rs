@@ -719,3 +719,164 @@ fn serve_speaks_https_when_given_a_certificate() {
         "--tls-cert without --tls-key is a usage error"
     );
 }
+
+#[test]
+fn invoices_match_the_checks_to_the_yen() {
+    if !have("openssl") || !have("curl") {
+        return;
+    }
+    let j = Jpki::demo("p384");
+    // A tariff with a tier early enough to matter: 50 % off from the 3rd check of a month.
+    std::fs::write(
+        j.data().join("tariff.json"),
+        r#"{"sign_yen": 20, "auth_yen": 2, "tiers": [{"from": 3, "percent_off": 50}]}"#,
+    )
+    .unwrap();
+    let card = j.issue_card(j.add_resident(Person::ADULT));
+    let sign_pem_path = j.export_cert(card.serial("sign").unwrap(), "sign.pem");
+    let auth_pem_path = j.export_cert(card.serial("auth").unwrap(), "auth.pem");
+    let (sign_pem, auth_pem) = (
+        std::fs::read_to_string(&sign_pem_path).unwrap(),
+        std::fs::read_to_string(&auth_pem_path).unwrap(),
+    );
+    let sign_root = j.export_root("sign", "sign-root.pem");
+    let auth_root = j.export_root("auth", "auth-root.pem");
+    let add = |name: &str, allow: &[&str]| {
+        let mut args = vec!["rp", "add", "--name", name, "--allow"];
+        args.extend_from_slice(allow);
+        let v = j.json(&args);
+        (
+            v["rp_id"].as_str().unwrap().to_owned(),
+            v["api_key"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (a_id, a_key) = add("A Bank", &["sign-status,auth-status"]);
+    let (b_id, b_key) = add("B Shop", &["auth-status"]);
+    let (c_id, c_key) = add("C Bar", &["sign-status,age", "--age-thresholds", "20"]);
+    let server = Served::start(&j, &["serve"]);
+    let addr = server.addr();
+    let reqs: Vec<_> = [
+        ("sign", &sign_root, &sign_pem_path),
+        ("auth", &auth_root, &auth_pem_path),
+    ]
+    .iter()
+    .map(|(kind, root, cert)| {
+        let req = j.path(format!("{kind}.req"));
+        let out = Command::new("openssl")
+            .args([
+                "ocsp",
+                "-issuer",
+                s(root),
+                "-cert",
+                s(cert),
+                "-no_nonce",
+                "-reqout",
+                s(&req),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        req
+    })
+    .collect();
+    let ocsp = |kind: &str, key: &str| {
+        let req = &reqs[usize::from(kind == "auth")];
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                "Content-Type: application/ocsp-request",
+            ])
+            .args([
+                "-H",
+                &format!("Authorization: Bearer {key}"),
+                "--data-binary",
+                &format!("@{}", s(req)),
+            ])
+            .arg(format!("http://{addr}/ocsp/{kind}"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    };
+    let api = |op: &str, key: &str, body: serde_json::Value| {
+        post_json(
+            &format!("http://{addr}/v1/certificates/{op}"),
+            Some(key),
+            &body.to_string(),
+        )
+        .0
+    };
+    // The workload.
+    for _ in 0..5 {
+        ocsp("sign", &a_key);
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            api("validity", &a_key, serde_json::json!({ "certificate": auth_pem })),
+            200
+        );
+    }
+    for _ in 0..4 {
+        ocsp("auth", &b_key);
+    }
+    ocsp("sign", &b_key); // answered "unauthorized": not metered
+    assert_eq!(
+        api("validity", &b_key, serde_json::json!({ "certificate": sign_pem })),
+        403
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            api("validity", &c_key, serde_json::json!({ "certificate": sign_pem })),
+            200
+        );
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            api(
+                "age",
+                &c_key,
+                serde_json::json!({ "certificate": auth_pem, "at_least": 20 })
+            ),
+            200
+        );
+    }
+    assert!(server.stop().success(), "SIGTERM flushes the meter");
+    let month = {
+        let d = OffsetDateTime::now_utc()
+            .to_offset(time::macros::offset!(+9))
+            .date();
+        format!("{:04}-{:02}", d.year(), u8::from(d.month()))
+    };
+    // Expected, by hand: two checks at the full price, the rest at half.
+    // A: sign 5 → 2×20 + 3×10 = 70; auth 3 → 2×2 + 1×1 = 5.  B: auth 4 → 4 + 2 = 6.
+    // C: sign 2 → 40; auth 3 (age checks) → 5.
+    for (id, sign, auth) in [(&a_id, 70, 5), (&b_id, 0, 6), (&c_id, 40, 5)] {
+        let v = j.json(&["rp", "invoice", "--rp", id, "--month", &month]);
+        let yen = |kind: &str| {
+            v["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["kind"] == kind)
+                .unwrap()["yen"]
+                .as_u64()
+                .unwrap()
+        };
+        assert_eq!(
+            (yen("sign"), yen("auth"), v["total_yen"].as_u64().unwrap()),
+            (sign, auth, sign + auth),
+            "{id}: {v}"
+        );
+    }
+    let csv = j.run(&["rp", "invoice", "--rp", &a_id, "--month", &month, "--csv"]);
+    assert_eq!(
+        String::from_utf8_lossy(&csv.stdout).trim(),
+        "kind,checks,unit_yen,yen\nsign,5,20,70\nauth,3,2,5\ntotal,,,75"
+    );
+    let bad = j.run(&["rp", "invoice", "--rp", &a_id, "--month", "2026-13"]);
+    assert_eq!(bad.status.code(), Some(2));
+}

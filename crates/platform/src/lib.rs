@@ -4,6 +4,7 @@
 pub mod access_log;
 pub mod api;
 mod error;
+pub mod fees;
 pub mod ocsp;
 pub mod rp;
 pub mod status;
@@ -11,6 +12,7 @@ pub mod status;
 pub use access_log::{AccessRecord, CheckRecord, SignedHead, Tamper};
 pub use api::Api;
 pub use error::PlatformError;
+pub use fees::{Meter, Tariff};
 pub use ocsp::{Answered, OcspAnswer, OcspService};
 pub use rp::{ApiKey, Capability, NewRelyingParty, Registry, RelyingParty};
 pub use status::{Lookup, StatusIndex};

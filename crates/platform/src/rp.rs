@@ -152,6 +152,14 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS api_keys_rp ON api_keys (rp_id);
+CREATE TABLE IF NOT EXISTS metered_checks (
+    rp_id  TEXT    NOT NULL REFERENCES relying_parties (id),
+    month  TEXT    NOT NULL,
+    kind   TEXT    NOT NULL CHECK (kind IN ('sign', 'auth')),
+    check_name TEXT NOT NULL,
+    count  INTEGER NOT NULL,
+    PRIMARY KEY (rp_id, month, kind, check_name)
+);
 ";
 
 fn key_hash(key: &str) -> Vec<u8> {
@@ -281,6 +289,48 @@ impl Registry {
             params![key_hash(key.expose()), id, now.unix_timestamp()],
         )?;
         Ok(key)
+    }
+
+    /// Adds metered counts (from [`crate::fees::Meter::take`]) in one transaction.
+    pub fn add_metered(&mut self, counts: &[(crate::fees::MeterKey, u64)]) -> Result<(), PlatformError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO metered_checks (rp_id, month, kind, check_name, count) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (rp_id, month, kind, check_name) DO UPDATE SET count = count + excluded.count",
+            )?;
+            for ((rp, month, kind, check), n) in counts {
+                stmt.execute(params![
+                    rp,
+                    month,
+                    kind.as_str(),
+                    check,
+                    i64::try_from(*n).unwrap_or(i64::MAX)
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The checks `id` made in `month` (`YYYY-MM`, JST), by certificate kind and check:
+    /// `(kind, check, count)`.
+    pub fn metered(&self, id: &str, month: &str) -> Result<Vec<(String, String, u64)>, PlatformError> {
+        self.get(id)?;
+        let mut stmt = self.conn.prepare(
+            "SELECT kind, check_name, count FROM metered_checks WHERE rp_id = ?1 AND month = ?2 ORDER BY kind, check_name",
+        )?;
+        let rows = stmt.query_map(params![id, month], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The relying party whose usable API key `key` is, if any.
