@@ -208,6 +208,13 @@ INSERT INTO service_certs (id, serial, role, ca_kind, key_file, shard, not_befor
     FROM service_certs_v3 ORDER BY id;
 DROP TABLE service_certs_v3;
 ",
+    // 5: the per-person secret behind pairwise identifiers (it never leaves the authority).
+    r"
+CREATE TABLE person_secrets (
+    resident_id INTEGER PRIMARY KEY REFERENCES residents (id),
+    secret      BLOB    NOT NULL CHECK (length(secret) = 32)
+);
+",
 ];
 
 /// The schema version this build writes.

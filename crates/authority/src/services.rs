@@ -222,6 +222,37 @@ impl Authority {
         .transpose()
     }
 
+    /// The pairwise identifier of the holder of the certificate `serial` for the relying party
+    /// `rp_id`: HMAC-SHA-256 under a per-person secret that never leaves the authority (made on
+    /// first use), over the relying party's identifier; 32 hex digits. The same for every
+    /// certificate of the person (renewals included), different and unlinkable across relying
+    /// parties. `None` if the certificate is not known.
+    pub fn pairwise_id(&self, serial: &[u8], rp_id: &str) -> Result<Option<String>, AuthorityError> {
+        let resident: Option<i64> = self
+            .connection()
+            .prepare_cached("SELECT resident_id FROM certificates WHERE serial = ?1")?
+            .query_row([serial], |r| r.get(0))
+            .optional()?;
+        let Some(resident) = resident else {
+            return Ok(None);
+        };
+        let fresh = random::<32>()?;
+        self.connection().execute(
+            "INSERT OR IGNORE INTO person_secrets (resident_id, secret) VALUES (?1, ?2)",
+            params![resident, fresh.as_slice()],
+        )?;
+        let secret: Zeroizing<Vec<u8>> = Zeroizing::new(self.connection().query_row(
+            "SELECT secret FROM person_secrets WHERE resident_id = ?1",
+            [resident],
+            |r| r.get(0),
+        )?);
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret);
+        let mut msg = b"openjpki pairwise v1\0".to_vec();
+        msg.extend_from_slice(rp_id.as_bytes());
+        let tag = aws_lc_rs::hmac::sign(&key, &msg);
+        Ok(Some(hex::encode(tag.as_ref().get(..16).unwrap_or_default())))
+    }
+
     /// The newest position in the status history (0 for none): where [`Self::status_changes_since`]
     /// starts for a snapshot loaded now.
     pub fn status_history_position(&self) -> Result<i64, AuthorityError> {

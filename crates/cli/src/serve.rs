@@ -15,7 +15,7 @@ use std::time::Duration;
 use jpki_authority::Authority;
 use jpki_model::CertKind;
 use jpki_pki::ocsp::Responder;
-use jpki_platform::api::{BirthDates, Rights};
+use jpki_platform::api::{BirthDates, Pairwise, Rights};
 use jpki_platform::{
     Api, Capability, Meter, NewRelyingParty, OcspService, Registry, RelyingParty, StatusIndex, Tariff,
 };
@@ -66,6 +66,7 @@ impl jpki_server::JsonApi for PlatformApi {
             .filter_map(|s| s.strip_prefix(AGE_SCOPE)?.parse().ok())
             .collect();
         let rights = Rights {
+            rp_id: &caller.id,
             may: &may,
             age_thresholds: &ages,
         };
@@ -91,10 +92,24 @@ impl jpki_server::JsonApi for PlatformApi {
 /// How a registered age threshold travels in a caller's scopes: `age:18`.
 const AGE_SCOPE: &str = "age:";
 
-/// Birth dates from the authority's registry (for age checks; the date never leaves the platform).
-struct RegistryBirthDates(Mutex<Authority>);
+/// Birth dates and pairwise identifiers from the authority's registry (the birth date never leaves
+/// the platform; the per-person secret never leaves the authority).
+struct RegistryLookups(Mutex<Authority>);
 
-impl BirthDates for RegistryBirthDates {
+impl Pairwise for RegistryLookups {
+    fn pairwise_id(&self, serial: &[u8], rp_id: &str) -> Option<String> {
+        let authority = self.0.lock().ok()?;
+        match authority.pairwise_id(serial, rp_id) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot derive a pairwise identifier");
+                None
+            }
+        }
+    }
+}
+
+impl BirthDates for RegistryLookups {
     fn birth_date(&self, serial: &[u8]) -> Option<time::Date> {
         let authority = self.0.lock().ok()?;
         match authority.birth_date_of(serial) {
@@ -312,9 +327,11 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
             .map(|k| authority.ca_cert(k).map(|der| (k, der)))
             .collect::<Result<_, _>>()?
     };
+    let lookups = Arc::new(RegistryLookups(Mutex::new(Authority::open(data)?)));
     let api = PlatformApi(
         Api::new(Arc::clone(&service), &cas)?
-            .with_birth_dates(Arc::new(RegistryBirthDates(Mutex::new(Authority::open(data)?)))),
+            .with_birth_dates(Arc::clone(&lookups) as Arc<dyn BirthDates>)
+            .with_pairwise(lookups),
         Arc::clone(&meter),
     );
     let publish_dir = args.publish_dir.clone().unwrap_or_else(|| data.join("public"));

@@ -880,3 +880,77 @@ fn invoices_match_the_checks_to_the_yen() {
     let bad = j.run(&["rp", "invoice", "--rp", &a_id, "--month", "2026-13"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn pairwise_ids_differ_between_relying_parties_and_survive_renewal() {
+    if !have("curl") {
+        return;
+    }
+    let j = Jpki::demo("p384");
+    let card = j.issue_card(j.add_resident(Person::ADULT));
+    let pem = |serial: &str, name: &str| std::fs::read_to_string(j.export_cert(serial, name)).unwrap();
+    let auth_before = pem(card.serial("auth").unwrap(), "auth-1.pem");
+    let key = |name: &str, allow: &str| {
+        j.json(&["rp", "add", "--name", name, "--allow", allow])["api_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (one, two, sign_only) = (
+        key("One", "auth-status"),
+        key("Two", "auth-status"),
+        key("Three", "sign-status"),
+    );
+    let server = Served::start(&j, &["serve"]);
+    let url = format!("http://{}/v1/certificates/pairwise-id", server.addr());
+    let id = |key: &str, pem: &str| {
+        let (code, v) = post_json(
+            &url,
+            Some(key),
+            &serde_json::json!({ "certificate": pem }).to_string(),
+        );
+        assert_eq!(code, 200, "{v}");
+        v["pairwise_id"].as_str().unwrap().to_owned()
+    };
+    let (a1, b1) = (id(&one, &auth_before), id(&two, &auth_before));
+    assert_ne!(a1, b1, "unlinkable across relying parties");
+    assert_eq!(a1.len(), 32);
+    assert_eq!(id(&one, &auth_before), a1, "stable");
+    let (code, _) = post_json(
+        &url,
+        Some(&sign_only),
+        &serde_json::json!({ "certificate": auth_before }).to_string(),
+    );
+    assert_eq!(code, 403, "needs the status capability for the kind");
+    // Renewal: new keys, new certificates, the same person, the same identifiers.
+    let renewed = j
+        .command()
+        .args([
+            "--json",
+            "card",
+            "renew",
+            "--card",
+            s(&card.card_file),
+            "--kind",
+            "both",
+        ])
+        .env("JPKI_AUTH_PIN", common::AUTH_PIN)
+        .env("JPKI_SIGN_PASSWORD", common::SIGN_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(renewed.status.success(), "{}", text(&renewed));
+    let v: serde_json::Value = serde_json::from_slice(&renewed.stdout).unwrap();
+    let new_serial = v["auth_serial"].as_str().unwrap();
+    assert_ne!(new_serial, card.serial("auth").unwrap());
+    let auth_after = pem(new_serial, "auth-2.pem");
+    std::thread::sleep(Duration::from_millis(700)); // the server follows the renewal
+    assert_eq!(id(&one, &auth_after), a1, "the same identifier after renewal");
+    assert_eq!(id(&two, &auth_after), b1);
+    // The old certificate was superseded: no identifier for it any more.
+    let (code, _) = post_json(
+        &url,
+        Some(&one),
+        &serde_json::json!({ "certificate": auth_before }).to_string(),
+    );
+    assert_eq!(code, 422);
+}

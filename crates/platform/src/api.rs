@@ -57,8 +57,16 @@ pub trait BirthDates: Send + Sync {
     fn birth_date(&self, serial: &[u8]) -> Option<time::Date>;
 }
 
-/// What the caller may ask: its capabilities and the age thresholds it registered.
+/// Where the platform gets pairwise identifiers (the authority, which holds the per-person secret).
+pub trait Pairwise: Send + Sync {
+    /// The pairwise identifier of the holder of the certificate `serial` for `rp_id`, if known.
+    fn pairwise_id(&self, serial: &[u8], rp_id: &str) -> Option<String>;
+}
+
+/// What the caller may ask: who it is, its capabilities and the age thresholds it registered.
 pub struct Rights<'a> {
+    /// The relying party's identifier.
+    pub rp_id: &'a str,
     /// Whether the caller has a capability.
     pub may: &'a dyn Fn(Capability) -> bool,
     /// The ages it may ask about.
@@ -81,6 +89,7 @@ pub struct Api {
     ocsp: Arc<OcspService>,
     cas: Vec<(CertKind, ParsedCert)>,
     birth_dates: Option<Arc<dyn BirthDates>>,
+    pairwise: Option<Arc<dyn Pairwise>>,
 }
 
 impl std::fmt::Debug for Api {
@@ -109,7 +118,54 @@ impl Api {
             ocsp,
             cas,
             birth_dates: None,
+            pairwise: None,
         })
+    }
+
+    /// Answers pairwise-identifier requests with `source`.
+    #[must_use]
+    pub fn with_pairwise(mut self, source: Arc<dyn Pairwise>) -> Self {
+        self.pairwise = Some(source);
+        self
+    }
+
+    /// `certificates/pairwise-id`: the caller's identifier for the holder of a certificate it may
+    /// check (auth-status or sign-status for its kind): stable across renewals, different for every
+    /// relying party. Only for a certificate that is valid now.
+    pub fn pairwise_id(&self, body: &[u8], rights: &Rights<'_>, now: OffsetDateTime) -> Reply {
+        let req: ValidityRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => return error(400, format!("request body: {e}")),
+        };
+        let p = match self.presented(&req.certificate) {
+            Ok(p) => p,
+            Err(reply) => return reply,
+        };
+        let needed = match p.kind {
+            CertKind::Signature => Capability::SignStatus,
+            CertKind::Authentication => Capability::AuthStatus,
+        };
+        if !(rights.may)(needed) {
+            return error(
+                403,
+                format!(
+                    "this relying party may not check {} certificates ({needed})",
+                    p.kind.as_str()
+                ),
+            );
+        }
+        if !self.status_of(&p, now).3 {
+            return error(422, "certificate: not valid now");
+        }
+        let serial = p.cert.serial.strip_prefix(&[0]).unwrap_or(&p.cert.serial);
+        match self
+            .pairwise
+            .as_ref()
+            .and_then(|s| s.pairwise_id(serial, rights.rp_id))
+        {
+            Some(id) => (200, json!({ "kind": p.kind.as_str(), "pairwise_id": id })),
+            None => error(422, "certificate: the authority does not know its holder"),
+        }
     }
 
     /// Answers age checks with birth dates from `source`.
@@ -180,6 +236,7 @@ impl Api {
         match operation {
             "certificates/validity" => self.validity(body, rights.may, now),
             "certificates/age" => self.age(body, rights, now),
+            "certificates/pairwise-id" => self.pairwise_id(body, rights, now),
             _ => error(404, format!("no operation {operation:?}")),
         }
     }

@@ -124,6 +124,7 @@ mod tests {
             "/tsa",
             "/v1/certificates/validity",
             "/v1/certificates/age",
+            "/v1/certificates/pairwise-id",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} is documented");
         }
