@@ -6,35 +6,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{Jpki, Person, SIGN_PASSWORD, Served};
+use common::{Jpki, Person, SIGN_PASSWORD, Served, have, s};
 use serde_json::Value;
-
-fn interop_required() -> bool {
-    std::env::var("JPKI_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-}
-
-fn have(exe: &str) -> bool {
-    let found = Command::new(exe)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            !interop_required(),
-            "{exe} is required (JPKI_REQUIRE_INTEROP=1) but not on PATH"
-        );
-        eprintln!("skipping the {exe} checks: {exe} is not on PATH");
-    }
-    found
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Runs `jpki --json ARGS` and returns (exit code, parsed stdout, stderr).
 fn run_json(j: &Jpki, args: &[&str]) -> (i32, Value, String) {

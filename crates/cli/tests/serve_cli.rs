@@ -8,38 +8,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
 use base64::Engine as _;
-use common::{Jpki, Person, Served, venv, venv_python_with};
-
-fn interop_required() -> bool {
-    std::env::var("JPKI_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-}
-
-fn have(exe: &str) -> bool {
-    let found = Command::new(exe)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            !interop_required(),
-            "{exe} is required (JPKI_REQUIRE_INTEROP=1) but not on PATH"
-        );
-        eprintln!("skipping: {exe} is not on PATH");
-    }
-    found
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{Jpki, Person, Served, have, interop_required, s, venv, venv_python_with};
 
 fn text(out: &Output) -> String {
     format!(
@@ -318,6 +293,13 @@ fn revocation_is_for_registered_relying_parties_by_default() {
         let (anonymous, _) = fetch(&local, &[]);
         assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
     }
+    // A CRL needs the status capability of its CA, as OCSP does.
+    let auth_only = j.json(&["rp", "add", "--name", "Auth Only", "--allow", "auth-status"]);
+    let auth_only = format!("Authorization: Bearer {}", auth_only["api_key"].as_str().unwrap());
+    let (head, _) = fetch(&format!("http://{addr}/crl/sign.crl"), &["-H", &auth_only]);
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    let (head, _) = fetch(&format!("http://{addr}/crl/auth.crl"), &["-H", &auth_only]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     // CA certificates are public; nothing outside the published tree is served.
     let (head, body) = fetch(&format!("http://{addr}/ca/sign.cer"), &[]);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");

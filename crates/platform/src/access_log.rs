@@ -1,5 +1,6 @@
-//! Access records (アクセス記録): every check a relying party makes about a person's certificate is
-//! appended to that person's log, which the person reads in the portal.
+//! Access records (アクセス記録): every check a relying party makes about a person's certificate is to
+//! be appended to that person's log, which the person reads in the portal. (The log's structure and
+//! checks are here; `jpki serve` does not write it yet: it meters checks, see [`crate::fees`].)
 //!
 //! Tamper evidence: each person's records form a hash chain (record *n* carries the SHA-256 of record
 //! *n − 1*, and its own hash covers every field), and the platform signs the chain's head (person,

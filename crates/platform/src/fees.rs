@@ -95,8 +95,13 @@ impl Tariff {
             if checks < *from {
                 break;
             }
-            let n = checks.min(until - 1) - from + 1;
-            total += n.saturating_mul(unit).saturating_mul(100 - off) / 100;
+            // Saturating: a tariff that skipped `validate` gives nonsense, never a panic.
+            let n = checks
+                .min(until.saturating_sub(1))
+                .saturating_sub(*from)
+                .saturating_add(1);
+            total = total
+                .saturating_add(n.saturating_mul(unit).saturating_mul(100u64.saturating_sub(*off)) / 100);
         }
         total
     }

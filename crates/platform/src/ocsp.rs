@@ -155,10 +155,17 @@ impl OcspService {
             }
         }
         ca.generation.fetch_add(1, Ordering::SeqCst);
-        let magnitude = strip(serial).to_vec();
+        // Cached answers are keyed by the CertID's INTEGER content: the magnitude, with a 0x00 in
+        // front when its top bit is set.
+        let magnitude = strip(serial);
+        let mut content = Vec::with_capacity(magnitude.len() + 1);
+        if magnitude.first().is_some_and(|b| b & 0x80 != 0) {
+            content.push(0);
+        }
+        content.extend_from_slice(magnitude);
         if let Ok(mut cache) = ca.cache.lock() {
-            cache.remove(&(CertIdHash::Sha1, magnitude.clone()));
-            cache.remove(&(CertIdHash::Sha256, magnitude));
+            cache.remove(&(CertIdHash::Sha1, content.clone()));
+            cache.remove(&(CertIdHash::Sha256, content));
         }
     }
 
@@ -195,11 +202,7 @@ impl OcspService {
             return self.answer_cached(ca, id, now);
         }
         let lookups: Vec<Lookup> = match ca.index.read() {
-            Ok(index) => req
-                .cert_ids
-                .iter()
-                .map(|id| index.lookup(id.serial_magnitude()))
-                .collect(),
+            Ok(index) => req.cert_ids.iter().map(|id| lookup_id(&index, id)).collect(),
             Err(_) => return OcspAnswer::error(OcspResponseStatus::InternalError),
         };
         let entries: Vec<(CertId, SingleStatus)> = req
@@ -230,7 +233,9 @@ impl OcspService {
 
     fn answer_cached(&self, ca: &Ca, id: &CertId, now: OffsetDateTime) -> OcspAnswer {
         let serial = id.serial_magnitude().to_vec();
-        let key = (id.hash, serial.clone());
+        // Keyed by the INTEGER content, so a negative serial never shares an entry with the
+        // positive one of the same magnitude.
+        let key = (id.hash, id.serial.clone());
         let hit = ca
             .cache
             .lock()
@@ -249,7 +254,7 @@ impl OcspService {
             };
         }
         let generation = ca.generation.load(Ordering::SeqCst);
-        let Ok(lookup) = ca.index.read().map(|i| i.lookup(&serial)) else {
+        let Ok(lookup) = ca.index.read().map(|i| lookup_id(&i, id)) else {
             return OcspAnswer::error(OcspResponseStatus::InternalError);
         };
         let Ok(body) = ca.responder.prebuild(id, single(lookup, now, self.validity), now) else {
@@ -281,6 +286,15 @@ impl OcspService {
             cached: false,
         }
     }
+}
+
+/// The status of the certificate a CertID names: a negative serial (no certificate has one) is
+/// unknown.
+fn lookup_id(index: &StatusIndex, id: &CertId) -> Lookup {
+    if id.serial.first().is_some_and(|b| b & 0x80 != 0) {
+        return Lookup::Unknown;
+    }
+    index.lookup(id.serial_magnitude())
 }
 
 fn strip(mut s: &[u8]) -> &[u8] {
@@ -470,6 +484,29 @@ mod tests {
             .service
             .answer(&request(&f.roots[1], &[serial(11)], None), f.now, auth_only);
         assert_eq!(auth.status, OcspResponseStatus::Successful);
+    }
+
+    #[test]
+    fn a_negative_serial_is_unknown_and_never_answers_for_the_positive_one() {
+        let f = fixture();
+        let high = [0xC0u8; 16];
+        f.service.set_status(CertKind::Signature, &high, None);
+        let h = IssuerHashes::from_cert_der(&f.roots[0]).unwrap();
+        let positive = h.cert_id(CertIdHash::Sha1, &high);
+        assert_eq!(positive.serial.first(), Some(&0), "a 0x00 keeps it positive");
+        let negative = CertId {
+            serial: high.to_vec(),
+            ..positive.clone()
+        };
+        let neg = f
+            .service
+            .answer(&OcspRequest::build(&[negative], None).unwrap(), f.now, |_| true);
+        assert_eq!(statuses(&neg.body), vec![CertStatus::Unknown]);
+        let pos = f
+            .service
+            .answer(&OcspRequest::build(&[positive], None).unwrap(), f.now, |_| true);
+        assert!(!pos.cached, "not the negative serial's cached answer");
+        assert_eq!(statuses(&pos.body), vec![CertStatus::Good]);
     }
 
     #[test]

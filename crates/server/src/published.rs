@@ -2,8 +2,8 @@
 //! (`/crl/sign.crl`, `/crl/sign/3.crl`, deltas, ARLs) and the CA certificates named in caIssuers
 //! (`/ca/sign.cer`), served from the directory `jpki crl publish --out DIR` writes.
 //!
-//! CRLs are revocation information, protected like OCSP ([`RevocationAccess`]); CA certificates are
-//! public. Caching: `ETag` (length and modification time) and `Last-Modified`, with `304 Not
+//! CRLs are revocation information, protected like OCSP ([`RevocationAccess`]: a key, and the status
+//! scope of the CA whose CRL it is, else 403); CA certificates are public. Caching: `ETag` (length and modification time) and `Last-Modified`, with `304 Not
 //! Modified` for a matching `If-None-Match` or a not-older `If-Modified-Since`; `Cache-Control:
 //! max-age=60`, `private` unless revocation is public. Only plain paths below `crl/` and `ca/` ending
 //! in `.crl` / `.cer` are served; anything else is 404.
@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::ocsp::{ApiKeys, RevocationAccess, bearer};
+use crate::ocsp::{RevocationAccess, bearer};
 use crate::tsa::text;
 
 /// The media type of a DER CRL (RFC 2585).
@@ -56,11 +56,23 @@ fn plain(rel: &str, suffix: &str) -> bool {
 }
 
 async fn get_crl(State(p): State<Published>, headers: HeaderMap, UrlPath(rel): UrlPath<String>) -> Response {
+    if !plain(&rel, ".crl") {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
     let private = match &p.access {
         RevocationAccess::Public => false,
         RevocationAccess::Keys(keys) => {
-            if !allowed(keys.as_ref(), &headers) {
+            let Some(caller) = bearer(&headers).and_then(|k| keys.identify(k)) else {
                 return crate::ocsp::unauthorized();
+            };
+            // A CRL is the revocation information of one CA: the caller needs that CA's status
+            // scope, as for OCSP (`crl/sign…` → sign-status, `crl/auth…` → auth-status).
+            let ca = rel.split(['/', '-', '.']).next().unwrap_or_default();
+            if !caller.may(&format!("{ca}-status")) {
+                return text(
+                    StatusCode::FORBIDDEN,
+                    "this relying party may not read this CA's revocation information\n",
+                );
             }
             true
         }
@@ -70,10 +82,6 @@ async fn get_crl(State(p): State<Published>, headers: HeaderMap, UrlPath(rel): U
 
 async fn get_ca(State(p): State<Published>, headers: HeaderMap, UrlPath(rel): UrlPath<String>) -> Response {
     serve_file(&p.dir, "ca", &rel, ".cer", PKIX_CERT, false, &headers).await
-}
-
-fn allowed(keys: &dyn ApiKeys, headers: &HeaderMap) -> bool {
-    bearer(headers).and_then(|k| keys.identify(k)).is_some()
 }
 
 fn etag(len: u64, modified: SystemTime) -> String {

@@ -397,14 +397,17 @@ fn read_tlv(bytes: &[u8]) -> der::Result<Tlv<'_>> {
         }
     };
     let header = bytes.len() - rest.len();
-    match (rest.get(..len), rest.get(len..), bytes.get(..header + len)) {
+    let Some(end) = header.checked_add(len) else {
+        return Err(der::ErrorKind::Overflow.into());
+    };
+    match (rest.get(..len), rest.get(len..), bytes.get(..end)) {
         (Some(value), Some(rest), Some(whole)) => Ok(Tlv {
             tag,
             value,
             whole,
             rest,
         }),
-        _ => Err(incomplete(bytes.len(), header.saturating_add(len))),
+        _ => Err(incomplete(bytes.len(), end)),
     }
 }
 
@@ -1156,7 +1159,7 @@ fn parse_signing_certificate(der: &[u8], v2: bool, part: &'static str) -> Result
 /// `IssuerSerial ::= SEQUENCE { issuer GeneralNames, serialNumber CertificateSerialNumber }`.
 fn parse_ess_issuer_serial(tlv: &[u8], part: &'static str) -> Result<EssIssuerSerial, SigError> {
     let fields = tlvs(value_of(tlv, Tag::Sequence, part)?).map_err(der_err(part))?;
-    let [names, serial, ..] = fields.as_slice() else {
+    let [names, serial] = fields.as_slice() else {
         return Err(malformed(format!(
             "{part}: issuerSerial needs issuer and serialNumber"
         )));

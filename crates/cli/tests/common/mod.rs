@@ -377,3 +377,33 @@ pub(crate) fn venv_python_with(modules: &str) -> Option<PathBuf> {
         .is_ok_and(|o| o.status.success())
         .then_some(python)
 }
+
+/// Whether the interop tools are required (`JPKI_REQUIRE_INTEROP=1`, as scripts/test.sh sets):
+/// then a missing tool fails the test instead of skipping it.
+pub(crate) fn interop_required() -> bool {
+    std::env::var("JPKI_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+}
+
+/// Whether `exe` runs (`exe --version`); when not, says the checks are skipped, or fails when
+/// [`interop_required`].
+pub(crate) fn have(exe: &str) -> bool {
+    let found = Command::new(exe)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            !interop_required(),
+            "{exe} is required (JPKI_REQUIRE_INTEROP=1) but not on PATH"
+        );
+        eprintln!("skipping the {exe} checks: {exe} is not on PATH");
+    }
+    found
+}
+
+/// A path as `&str` (test paths are UTF-8).
+pub(crate) fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
