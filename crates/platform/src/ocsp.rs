@@ -22,7 +22,7 @@ use jpki_pki::ocsp::{
 };
 use time::{Duration, OffsetDateTime};
 
-use crate::status::{Lookup, StatusIndex};
+use crate::status::{Lookup, StatusIndex, strip};
 
 /// One CA as the responder serves it.
 #[derive(Debug)]
@@ -295,13 +295,6 @@ fn lookup_id(index: &StatusIndex, id: &CertId) -> Lookup {
         return Lookup::Unknown;
     }
     index.lookup(id.serial_magnitude())
-}
-
-fn strip(mut s: &[u8]) -> &[u8] {
-    while let [0, rest @ ..] = s {
-        s = rest;
-    }
-    s
 }
 
 #[cfg(test)]

@@ -74,7 +74,8 @@ fn key(magnitude: &[u8]) -> Option<u128> {
     Some(u128::from_be_bytes(bytes))
 }
 
-fn strip(mut s: &[u8]) -> &[u8] {
+/// `s` without leading zero octets (a serial's magnitude).
+pub(crate) fn strip(mut s: &[u8]) -> &[u8] {
     while let [0, rest @ ..] = s {
         s = rest;
     }
