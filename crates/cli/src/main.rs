@@ -7,6 +7,7 @@ mod args;
 mod demo;
 mod docsig;
 mod holder;
+mod lookups;
 mod secrets;
 mod serve;
 

@@ -15,7 +15,9 @@ use std::time::Duration;
 use jpki_authority::Authority;
 use jpki_model::CertKind;
 use jpki_pki::ocsp::Responder;
-use jpki_platform::api::{BirthDates, Pairwise, Rights};
+use jpki_platform::api::{BirthDates, Rights};
+
+use crate::lookups::RegistryLookups;
 use jpki_platform::{
     Api, Capability, Meter, NewRelyingParty, OcspService, Registry, RelyingParty, StatusIndex, Tariff,
 };
@@ -91,36 +93,6 @@ impl jpki_server::JsonApi for PlatformApi {
 
 /// How a registered age threshold travels in a caller's scopes: `age:18`.
 const AGE_SCOPE: &str = "age:";
-
-/// Birth dates and pairwise identifiers from the authority's registry (the birth date never leaves
-/// the platform; the per-person secret never leaves the authority).
-struct RegistryLookups(Mutex<Authority>);
-
-impl Pairwise for RegistryLookups {
-    fn pairwise_id(&self, serial: &[u8], rp_id: &str) -> Option<String> {
-        let authority = self.0.lock().ok()?;
-        match authority.pairwise_id(serial, rp_id) {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot derive a pairwise identifier");
-                None
-            }
-        }
-    }
-}
-
-impl BirthDates for RegistryLookups {
-    fn birth_date(&self, serial: &[u8]) -> Option<time::Date> {
-        let authority = self.0.lock().ok()?;
-        match authority.birth_date_of(serial) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read a birth date");
-                None
-            }
-        }
-    }
-}
 
 /// API keys checked against the relying-party registry on every request.
 struct RegistryKeys(Mutex<Registry>);
