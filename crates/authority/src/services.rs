@@ -29,6 +29,10 @@ pub(crate) enum ServiceRole {
     Ocsp,
 }
 
+/// The party name under which [`Authority::person_ref`] derives the platform's own reference (no
+/// relying-party identifier can equal it: those are `rp-` and hex).
+const PLATFORM_PARTY: &str = "\0platform";
+
 impl ServiceRole {
     fn as_str(self) -> &'static str {
         match self {
@@ -251,6 +255,15 @@ impl Authority {
         msg.extend_from_slice(rp_id.as_bytes());
         let tag = aws_lc_rs::hmac::sign(&key, &msg);
         Ok(Some(hex::encode(tag.as_ref().get(..16).unwrap_or_default())))
+    }
+
+    /// The platform's own opaque reference to the holder of the certificate `serial` (either kind):
+    /// the pairwise identifier for the platform itself, so the same for all of a person's
+    /// certificates (renewals included), never the individual number, and unlinkable to any
+    /// relying party's identifier. Access records and consents are filed under it. `None` if the
+    /// certificate is not known.
+    pub fn person_ref(&self, serial: &[u8]) -> Result<Option<String>, AuthorityError> {
+        self.pairwise_id(serial, PLATFORM_PARTY)
     }
 
     /// The newest position in the status history (0 for none): where [`Self::status_changes_since`]

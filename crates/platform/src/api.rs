@@ -63,6 +63,14 @@ pub trait Pairwise: Send + Sync {
     fn pairwise_id(&self, serial: &[u8], rp_id: &str) -> Option<String>;
 }
 
+/// Where the platform gets its own opaque reference to a certificate's holder (the authority): the
+/// same for all of a person's certificates, never the individual number. Access records and
+/// consents are filed under it.
+pub trait PersonRefs: Send + Sync {
+    /// The platform's reference to the holder of the certificate `serial`, if known.
+    fn person_ref(&self, serial: &[u8]) -> Option<String>;
+}
+
 /// What the caller may ask: who it is, its capabilities and the age thresholds it registered.
 pub struct Rights<'a> {
     /// The relying party's identifier.
