@@ -9,6 +9,7 @@
 mod authority;
 mod carddata;
 mod error;
+mod lookups;
 mod publish;
 mod schema;
 mod services;
@@ -20,6 +21,7 @@ pub use authority::{
 };
 pub use carddata::{CARD_DATA_CVC, CardDataSigner, MUNICIPALITY};
 pub use error::AuthorityError;
+pub use lookups::{Linkage, Liveness};
 pub use publish::{PublishReport, PublishedFile};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use services::{ServiceCredentials, TsaCredentials};

@@ -9,9 +9,16 @@
 //! - no nonce, one certificate (what RFC 5019 clients send): ours answers from its cache;
 //! - with a nonce: ours signs every answer, as openssl always does.
 //!
+//! Then, on our server only:
+//! - the p99 latency at half of the no-nonce peak, the rate held by `hey -q` (wrk cannot hold a
+//!   rate);
+//! - the validity JSON API (`POST /v1/certificates/validity` with a PEM certificate and a bearer key
+//!   checked against a relying-party registry, metered and recorded as `jpki serve` does), peak rate
+//!   by wrk.
+//!
 //! Also reported: the memory of the revocation state per revoked certificate (the bar: ≤ 32 bytes)
-//! and the in-process answer rate of `OcspService::answer` without HTTP. Needs `openssl` and `wrk`
-//! (scripts/bench.sh ocsp installs wrk). Run: `cargo bench -p jpki-cli --bench ocsp`.
+//! and the in-process answer rate of `OcspService::answer` without HTTP. Needs `openssl`, `wrk` and
+//! `hey` (scripts/bench.sh ocsp installs both). Run: `cargo bench -p jpki-cli --bench ocsp`.
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -78,14 +85,38 @@ fn wait_for_accept(log: &Path) -> Result<(), BoxError> {
 
 /// Runs wrk POSTing `body` to `url`; returns (requests/s, p50 ms, p99 ms).
 fn wrk(url: &str, body_file: &Path, secs: u64) -> Result<(f64, f64, f64), BoxError> {
+    wrk_with(url, body_file, "application/ocsp-request", None, secs)
+}
+
+/// Runs wrk POSTing `body` of `content_type` (with a bearer `key`) to `url`.
+fn wrk_with(
+    url: &str,
+    body_file: &Path,
+    content_type: &str,
+    key: Option<&str>,
+    secs: u64,
+) -> Result<(f64, f64, f64), BoxError> {
     let script = body_file.with_extension("lua");
+    let auth = key.map_or_else(String::new, |k| {
+        format!("wrk.headers['Authorization'] = 'Bearer {k}'\n")
+    });
+    // A `.list` file names one body file per line: wrk sends them in turn.
+    let bodies = if body_file.extension().is_some_and(|e| e == "list") {
+        format!(
+            "local bodies = {{}}\nfor name in io.lines({:?}) do local f = io.open(name, 'rb'); \
+             bodies[#bodies + 1] = f:read('*a'); f:close() end\nlocal i = 0\n\
+             request = function() i = i % #bodies + 1; return wrk.format(nil, nil, nil, bodies[i]) end\n",
+            body_file.display().to_string()
+        )
+    } else {
+        format!(
+            "local f = io.open({:?}, 'rb')\nwrk.body = f:read('*a')\nf:close()\n",
+            body_file.display().to_string()
+        )
+    };
     std::fs::write(
         &script,
-        format!(
-            "local f = io.open({:?}, 'rb')\nwrk.method = 'POST'\nwrk.body = f:read('*a')\nf:close()\n\
-             wrk.headers['Content-Type'] = 'application/ocsp-request'\n",
-            body_file.display().to_string()
-        ),
+        format!("wrk.method = 'POST'\n{bodies}wrk.headers['Content-Type'] = '{content_type}'\n{auth}"),
     )?;
     let out = Command::new("wrk")
         .args(["-t2", "-c32", &format!("-d{secs}s"), "--latency", "-s"])
@@ -125,6 +156,90 @@ fn wrk(url: &str, body_file: &Path, secs: u64) -> Result<(f64, f64, f64), BoxErr
             .unwrap_or(f64::NAN)
     };
     Ok((rate, pct("50%"), pct("99%")))
+}
+
+/// Runs hey POSTing `body` to `url` at `rate` requests/s in total over 32 connections for `secs`;
+/// returns (achieved requests/s, p50 ms, p99 ms).
+fn hey_at(url: &str, body_file: &Path, rate: f64, secs: u64) -> Result<(f64, f64, f64), BoxError> {
+    let per_worker = (rate / 32.0).max(1.0);
+    let out = Command::new("hey")
+        .args([
+            "-z",
+            &format!("{secs}s"),
+            "-c",
+            "32",
+            "-q",
+            &format!("{per_worker:.0}"),
+        ])
+        .args(["-m", "POST", "-T", "application/ocsp-request", "-D"])
+        .arg(body_file)
+        .arg(url)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !text.contains("[200]") || text.contains("Error distribution") {
+        return Err(format!("hey against {url}: {text}").into());
+    }
+    let rate = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("hey said: {text}"))?;
+    // "  99%% in 0.0012 secs"
+    let pct = |p: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(p))
+            .and_then(|v| v.trim_start_matches('%').trim().strip_prefix("in "))
+            .and_then(|v| v.trim().strip_suffix("secs"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |s| s * 1000.0)
+    };
+    Ok((rate, pct("50%"), pct("99%")))
+}
+
+/// The validity API as `jpki serve` runs it: keys from a relying-party registry, every answered
+/// check metered and recorded.
+struct ValidityApi {
+    api: jpki_platform::Api,
+    meter: Arc<jpki_platform::Meter>,
+    recorder: Arc<jpki_platform::Recorder>,
+}
+
+impl jpki_server::JsonApi for ValidityApi {
+    fn call(&self, caller: &Caller, operation: &str, body: &[u8]) -> (u16, String) {
+        let may = |cap: jpki_platform::Capability| caller.may(cap.as_str());
+        let rights = jpki_platform::api::Rights {
+            rp_id: &caller.id,
+            may: &may,
+            age_thresholds: &[],
+        };
+        let now = OffsetDateTime::now_utc();
+        let answer = self.api.call(operation, body, &rights, now);
+        for c in &answer.checked {
+            self.meter.add(&caller.id, c.kind, "validity", 1, now);
+            self.recorder.push(jpki_platform::Seen {
+                at: now,
+                rp_id: caller.id.clone(),
+                kind: c.kind,
+                serial: c.serial.clone(),
+                check: c.check.clone(),
+                purpose: answer.purpose.clone(),
+                result: c.result.clone(),
+            });
+        }
+        (answer.status, answer.body.to_string())
+    }
+}
+
+struct RegistryKeys(std::sync::Mutex<jpki_platform::Registry>);
+
+impl jpki_server::ApiKeys for RegistryKeys {
+    fn identify(&self, key: &str) -> Option<Caller> {
+        let rp = self.0.lock().ok()?.authenticate(key).ok()??;
+        Some(Caller {
+            scopes: rp.capabilities.iter().map(|c| c.as_str().to_owned()).collect(),
+            id: rp.id,
+        })
+    }
 }
 
 struct Openssl(Child);
@@ -224,7 +339,14 @@ fn main() -> Result<(), BoxError> {
         i.is_multiple_of(10)
             .then_some((revoked_at, jpki_model::RevocationReason::KeyCompromise))
     };
-    let index = StatusIndex::build(serials.iter().enumerate().map(|(i, s)| (s.as_slice(), status(i))));
+    // The responder's own serial (2) stands in as a good certificate for the validity API.
+    let index = StatusIndex::build(
+        serials
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_slice(), status(i)))
+            .chain(std::iter::once((&[2u8][..], None))),
+    );
     let bytes_each = index.revoked_bytes_each().unwrap_or(0);
     let service = Arc::new(OcspService::new(time::Duration::hours(1)).with_ca(
         CertKind::Signature,
@@ -282,26 +404,176 @@ fn main() -> Result<(), BoxError> {
         k as f64 / t.elapsed().as_secs_f64()
     );
 
+    // The validity API: a registered relying party, metering and recording drained in the
+    // background as the server's flush would.
+    let mut registry = jpki_platform::Registry::open(&dir.path().join("platform.sqlite"))?;
+    let (_rp, api_key) = registry.add(
+        &jpki_platform::NewRelyingParty {
+            name: "bench",
+            capabilities: [jpki_platform::Capability::SignStatus].into_iter().collect(),
+            age_thresholds: Vec::new(),
+        },
+        now,
+    )?;
+    let (meter, recorder) = (
+        Arc::new(jpki_platform::Meter::default()),
+        Arc::new(jpki_platform::Recorder::default()),
+    );
+    let drained = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    {
+        let (meter, recorder, drained) = (Arc::clone(&meter), Arc::clone(&recorder), Arc::clone(&drained));
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(250));
+                let _ = meter.take();
+                let n = recorder.take().len() as u64;
+                drained.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    }
+    let api = ValidityApi {
+        api: jpki_platform::Api::new(Arc::clone(&service), &[(CertKind::Signature, root.clone())])?,
+        meter: Arc::clone(&meter),
+        recorder: Arc::clone(&recorder),
+    };
+    // The same API without its verified-certificate cache, for certificates seen for the first
+    // time, and that many distinct certificates of the population (good and revoked alike).
+    let cold_api = ValidityApi {
+        api: jpki_platform::Api::new(Arc::clone(&service), &[(CertKind::Signature, root.clone())])?
+            .with_verified_cache(0),
+        meter,
+        recorder,
+    };
+    let distinct: usize = env_or("JPKI_BENCH_DISTINCT", 2_000).min(n);
+    let mut list = String::new();
+    for (i, serial) in serials.iter().take(distinct).enumerate() {
+        let cert = issuer.issue_ocsp_responder(
+            &Serial::from_be_bytes(serial)?,
+            &rspki,
+            now - time::Duration::days(1),
+            now + time::Duration::days(90),
+            &endpoints,
+        )?;
+        let path = dir.path().join(format!("validity-{i}.json"));
+        std::fs::write(
+            &path,
+            serde_json::json!({ "certificate": pem("CERTIFICATE", &cert) }).to_string(),
+        )?;
+        let _ = writeln!(list, "{}", path.display());
+    }
+    let distinct_list = dir.path().join("distinct.list");
+    std::fs::write(&distinct_list, list)?;
+    let validity_body = dir.path().join("validity.json");
+    std::fs::write(
+        &validity_body,
+        serde_json::json!({ "certificate": pem("CERTIFICATE", &rcert), "purpose": "bench" }).to_string(),
+    )?;
+
+    {
+        let body = std::fs::read(&validity_body)?;
+        let may = |_| true;
+        let rights = jpki_platform::api::Rights {
+            rp_id: "bench",
+            may: &may,
+            age_thresholds: &[],
+        };
+        let t = Instant::now();
+        let mut k = 0u64;
+        while t.elapsed() < Duration::from_secs(2) {
+            std::hint::black_box(api.api.call(
+                "certificates/validity",
+                &body,
+                &rights,
+                OffsetDateTime::now_utc(),
+            ));
+            k += 1;
+        }
+        println!(
+            "Api::call validity, 1 thread, no HTTP: {:.0} /s",
+            k as f64 / t.elapsed().as_secs_f64()
+        );
+        let per = |name: &str, f: &mut dyn FnMut()| {
+            let t = Instant::now();
+            let mut k = 0u64;
+            while t.elapsed() < Duration::from_millis(500) {
+                f();
+                k += 1;
+            }
+            println!("  {name}: {:.1} µs", t.elapsed().as_secs_f64() * 1e6 / k as f64);
+        };
+        let ca = jpki_pki::x509::ParsedCert::from_der(&root)?;
+        per("ParsedCert::from_der", &mut || {
+            std::hint::black_box(jpki_pki::x509::ParsedCert::from_der(&rcert).ok());
+        });
+        let parsed = jpki_pki::x509::ParsedCert::from_der(&rcert)?;
+        per("is_signed_by", &mut || {
+            std::hint::black_box(parsed.is_signed_by(&ca.public_key));
+        });
+        per("x509_cert::Certificate::from_der", &mut || {
+            use der::Decode as _;
+            std::hint::black_box(x509_cert::Certificate::from_der(&rcert).ok());
+        });
+        per("serde_json body", &mut || {
+            std::hint::black_box(serde_json::from_slice::<serde_json::Value>(&body).ok());
+        });
+        per("pem decode", &mut || {
+            std::hint::black_box(
+                jpki_pki::x509::certificates_from_pem_or_der(pem("CERTIFICATE", &rcert).as_bytes()).ok(),
+            );
+        });
+        let t = Instant::now();
+        let mut k = 0u64;
+        while t.elapsed() < Duration::from_secs(1) {
+            std::hint::black_box(registry.authenticate(api_key.expose())?);
+            k += 1;
+        }
+        println!(
+            "Registry::authenticate, 1 thread: {:.0} /s",
+            k as f64 / t.elapsed().as_secs_f64()
+        );
+    }
+
+    if std::env::var_os("JPKI_BENCH_IN_PROCESS_ONLY").is_some() {
+        return Ok(());
+    }
+
     // Ours, on a runtime of its own.
-    let state = AppState::new().with_ocsp(Arc::new(Ours(Arc::clone(&service))), RevocationAccess::Public);
+    let cold_keys = Arc::new(RegistryKeys(std::sync::Mutex::new(
+        jpki_platform::Registry::open(&dir.path().join("platform.sqlite"))?,
+    )));
+    let state = AppState::new()
+        .with_ocsp(Arc::new(Ours(Arc::clone(&service))), RevocationAccess::Public)
+        .with_api(
+            Arc::new(api),
+            Arc::new(RegistryKeys(std::sync::Mutex::new(registry))),
+        );
+    let cold_state = AppState::new().with_api(Arc::new(cold_api), cold_keys);
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = std::thread::spawn(move || -> Result<(), BoxError> {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         rt.block_on(async move {
             let server = Server::bind("127.0.0.1:0".parse()?, &state).await?;
-            addr_tx.send(server.local_addr())?;
+            let cold = Server::bind("127.0.0.1:0".parse()?, &cold_state).await?;
+            addr_tx.send((server.local_addr(), cold.local_addr()))?;
+            let (stop_cold_tx, stop_cold_rx) = tokio::sync::oneshot::channel::<()>();
+            let cold = tokio::spawn(cold.run_until(async move {
+                let _ = stop_cold_rx.await;
+            }));
             server
                 .run_until(async move {
                     let _ = stop_rx.await;
                 })
                 .await?;
+            let _ = stop_cold_tx.send(());
+            let _ = cold.await;
             Ok::<(), BoxError>(())
         })
     });
-    let ours = addr_rx.recv_timeout(Duration::from_secs(30))?;
+    let (ours, cold) = addr_rx.recv_timeout(Duration::from_secs(30))?;
 
     let mut report = String::new();
+    let mut peak = 0.0f64;
     for (phase, body) in [
         ("no nonce (cacheable)", &plain),
         ("with nonce (signed per request)", &nonce),
@@ -319,6 +591,9 @@ fn main() -> Result<(), BoxError> {
             check_good(who, &url, body, dir.path())?;
         }
         let (ours_rate, ours_p50, ours_p99) = wrk(&format!("http://{ours}/ocsp/sign"), body, secs)?;
+        if peak == 0.0 {
+            peak = ours_rate;
+        }
         let (their_rate, their_p50, their_p99) = wrk(&format!("http://{theirs}/"), body, secs)?;
         let _ = writeln!(
             report,
@@ -327,6 +602,38 @@ fn main() -> Result<(), BoxError> {
             ours_rate / their_rate
         );
     }
+    // Latency at half of the no-nonce peak, the rate held by hey.
+    let (held, p50, p99) = hey_at(&format!("http://{ours}/ocsp/sign"), &plain, peak / 2.0, secs)?;
+    let _ = writeln!(
+        report,
+        "no nonce at half of peak ({:.0} /s asked, {held:.0} /s held by hey -q): p50 {p50:.2} ms, p99 {p99:.2} ms",
+        peak / 2.0
+    );
+
+    // The validity JSON API.
+    let (v_rate, v_p50, v_p99) = wrk_with(
+        &format!("http://{ours}/v1/certificates/validity"),
+        &validity_body,
+        "application/json",
+        Some(api_key.expose()),
+        secs,
+    )?;
+    let _ = writeln!(
+        report,
+        "validity JSON API, one certificate again and again (PEM, bearer key, metered and recorded) {v_rate:>9.0} checks/s (p50 {v_p50:.2} ms, p99 {v_p99:.2} ms)"
+    );
+    let (c_rate, c_p50, c_p99) = wrk_with(
+        &format!("http://{cold}/v1/certificates/validity"),
+        &distinct_list,
+        "application/json",
+        Some(api_key.expose()),
+        secs,
+    )?;
+    let _ = writeln!(
+        report,
+        "validity JSON API, {distinct} distinct certificates, signature verified every time {c_rate:>9.0} checks/s (p50 {c_p50:.2} ms, p99 {c_p99:.2} ms); {} checks recorded in all",
+        drained.load(std::sync::atomic::Ordering::Relaxed)
+    );
     print!("{report}");
     std::io::stdout().flush()?;
     let _ = stop_tx.send(());

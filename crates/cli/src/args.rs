@@ -68,6 +68,15 @@ pub(crate) enum Command {
     /// The platform's relying parties: register them, list them, manage their API keys.
     #[command(subcommand)]
     Rp(RpCmd),
+    /// Consents to serial linkage: the person signs one for a relying party with the card's
+    /// signature key (`make`); the relying party submits it to POST /v1/consents. Operators list and
+    /// revoke them.
+    #[command(subcommand)]
+    Consent(ConsentCmd),
+    /// A person's access records: every check a relying party made about any of their
+    /// certificates (who, which certificate, what, why, the answer), with the log's integrity
+    /// checked against its signed head. Exit status 1 if a record was modified or removed.
+    AccessLog(SerialArg),
     /// Serve the platform over HTTP until SIGTERM or Ctrl-C: OCSP for both CAs (at the URLs the
     /// certificates name), the time-stamp authority and /healthz.
     Serve(ServeArgs),
@@ -118,6 +127,41 @@ pub(crate) enum RpCmd {
         /// The relying party.
         #[arg(long, value_name = "RP_ID")]
         rp: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConsentCmd {
+    /// Sign a consent statement with the card's signature key: "relying party RP_ID may link my
+    /// certificates (the one before a renewed certificate, the other one of the same card)". Writes a
+    /// CAdES signature with the statement attached (.p7s), for the relying party to submit.
+    Make {
+        #[command(flatten)]
+        access: CardAccess,
+        /// The relying party the consent is for (its rp_id, from `jpki rp add`).
+        #[arg(long, value_name = "RP_ID")]
+        rp: String,
+        /// Output file.
+        #[arg(long, value_name = "FILE.p7s", default_value = "consent.p7s")]
+        out: PathBuf,
+        /// Replace an existing output file.
+        #[arg(long)]
+        force: bool,
+        /// The signing password, 6–16 characters A–Z and 0–9 (else env JPKI_SIGN_PASSWORD, else a prompt).
+        #[arg(long, env = "JPKI_SIGN_PASSWORD", hide_env_values = true, value_name = "PW")]
+        sign_password: Option<SignPassword>,
+    },
+    /// List the consents on file (newest first), all or one relying party's.
+    List {
+        /// Only this relying party's.
+        #[arg(long, value_name = "RP_ID")]
+        rp: Option<String>,
+    },
+    /// Revoke a consent (operator): linkage for its person and relying party stops at once.
+    Revoke {
+        /// The consent's identifier (cns-…).
+        #[arg(long, value_name = "CONSENT_ID")]
+        id: String,
     },
 }
 

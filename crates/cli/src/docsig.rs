@@ -286,7 +286,12 @@ pub(crate) fn verify(a: &VerifyArgs, data: &Path) -> Result<Report, Failure> {
                 .map_err(|e| Failure::Usage(format!("--cert {}: {e}", f.display())))?,
         );
     }
-    let verifier = Verifier::new(anchors(data, &a.trust)?, Arc::new(crls)).with_extra_certificates(&extra)?;
+    let mut verifier =
+        Verifier::new(anchors(data, &a.trust)?, Arc::new(crls)).with_extra_certificates(&extra)?;
+    // Without --crl-dir, the revocation data a B-LT signature carries answers.
+    if a.crl_dir.is_empty() {
+        verifier = verifier.with_embedded_revocation();
+    }
     let reports = if is_pdf {
         if a.content.is_some() {
             return Err(Failure::Usage(

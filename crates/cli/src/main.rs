@@ -4,6 +4,7 @@
 //! object on stdout. Usage errors exit 2 and other failures 1, each with one line on stderr.
 
 mod args;
+mod consent;
 mod demo;
 mod docsig;
 mod holder;
@@ -230,6 +231,8 @@ fn run(cli: Cli) -> Result<Report, Failure> {
         Command::Tsa(cmd) => docsig::tsa(cmd, data, cli.json),
         Command::Serve(a) => serve::serve(&a, data, cli.json),
         Command::Rp(cmd) => serve::rp(cmd, data),
+        Command::AccessLog(a) => serve::access_log(&a.serial, data),
+        Command::Consent(cmd) => consent::run(cmd, data, &holder::device_key_path(cli.device_key.as_deref())),
         Command::Demo(a) => demo::run(
             data,
             &holder::device_key_path(cli.device_key.as_deref()),

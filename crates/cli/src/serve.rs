@@ -7,6 +7,7 @@
 //! first time and 30 days before expiry, has the CA issue) each OCSP responder's certificate, and
 //! then follows the registry's status history every quarter second, so a revocation made by another
 //! `jpki` process is answered within a second and drops any cached "good" at once.
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,11 +16,13 @@ use std::time::Duration;
 use jpki_authority::Authority;
 use jpki_model::CertKind;
 use jpki_pki::ocsp::Responder;
+use jpki_pki::{KeyType, SigningKey};
 use jpki_platform::api::{BirthDates, Rights};
 
 use crate::lookups::RegistryLookups;
 use jpki_platform::{
-    Api, Capability, Meter, NewRelyingParty, OcspService, Registry, RelyingParty, StatusIndex, Tariff,
+    AccessStore, Api, Capability, CheckRecord, Lookup, Meter, NewRelyingParty, OcspService, Recorder,
+    Registry, RelyingParty, Seen, StatusIndex, Tariff,
 };
 use jpki_server::{ApiKeys, AppState, Caller, RevocationAccess};
 use jpki_sig::tsp::TimeStampAuthority;
@@ -38,9 +41,18 @@ const REGISTRY_FILE: &str = "platform.sqlite";
 /// How often the registry's status history is read for changes.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
+/// The access log's file in the data directory.
+const ACCESS_LOG_FILE: &str = "access-log.sqlite";
+/// The access log's signing key (encrypted under the authority's passphrase) and its public key.
+const LOG_KEY_FILE: &str = "access-log-key.pem";
+/// See [`LOG_KEY_FILE`]: the public key (SubjectPublicKeyInfo, PEM) people check heads with.
+const LOG_PUBLIC_KEY_FILE: &str = "access-log-key.pub.pem";
+/// The purpose recorded when a relying party gave none.
+const NO_PURPOSE: &str = "(not stated)";
+
 /// The platform's OCSP service as the HTTP layer's responder.
-/// Every certificate answered for an identified relying party is metered.
-struct PlatformOcsp(Arc<OcspService>, Arc<Meter>);
+/// Every certificate answered for an identified relying party is metered and recorded.
+struct PlatformOcsp(Arc<OcspService>, Arc<Meter>, Arc<Recorder>);
 
 impl jpki_server::OcspResponder for PlatformOcsp {
     fn answer(&self, caller: Option<&Caller>, request_der: &[u8]) -> Vec<u8> {
@@ -50,14 +62,28 @@ impl jpki_server::OcspResponder for PlatformOcsp {
         if let Some(c) = caller {
             for a in &answer.answered {
                 self.1.add(&c.id, a.kind, "ocsp", 1, now);
+                let result = match a.lookup {
+                    Lookup::Good => "good".to_owned(),
+                    Lookup::Unknown => "unknown".to_owned(),
+                    Lookup::Revoked { reason, .. } => format!("revoked ({reason})"),
+                };
+                self.2.push(Seen {
+                    at: now,
+                    rp_id: c.id.clone(),
+                    kind: a.kind,
+                    serial: a.serial.clone(),
+                    check: "ocsp".to_owned(),
+                    purpose: None,
+                    result,
+                });
             }
         }
         answer.body
     }
 }
 
-/// The platform's JSON API as the HTTP layer's handler; every answered check is metered.
-struct PlatformApi(Api, Arc<Meter>);
+/// The platform's JSON API as the HTTP layer's handler; every answered check is metered and recorded.
+struct PlatformApi(Api, Arc<Meter>, Arc<Recorder>);
 
 impl jpki_server::JsonApi for PlatformApi {
     fn call(&self, caller: &Caller, operation: &str, body: &[u8]) -> (u16, String) {
@@ -73,21 +99,35 @@ impl jpki_server::JsonApi for PlatformApi {
             age_thresholds: &ages,
         };
         let now = OffsetDateTime::now_utc();
-        let (status, json) = self.0.call(operation, body, &rights, now);
-        let check = match operation {
-            "certificates/validity" => Some("validity"),
-            "certificates/age" => Some("age"),
-            _ => None,
-        };
-        let kind = match json["kind"].as_str() {
-            Some("sign") => Some(CertKind::Signature),
-            Some("auth") => Some(CertKind::Authentication),
-            _ => None,
-        };
-        if let (200, Some(check), Some(kind)) = (status, check, kind) {
-            self.1.add(&caller.id, kind, check, 1, now);
+        let answer = self.0.call(operation, body, &rights, now);
+        for c in &answer.checked {
+            if let Some(line) = metered_check(&c.check) {
+                self.1.add(&caller.id, c.kind, line, 1, now);
+            }
+            self.2.push(Seen {
+                at: now,
+                rp_id: caller.id.clone(),
+                kind: c.kind,
+                serial: c.serial.clone(),
+                check: c.check.clone(),
+                purpose: answer.purpose.clone(),
+                result: c.result.clone(),
+            });
         }
-        (status, json.to_string())
+        (answer.status, answer.body.to_string())
+    }
+}
+
+/// The fee line a check is metered under (seed 000's fees are for status and attribute checks:
+/// validity, age, liveness, linkage; "age ≥ 18" is an "age" check), or `None` for a check that is
+/// recorded but not charged (pairwise identifiers, signature verification).
+fn metered_check(check: &str) -> Option<&'static str> {
+    match check.split(' ').next().unwrap_or(check) {
+        "validity" => Some("validity"),
+        "age" => Some("age"),
+        "liveness" => Some("liveness"),
+        "linkage" => Some("linkage"),
+        _ => None,
     }
 }
 
@@ -247,6 +287,13 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
         (Some(cert), Some(key)) => Some(jpki_server::tls_config(cert, key)?),
         _ => None,
     };
+    let publish_dir = args.publish_dir.clone().unwrap_or_else(|| data.join("public"));
+    let initialised = match Authority::open(data) {
+        Err(jpki_authority::AuthorityError::NotInitialised(_)) => {
+            Some(first_run(data, args.listen, &publish_dir)?)
+        }
+        _ => None,
+    };
     let mut authority = Authority::open(data)?;
     let passphrase = secrets::authority_passphrase(data)?;
     let tsa_creds = authority.tsa_credentials(passphrase.as_bytes())?;
@@ -257,14 +304,29 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     // Follow status changes made by other processes.
     let stop = Arc::new(AtomicBool::new(false));
     let meter = Arc::new(Meter::default());
+    let recorder = Arc::new(Recorder::default());
+    let log_key = log_key(
+        data,
+        passphrase.as_bytes(),
+        jpki_authority::InitOptions::DEFAULT_KDF_ITERATIONS,
+    )?;
     let follower = {
         let (service, stop, data) = (Arc::clone(&service), Arc::clone(&stop), data.to_path_buf());
         let follow = Authority::open(&data)?;
         let (meter, mut ledger) = (Arc::clone(&meter), registry(&data)?);
-        let flush = move |ledger: &mut Registry| {
+        let recorder = Arc::clone(&recorder);
+        let mut log = AccessStore::open(&data.join(ACCESS_LOG_FILE))?;
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut flush = move |ledger: &mut Registry, follow: &Authority| {
             let counts = meter.take();
             if let Err(e) = ledger.add_metered(&counts) {
                 tracing::error!(error = %e, checks = counts.len(), "cannot record metered checks");
+            }
+            let seen = recorder.take();
+            let checks = resolve_checks(seen, follow, ledger, &mut names);
+            let n = checks.len();
+            if let Err(e) = log.append(&log_key, checks, OffsetDateTime::now_utc()) {
+                tracing::error!(error = %e, checks = n, "cannot append access records");
             }
         };
         std::thread::Builder::new()
@@ -279,9 +341,9 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
                         Ok(p) => position = p,
                         Err(e) => tracing::warn!(error = %e, "cannot read status changes; answering from the snapshot"),
                     }
-                    flush(&mut ledger);
+                    flush(&mut ledger, &follow);
                 }
-                flush(&mut ledger);
+                flush(&mut ledger, &follow);
             })?
     };
 
@@ -303,14 +365,22 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     let api = PlatformApi(
         Api::new(Arc::clone(&service), &cas)?
             .with_birth_dates(Arc::clone(&lookups) as Arc<dyn BirthDates>)
-            .with_pairwise(lookups),
+            .with_pairwise(lookups.clone())
+            .with_liveness(lookups.clone())
+            .with_links(lookups.clone())
+            .with_consents(registry(data)?, lookups)
+            .with_published_crls(args.publish_dir.clone().unwrap_or_else(|| data.join("public"))),
         Arc::clone(&meter),
+        Arc::clone(&recorder),
     );
-    let publish_dir = args.publish_dir.clone().unwrap_or_else(|| data.join("public"));
     let state = AppState::new()
         .with_tsa(Arc::new(AuthorityTsa { tsa }))
         .with_ocsp(
-            Arc::new(PlatformOcsp(Arc::clone(&service), Arc::clone(&meter))),
+            Arc::new(PlatformOcsp(
+                Arc::clone(&service),
+                Arc::clone(&meter),
+                Arc::clone(&recorder),
+            )),
             access.clone(),
         )
         .with_published(publish_dir.clone(), access)
@@ -329,9 +399,30 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
                     "tsa": format!("{scheme}://{addr}{}", jpki_server::TSA_PATH),
                     "public_revocation": public,
                     "publish_dir": publish_dir,
+                    "initialised": initialised.as_ref().map(|i| json!({
+                        "data": data,
+                        "passphrase_file": i.passphrase_file,
+                    })),
                 })
             );
         } else {
+            if let Some(i) = &initialised {
+                println!(
+                    "First run: initialised an authority in {} (RSA-2048 CAs, public URL {}) and published its CRLs.",
+                    data.display(),
+                    i.public_url
+                );
+                if let Some(f) = &i.passphrase_file {
+                    println!(
+                        "  Sandbox: its passphrase was generated into {} (set {} before the first run for a real one).",
+                        f.display(),
+                        secrets::PASSPHRASE_ENV
+                    );
+                }
+                println!(
+                    "  Next: `jpki rp add --name NAME --allow auth-status` for an API key; `jpki demo --help` for sample data."
+                );
+            }
             println!("Serving on {scheme}://{addr} (Ctrl-C or SIGTERM stops it):");
             println!("  OCSP  {scheme}://{addr}/ocsp/sign and /ocsp/auth (POST, or GET below them)");
             println!("  TSA   {scheme}://{addr}{}", jpki_server::TSA_PATH);
@@ -353,6 +444,215 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     let _ = follower.join();
     result?;
     Ok(Report::new(json!({ "stopped": true }), "Server stopped."))
+}
+
+/// What a first run set up.
+struct FirstRun {
+    public_url: String,
+    /// Where a generated sandbox passphrase was written (none when it came from the environment).
+    passphrase_file: Option<std::path::PathBuf>,
+}
+
+/// The first `jpki serve` on an empty data directory: initialise an authority with the defaults
+/// (RSA-2048 CAs; the public URL is the listen address, or the default one for port 0) and
+/// publish its CRLs, so that every URL the server names answers. The passphrase comes from
+/// `JPKI_AUTHORITY_PASSPHRASE` when set; otherwise a sandbox passphrase is generated into
+/// DATA/authority-passphrase, as `jpki init --demo` does.
+fn first_run(data: &Path, listen: std::net::SocketAddr, publish_dir: &Path) -> Result<FirstRun, Failure> {
+    let public_url = if listen.port() == 0 {
+        jpki_pki::Endpoints::DEFAULT_BASE.to_owned()
+    } else {
+        format!("http://{listen}")
+    };
+    let endpoints = jpki_pki::Endpoints::new(&public_url).map_err(|e| Failure::Usage(e.to_string()))?;
+    let sandbox = std::env::var_os(secrets::PASSPHRASE_ENV).is_none();
+    let passphrase = secrets::new_authority_passphrase(data, sandbox)?;
+    let mut authority = Authority::init(
+        data,
+        &jpki_authority::InitOptions::new(KeyType::Rsa2048, endpoints),
+        passphrase.as_bytes(),
+    )?;
+    let issuers = authority.issuers(passphrase.as_bytes())?;
+    authority.publish_crls(publish_dir, &issuers, |_, _| {})?;
+    Ok(FirstRun {
+        public_url,
+        passphrase_file: sandbox.then(|| secrets::passphrase_file(data)),
+    })
+}
+
+/// The access log's signing key: made on first use, kept encrypted under the authority's
+/// passphrase in DATA/access-log-key.pem, its public key beside it.
+fn log_key(data: &Path, passphrase: &[u8], iterations: u32) -> Result<SigningKey, Failure> {
+    let path = data.join(LOG_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(pem) => Ok(SigningKey::from_encrypted_pem(&pem, passphrase)
+            .map_err(|e| Failure::Failed(format!("{}: {e}", path.display())))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate(KeyType::P384)?;
+            let spki = key.spki_der()?;
+            let public = jpki_pki::to_pem("PUBLIC KEY", &spki)?;
+            jpki_authority::write_atomically(&data.join(LOG_PUBLIC_KEY_FILE), public.as_bytes(), 0o644)?;
+            let pem = key.to_encrypted_pem(passphrase, iterations)?;
+            jpki_authority::write_atomically(&path, pem.as_bytes(), 0o600)?;
+            Ok(key)
+        }
+        Err(e) => Err(Failure::Failed(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// The access log's public key (SubjectPublicKeyInfo DER), from DATA/access-log-key.pub.pem.
+pub(crate) fn log_public_key(data: &Path) -> Result<Vec<u8>, Failure> {
+    let path = data.join(LOG_PUBLIC_KEY_FILE);
+    let pem = match std::fs::read_to_string(&path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Failure::Failed(format!(
+                "no access log yet ({} is missing): `jpki serve` makes it",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(Failure::Failed(format!("{}: {e}", path.display()))),
+    };
+    let (label, der) = der::pem::decode_vec(pem.as_bytes())
+        .map_err(|e| Failure::Failed(format!("{}: not PEM ({e})", path.display())))?;
+    if label != "PUBLIC KEY" {
+        return Err(Failure::Failed(format!("{}: not a PUBLIC KEY", path.display())));
+    }
+    Ok(der)
+}
+
+/// `jpki access-log --serial HEX`: the access records of the holder of a certificate, checked.
+pub(crate) fn access_log(serial: &jpki_model::Serial, data: &Path) -> Result<Report, Failure> {
+    let authority = Authority::open(data)?;
+    let Some(person) = authority.person_ref(serial.as_be_bytes())? else {
+        return Err(Failure::Failed(format!(
+            "no certificate with serial {} in the registry",
+            serial.to_hex()
+        )));
+    };
+    let spki = log_public_key(data)?;
+    let path = data.join(ACCESS_LOG_FILE);
+    let store = AccessStore::open(&path)?;
+    let records = store.records(&person)?;
+    let integrity = store.check(&person, &spki)?;
+    let rfc3339 = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let rows: Vec<_> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "seq": r.seq,
+                "at": rfc3339(r.check.at),
+                "rp_id": r.check.rp_id,
+                "rp_name": r.check.rp_name,
+                "kind": r.check.cert_kind.as_str(),
+                "check": r.check.check,
+                "purpose": r.check.purpose,
+                "result": r.check.result,
+            })
+        })
+        .collect();
+    let mut text = format!(
+        "Access records of the holder of {} ({} record(s)):\n",
+        serial.to_hex(),
+        rows.len()
+    );
+    for r in &records {
+        let jst = r.check.at.to_offset(time::macros::offset!(+9));
+        text.push_str(&format!(
+            "  {:>4}  {} JST  {}  {} certificate  {}  → {}  ({})\n",
+            r.seq,
+            jst.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]"
+            ))
+            .unwrap_or_default(),
+            r.check.rp_name,
+            r.check.cert_kind.as_str(),
+            r.check.check,
+            r.check.result,
+            r.check.purpose,
+        ));
+    }
+    let (integrity_json, exit) = match &integrity {
+        jpki_platform::Integrity::Intact { records, head } => {
+            text.push_str(&match head {
+                Some(h) => format!(
+                    "Integrity: intact — {records} record(s), head signed in batch {} at {}",
+                    h.batch,
+                    rfc3339(h.signed_at)
+                ),
+                None => "Integrity: intact — no checks recorded".to_owned(),
+            });
+            (
+                json!({
+                    "intact": true,
+                    "records": records,
+                    "head": head.as_ref().map(|h| json!({
+                        "seq": h.seq,
+                        "hash": hex::encode(h.hash),
+                        "batch": h.batch,
+                        "signed_at": rfc3339(h.signed_at),
+                    })),
+                }),
+                0,
+            )
+        }
+        jpki_platform::Integrity::Tampered(t) => {
+            text.push_str(&format!("Integrity: FAILED — {t}"));
+            (json!({ "intact": false, "problem": t.to_string() }), 1)
+        }
+    };
+    Ok(Report::new(
+        json!({ "serial": serial.to_hex(), "records": rows, "integrity": integrity_json }),
+        text,
+    )
+    .with_exit(exit))
+}
+
+/// Resolves answered checks to their holders (the authority's opaque reference) and relying-party
+/// names. A certificate the authority does not know has no holder and leaves no record.
+fn resolve_checks(
+    seen: Vec<Seen>,
+    authority: &Authority,
+    registry: &Registry,
+    names: &mut HashMap<String, String>,
+) -> Vec<(String, CheckRecord)> {
+    let mut out = Vec::with_capacity(seen.len());
+    for s in seen {
+        let person = match authority.person_ref(&s.serial) {
+            Ok(Some(p)) => p,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot resolve a checked certificate's holder");
+                continue;
+            }
+        };
+        let rp_name = match names.get(&s.rp_id) {
+            Some(n) => n.clone(),
+            None => {
+                let n = registry
+                    .get(&s.rp_id)
+                    .map_or_else(|_| s.rp_id.clone(), |rp| rp.name);
+                names.insert(s.rp_id.clone(), n.clone());
+                n
+            }
+        };
+        out.push((
+            person,
+            CheckRecord {
+                at: s.at,
+                rp_id: s.rp_id,
+                rp_name,
+                cert_kind: s.kind,
+                check: s.check,
+                purpose: s.purpose.unwrap_or_else(|| NO_PURPOSE.to_owned()),
+                result: s.result,
+            },
+        ));
+    }
+    out
 }
 
 /// The tariff: DATA/tariff.json when present, else seed 000's prices with the default tiers.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use base64::Engine as _;
-use common::{Jpki, Person, Served, have, interop_required, s, venv, venv_python_with};
+use common::{Jpki, Person, Served, have, interop_required, post_json, s, venv, venv_python_with};
 
 fn text(out: &Output) -> String {
     format!(
@@ -376,31 +376,6 @@ fn bad_relying_party_registrations_are_one_line_usage_errors() {
 }
 
 /// `curl` POSTing JSON to `url` with `key`; returns (HTTP status, parsed body).
-fn post_json(url: &str, key: Option<&str>, body: &str) -> (u16, serde_json::Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "-w",
-        "\n%{http_code}",
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-        body,
-    ]);
-    if let Some(k) = key {
-        cmd.args(["-H", &format!("Authorization: Bearer {k}")]);
-    }
-    let out = cmd.arg(url).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (json, code) = text.rsplit_once('\n').unwrap();
-    (
-        code.parse().unwrap(),
-        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
-    )
-}
-
 #[test]
 fn the_validity_api_answers_by_capability_and_schemathesis_finds_nothing() {
     if !have("curl") {
@@ -935,4 +910,51 @@ fn pairwise_ids_differ_between_relying_parties_and_survive_renewal() {
         &serde_json::json!({ "certificate": auth_before }).to_string(),
     );
     assert_eq!(code, 422);
+}
+
+#[test]
+fn the_first_serve_initialises_the_data_directory() {
+    if !have("curl") {
+        return;
+    }
+    let j = Jpki::new();
+    assert!(!j.data().exists());
+    let server = Served::start(&j, &["serve", "--public-revocation"]);
+    let init = &server.ready["initialised"];
+    let pass_file = init["passphrase_file"].as_str().unwrap();
+    assert!(Path::new(pass_file).is_file(), "{init}");
+    // Every published file answers at its path, the CA certificates and the CRLs alike.
+    let public = j.data().join("public");
+    let mut files = Vec::new();
+    let mut dirs = vec![public.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    assert!(
+        files.iter().any(|f| f.extension().is_some_and(|e| e == "crl")),
+        "{files:?}"
+    );
+    for f in files.iter().take(6) {
+        let rel = f.strip_prefix(&public).unwrap().to_str().unwrap();
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("http://{}/{rel}", server.addr()))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{rel}");
+    }
+    assert!(server.stop().success());
+    // The second run uses what the first made.
+    let again = Served::start(&j, &["serve"]);
+    assert!(again.ready["initialised"].is_null(), "{}", again.ready);
+    let rp = j.json(&["rp", "add", "--name", "Bank", "--allow", "auth-status"]);
+    assert!(rp["api_key"].as_str().unwrap().starts_with("jpki_"));
+    assert!(again.stop().success());
 }

@@ -17,6 +17,7 @@ pub mod path;
 pub mod revocation;
 pub mod san;
 pub mod time;
+pub mod tlv;
 pub mod x509;
 
 pub use cert::{CustomSpec, EndEntitySpec, Issuer, RootSpec, extensions, issue_root};

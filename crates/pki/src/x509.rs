@@ -238,6 +238,182 @@ pub struct ParsedCert {
     pub sha256: [u8; 32],
 }
 
+/// A name in RFC 4514 text, exactly as x509-cert's `Display` writes it, without its linear search
+/// of the whole OID database for the common attributes (that search was most of the cost of
+/// parsing a certificate on the platform's request path). Anything else falls back to `Display`.
+pub fn name_text(name: &x509_cert::name::Name) -> String {
+    use std::fmt::Write as _;
+    use x509_cert::der::asn1::{PrintableStringRef, Utf8StringRef};
+    let short = |oid: &Oid| -> Option<&'static str> {
+        Some(match oid.as_bytes() {
+            [0x55, 0x04, 0x03] => "CN",
+            [0x55, 0x04, 0x06] => "C",
+            [0x55, 0x04, 0x07] => "L",
+            [0x55, 0x04, 0x08] => "ST",
+            [0x55, 0x04, 0x0a] => "O",
+            [0x55, 0x04, 0x0b] => "OU",
+            _ => return None,
+        })
+    };
+    let mut out = String::with_capacity(64);
+    let rdns: &x509_cert::name::RdnSequence = name.as_ref();
+    let rdns: &Vec<x509_cert::name::RelativeDistinguishedName> = rdns.as_ref();
+    for (i, rdn) in rdns.iter().rev().enumerate() {
+        let atvs: &der::asn1::SetOfVec<x509_cert::attr::AttributeTypeAndValue> = rdn.as_ref();
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, atv) in atvs.iter().enumerate() {
+            if j > 0 {
+                out.push('+');
+            }
+            let value = match der::Tagged::tag(&atv.value) {
+                der::Tag::PrintableString => {
+                    PrintableStringRef::try_from(&atv.value).ok().map(|s| s.as_str())
+                }
+                der::Tag::Utf8String => Utf8StringRef::try_from(&atv.value).ok().map(|s| s.as_str()),
+                _ => None,
+            };
+            let (Some(key), Some(val)) = (short(&atv.oid), value) else {
+                let _ = write!(out, "{atv}");
+                continue;
+            };
+            out.push_str(key);
+            out.push('=');
+            let mut chars = val.char_indices().peekable();
+            while let Some((k, c)) = chars.next() {
+                match c {
+                    '#' if k == 0 => out.push_str("\\#"),
+                    ' ' if k == 0 || chars.peek().is_none() => out.push_str("\\ "),
+                    '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    '\x00'..='\x1f' | '\x7f' => {
+                        let _ = write!(out, "\\{:02x}", c as u8);
+                    }
+                    _ => out.push(c),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The parts of a certificate that a status check needs (serial, issuer, validity, signature), read
+/// straight from the DER with [`crate::tlv`] and not decoding the rest: about a fifth of the cost of
+/// [`ParsedCert::from_der`], for the platform's request path. The signature is checked over the
+/// to-be-signed bytes exactly as they arrived.
+#[derive(Debug, Clone)]
+pub struct CertCore<'a> {
+    /// The whole certificate.
+    pub der: &'a [u8],
+    /// The TBSCertificate TLV (what the issuer signed).
+    pub tbs: &'a [u8],
+    /// Serial number, big-endian without leading zero bytes.
+    pub serial: &'a [u8],
+    /// Issuer DN, DER (the whole Name TLV, as [`ParsedCert::issuer_der`]).
+    pub issuer_der: &'a [u8],
+    /// notBefore.
+    pub not_before: OffsetDateTime,
+    /// notAfter.
+    pub not_after: OffsetDateTime,
+    /// The certificate signature algorithm.
+    pub signature_algorithm: Oid,
+    /// The signature value (the BIT STRING's octets).
+    pub signature: &'a [u8],
+}
+
+impl<'a> CertCore<'a> {
+    /// Reads `der`'s core; an error names the part that is not a certificate's.
+    pub fn from_der(der: &'a [u8]) -> Result<Self, PkiError> {
+        use crate::tlv::{TlvIter, read_tlv};
+        let bad = |part: &str| PkiError::Certificate(format!("not a DER certificate ({part})"));
+        if der.len() > MAX_CERT_LEN {
+            return Err(PkiError::Certificate(format!(
+                "{} bytes is over the limit of {MAX_CERT_LEN} bytes",
+                der.len()
+            )));
+        }
+        let outer = read_tlv(der).map_err(|_| bad("outer SEQUENCE"))?;
+        if outer.tag != der::Tag::Sequence || !outer.rest.is_empty() {
+            return Err(bad("outer SEQUENCE"));
+        }
+        let mut parts = TlvIter(outer.value);
+        let mut next = |part: &'static str| -> Result<crate::tlv::Tlv<'a>, PkiError> {
+            let whole = parts.next().ok_or_else(|| bad(part))?.map_err(|_| bad(part))?;
+            read_tlv(whole).map_err(|_| bad(part))
+        };
+        let tbs = next("tbsCertificate")?;
+        let alg = next("signatureAlgorithm")?;
+        let sig = next("signatureValue")?;
+        if tbs.tag != der::Tag::Sequence || alg.tag != der::Tag::Sequence || sig.tag != der::Tag::BitString {
+            return Err(bad("certificate fields"));
+        }
+        let signature = match sig.value {
+            [0, bits @ ..] => bits,
+            _ => return Err(bad("signatureValue")),
+        };
+        let oid = read_tlv(alg.value).map_err(|_| bad("signatureAlgorithm"))?;
+        if oid.tag != der::Tag::ObjectIdentifier {
+            return Err(bad("signatureAlgorithm"));
+        }
+        let signature_algorithm = Oid::from_bytes(oid.value).map_err(|_| bad("signatureAlgorithm"))?;
+        let mut fields = TlvIter(tbs.value);
+        let mut field = |part: &'static str| -> Result<crate::tlv::Tlv<'a>, PkiError> {
+            let whole = fields.next().ok_or_else(|| bad(part))?.map_err(|_| bad(part))?;
+            read_tlv(whole).map_err(|_| bad(part))
+        };
+        let mut first = field("version")?;
+        if first.tag.is_context_specific() {
+            first = field("serialNumber")?;
+        }
+        if first.tag != der::Tag::Integer || first.value.is_empty() {
+            return Err(bad("serialNumber"));
+        }
+        let mut serial = first.value;
+        while let [0, rest @ ..] = serial {
+            serial = rest;
+        }
+        let _signature = field("signature")?;
+        let issuer = field("issuer")?;
+        let validity = field("validity")?;
+        if issuer.tag != der::Tag::Sequence || validity.tag != der::Tag::Sequence {
+            return Err(bad("issuer or validity"));
+        }
+        let time = |whole: &[u8]| -> Result<OffsetDateTime, PkiError> {
+            let t = x509_cert::time::Time::from_der(whole).map_err(|_| bad("validity"))?;
+            from_x509(&t)
+        };
+        let mut times = TlvIter(validity.value);
+        let (Some(Ok(nb)), Some(Ok(na)), None) = (times.next(), times.next(), times.next()) else {
+            return Err(bad("validity"));
+        };
+        Ok(Self {
+            der,
+            tbs: tbs.whole,
+            serial,
+            issuer_der: issuer.whole,
+            not_before: time(nb)?,
+            not_after: time(na)?,
+            signature_algorithm,
+            signature,
+        })
+    }
+
+    /// Whether this certificate's signature verifies with `issuer`'s key.
+    pub fn is_signed_by(&self, issuer: &PublicKey) -> bool {
+        issuer
+            .verify(&self.signature_algorithm, self.tbs, self.signature)
+            .unwrap_or(false)
+    }
+
+    /// Whether `at` is within the validity period.
+    pub fn valid_at(&self, at: OffsetDateTime) -> bool {
+        self.not_before <= at && at <= self.not_after
+    }
+}
+
 impl ParsedCert {
     /// Decodes a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, PkiError> {
@@ -261,8 +437,8 @@ impl ParsedCert {
             serial: serial.to_vec(),
             subject_der: tbs.subject().to_der().map_err(PkiError::der("certificate"))?,
             issuer_der: tbs.issuer().to_der().map_err(PkiError::der("certificate"))?,
-            subject: tbs.subject().to_string(),
-            issuer: tbs.issuer().to_string(),
+            subject: name_text(tbs.subject()),
+            issuer: name_text(tbs.issuer()),
             not_before: from_x509(&tbs.validity().not_before)?,
             not_after: from_x509(&tbs.validity().not_after)?,
             public_key: PublicKey::from_spki(tbs.subject_public_key_info())?,
@@ -451,4 +627,94 @@ pub fn certificates_from_pem_or_der(data: &[u8]) -> Result<Vec<Vec<u8>>, PkiErro
         return Err(PkiError::Certificate("PEM: no CERTIFICATE block".into()));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    proptest::proptest! {
+        /// The core reader never panics, and whatever it reads from bytes that also decode as a
+        /// full certificate agrees with the full decoder.
+        #[test]
+        fn cert_core_agrees_with_parsed_cert(cut in 0usize..2000, flip in 0usize..2000, byte in 0u8..=255) {
+            let der = sample_cert();
+            let mut bytes = der.clone();
+            if flip < bytes.len() {
+                bytes[flip] = byte;
+            }
+            bytes.truncate(cut.max(1).min(bytes.len()));
+            let core = CertCore::from_der(&bytes);
+            if let (Ok(core), Ok(full)) = (&core, ParsedCert::from_der(&bytes)) {
+                proptest::prop_assert_eq!(core.serial, full.serial.as_slice());
+                proptest::prop_assert_eq!(core.issuer_der, full.issuer_der.as_slice());
+                proptest::prop_assert_eq!(core.not_before, full.not_before);
+                proptest::prop_assert_eq!(core.not_after, full.not_after);
+                proptest::prop_assert_eq!(core.signature, full.signature.as_slice());
+            }
+        }
+    }
+
+    fn sample_cert() -> Vec<u8> {
+        use std::sync::OnceLock;
+        static C: OnceLock<Vec<u8>> = OnceLock::new();
+        C.get_or_init(|| {
+            let key = crate::SigningKey::generate(crate::KeyType::P384).unwrap();
+            let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+            crate::issue_root(&crate::RootSpec {
+                kind: jpki_model::CertKind::Signature,
+                key: &key,
+                serial: &jpki_model::Serial::from_be_bytes(&[0x80, 1, 2]).unwrap(),
+                not_before: now,
+                not_after: now + time::Duration::days(10),
+                endpoints: &crate::Endpoints::new("http://127.0.0.1:7700").unwrap(),
+            })
+            .unwrap()
+        })
+        .clone()
+    }
+
+    #[test]
+    fn cert_core_reads_what_parsed_cert_reads_and_verifies() {
+        let der = sample_cert();
+        let core = CertCore::from_der(&der).unwrap();
+        let full = ParsedCert::from_der(&der).unwrap();
+        assert_eq!(core.serial, [0x80, 1, 2]);
+        assert_eq!(core.serial, full.serial.as_slice());
+        assert_eq!(core.issuer_der, full.issuer_der.as_slice());
+        assert_eq!(core.tbs, full.tbs_der.as_slice());
+        assert_eq!(
+            (core.not_before, core.not_after),
+            (full.not_before, full.not_after)
+        );
+        assert!(core.is_signed_by(&full.public_key), "self-signed");
+        let mut forged = der.clone();
+        let n = forged.len();
+        forged[n - 5] ^= 1;
+        assert!(
+            !CertCore::from_der(&forged)
+                .unwrap()
+                .is_signed_by(&full.public_key)
+        );
+        for bad in [&b""[..], &b"\x30\x00"[..], &der[..der.len() - 1]] {
+            assert!(CertCore::from_der(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn name_text_writes_what_x509_cert_display_writes() {
+        use std::str::FromStr as _;
+        for dn in [
+            "CN=山田 太郎,L=東京都,C=JP",
+            "CN=Japan Agency for Local Authority Information Systems,OU=JPKI for digital signature,O=JPKI,C=JP",
+            "CN=\\#hash\\,comma\\+plus\\ ,O=a\\;b\\<c\\>d\\\"e\\\\f,C=JP",
+            "CN=x+OU=y,ST=Tokyo,L=Chiyoda",
+            "UID=jdoe,DC=example,DC=com",
+            "CN=\\ lead,C=JP",
+        ] {
+            let name = x509_cert::name::Name::from_str(dn).unwrap();
+            assert_eq!(name_text(&name), name.to_string(), "{dn}");
+        }
+    }
 }

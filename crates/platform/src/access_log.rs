@@ -125,6 +125,12 @@ impl AccessRecord {
 }
 
 /// The platform's signed statement of where a person's log ends.
+///
+/// Heads are signed in batches: every flush of new records builds a Merkle tree (RFC 6962's
+/// hashing, with its 0x00 / 0x01 leaf and node prefixes) over the heads of the logs it touched,
+/// and the log key signs the tree's root once. A person's head is then their leaf, its inclusion
+/// proof and the batch's signature: one signature per flush however many people were checked,
+/// and a person checks their own head without seeing anyone else's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedHead {
     /// The person.
@@ -133,26 +139,185 @@ pub struct SignedHead {
     pub seq: u64,
     /// The last record's hash (all zero for an empty log).
     pub hash: [u8; 32],
-    /// When the head was signed.
+    /// The batch that signed it.
+    pub batch: u64,
+    /// When the batch was signed.
     pub signed_at: OffsetDateTime,
+    /// The number of heads in the batch's tree.
+    pub tree_size: u64,
+    /// This head's position in the tree.
+    pub leaf_index: u64,
+    /// The audit path from this head's leaf to the root (RFC 6962 §2.1.1).
+    pub proof: Vec<[u8; 32]>,
     /// The log key's type (which fixes the signature algorithm).
     pub key_type: KeyType,
-    /// The signature over the fields above.
+    /// The signature over the batch number, tree size, root and time.
     pub signature: Vec<u8>,
 }
 
-fn head_message(person: &str, seq: u64, hash: &[u8; 32], signed_at: OffsetDateTime) -> Vec<u8> {
+/// A signed batch of heads: what the log key signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedBatch {
+    /// The batch number (1, 2, … in signing order).
+    pub batch: u64,
+    /// When it was signed.
+    pub signed_at: OffsetDateTime,
+    /// The Merkle tree's leaves, in order: one per head.
+    pub leaves: Vec<[u8; 32]>,
+    /// The tree's root.
+    pub root: [u8; 32],
+    /// The log key's type.
+    pub key_type: KeyType,
+    /// The signature.
+    pub signature: Vec<u8>,
+}
+
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for p in parts {
+        ctx.update(p);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// The Merkle leaf of a person's head.
+pub fn head_leaf(person: &str, seq: u64, hash: &[u8; 32]) -> [u8; 32] {
     let mut buf = Vec::with_capacity(96);
+    buf.push(0);
     buf.extend_from_slice(HEAD_DOMAIN);
     put(&mut buf, person.as_bytes());
     buf.extend_from_slice(&seq.to_be_bytes());
     buf.extend_from_slice(hash);
+    sha256(&[&buf])
+}
+
+fn node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    sha256(&[&[1], left, right])
+}
+
+/// The largest power of two smaller than `n` (n ≥ 2).
+fn split(n: usize) -> usize {
+    let mut k = 1;
+    while k << 1 < n {
+        k <<= 1;
+    }
+    k
+}
+
+/// RFC 6962's Merkle tree hash of `leaves` (leaf hashes already computed); the empty tree hashes
+/// the empty string.
+fn tree_root(leaves: &[[u8; 32]]) -> [u8; 32] {
+    match leaves {
+        [] => sha256(&[]),
+        [one] => *one,
+        _ => {
+            let k = split(leaves.len());
+            node(&tree_root(&leaves[..k]), &tree_root(&leaves[k..]))
+        }
+    }
+}
+
+/// The audit path of leaf `m` in `leaves` (RFC 6962 §2.1.1).
+fn audit_path(m: usize, leaves: &[[u8; 32]]) -> Vec<[u8; 32]> {
+    if leaves.len() <= 1 {
+        return Vec::new();
+    }
+    let k = split(leaves.len());
+    if m < k {
+        let mut p = audit_path(m, &leaves[..k]);
+        p.push(tree_root(&leaves[k..]));
+        p
+    } else {
+        let mut p = audit_path(m - k, &leaves[k..]);
+        p.push(tree_root(&leaves[..k]));
+        p
+    }
+}
+
+/// The root that leaf `leaf` at `index` in a tree of `size` leaves gives with `path`
+/// (RFC 9162 §2.1.3.2), or `None` if the path does not fit the position.
+fn root_from_path(index: u64, size: u64, leaf: &[u8; 32], path: &[[u8; 32]]) -> Option<[u8; 32]> {
+    if index >= size {
+        return None;
+    }
+    let (mut f_n, mut s_n) = (index, size - 1);
+    let mut r = *leaf;
+    for p in path {
+        if s_n == 0 {
+            return None;
+        }
+        if f_n & 1 == 1 || f_n == s_n {
+            r = node(p, &r);
+            if f_n & 1 == 0 {
+                while f_n & 1 == 0 && f_n != 0 {
+                    f_n >>= 1;
+                    s_n >>= 1;
+                }
+            }
+        } else {
+            r = node(&r, p);
+        }
+        f_n >>= 1;
+        s_n >>= 1;
+    }
+    (s_n == 0).then_some(r)
+}
+
+fn batch_message(batch: u64, tree_size: u64, root: &[u8; 32], signed_at: OffsetDateTime) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(96);
+    buf.extend_from_slice(HEAD_DOMAIN);
+    buf.extend_from_slice(b"batch\0");
+    buf.extend_from_slice(&batch.to_be_bytes());
+    buf.extend_from_slice(&tree_size.to_be_bytes());
+    buf.extend_from_slice(root);
     buf.extend_from_slice(&signed_at.unix_timestamp().to_be_bytes());
     buf
 }
 
+impl SignedBatch {
+    /// Signs batch number `batch` over the heads `heads` (person, seq, last hash), in order.
+    pub fn sign(
+        key: &SigningKey,
+        batch: u64,
+        heads: &[(&str, u64, [u8; 32])],
+        signed_at: OffsetDateTime,
+    ) -> Result<Self, PlatformError> {
+        let leaves: Vec<[u8; 32]> = heads.iter().map(|(p, s, h)| head_leaf(p, *s, h)).collect();
+        let root = tree_root(&leaves);
+        let size = u64::try_from(leaves.len()).unwrap_or(u64::MAX);
+        let signature = key.sign(&batch_message(batch, size, &root, signed_at))?;
+        Ok(Self {
+            batch,
+            signed_at,
+            leaves,
+            root,
+            key_type: key.key_type(),
+            signature,
+        })
+    }
+
+    /// The signed head of the `index`-th head of the batch, which is `person`'s at `seq`/`hash`.
+    pub fn head(&self, index: usize, person: &str, seq: u64, hash: [u8; 32]) -> SignedHead {
+        SignedHead {
+            person: person.to_owned(),
+            seq,
+            hash,
+            batch: self.batch,
+            signed_at: self.signed_at,
+            tree_size: u64::try_from(self.leaves.len()).unwrap_or(u64::MAX),
+            leaf_index: u64::try_from(index).unwrap_or(u64::MAX),
+            proof: audit_path(index, &self.leaves),
+            key_type: self.key_type,
+            signature: self.signature.clone(),
+        }
+    }
+}
+
 impl SignedHead {
-    /// Signs the head of `person`'s log whose last record is `last` (`None`: an empty log).
+    /// Signs the head of `person`'s log whose last record is `last` (`None`: an empty log) alone,
+    /// as a batch of one.
     pub fn sign(
         key: &SigningKey,
         person: &str,
@@ -168,26 +333,24 @@ impl SignedHead {
                 l.person
             )));
         }
-        let signature = key.sign(&head_message(person, seq, &hash, signed_at))?;
-        Ok(Self {
-            person: person.to_owned(),
-            seq,
-            hash,
-            signed_at,
-            key_type: key.key_type(),
-            signature,
-        })
+        let batch = SignedBatch::sign(key, 0, &[(person, seq, hash)], signed_at)?;
+        Ok(batch.head(0, person, seq, hash))
     }
 
-    /// Whether the signature was made by the log key whose SubjectPublicKeyInfo is `log_key_spki`.
+    /// Whether the head is in its batch's tree and the batch was signed by the log key whose
+    /// SubjectPublicKeyInfo is `log_key_spki`.
     pub fn signature_valid(&self, log_key_spki: &[u8]) -> bool {
+        let leaf = head_leaf(&self.person, self.seq, &self.hash);
+        let Some(root) = root_from_path(self.leaf_index, self.tree_size, &leaf, &self.proof) else {
+            return false;
+        };
         let Ok(spki) = SubjectPublicKey::from_der(log_key_spki) else {
             return false;
         };
         let Ok(key) = PublicKey::from_spki(spki.spki()) else {
             return false;
         };
-        let msg = head_message(&self.person, self.seq, &self.hash, self.signed_at);
+        let msg = batch_message(self.batch, self.tree_size, &root, self.signed_at);
         key.verify(&self.key_type.signature_algorithm().oid, &msg, &self.signature)
             .unwrap_or(false)
     }
@@ -383,6 +546,30 @@ mod tests {
         let mut altered = head.clone();
         altered.seq = 8;
         assert_eq!(verify(&truncated, &altered, &spki), Err(Tamper::BadHead));
+    }
+
+    #[test]
+    fn a_batch_signs_many_heads_once_and_each_proves_alone() {
+        let (k, spki) = key();
+        for n in [1usize, 2, 3, 5, 8, 13] {
+            let heads: Vec<(String, u64, [u8; 32])> = (0..n)
+                .map(|i| (format!("P-{i:04}"), i as u64 + 1, [i as u8; 32]))
+                .collect();
+            let refs: Vec<(&str, u64, [u8; 32])> =
+                heads.iter().map(|(p, s, h)| (p.as_str(), *s, *h)).collect();
+            let batch = SignedBatch::sign(&k, 7, &refs, now()).unwrap();
+            for (i, (p, s, h)) in heads.iter().enumerate() {
+                let head = batch.head(i, p, *s, *h);
+                assert!(head.signature_valid(&spki), "n={n} i={i}");
+                // Another person's leaf does not fit this proof, nor does a changed count.
+                let mut wrong = head.clone();
+                wrong.seq += 1;
+                assert!(!wrong.signature_valid(&spki));
+                let mut moved = head.clone();
+                moved.leaf_index = (moved.leaf_index + 1) % n as u64;
+                assert!(n == 1 || !moved.signature_valid(&spki), "n={n} i={i}");
+            }
+        }
     }
 
     #[test]

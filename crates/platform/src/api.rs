@@ -9,7 +9,8 @@
 //! (good / revoked / on-hold / unknown), revocation time and reason, validity period. The four facts
 //! of a signature certificate come back only to a relying party with `personal-data`; a relying
 //! party without it never receives any personal information, whatever it asks.
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use jpki_model::{CertKind, RevocationReason};
@@ -28,7 +29,67 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// An API answer: HTTP status and JSON body.
 pub type Reply = (u16, Value);
 
-fn error(status: u16, message: impl Into<String>) -> Reply {
+/// A certificate an operation checked: what the platform meters (fees) and appends to the holder's
+/// access log. It holds no more than the relying party itself saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// Which of our CAs issued it.
+    pub kind: CertKind,
+    /// Its serial number (unsigned big-endian, no leading zero byte).
+    pub serial: Vec<u8>,
+    /// What was asked: "validity", "age ≥ 18", "liveness", "linkage", "signature-verify" …
+    pub check: String,
+    /// The answer given: "good", "yes", "TOTAL_PASSED" …
+    pub result: String,
+}
+
+impl Checked {
+    /// A check of the presented certificate `p`.
+    pub(crate) fn of(p: &Presented, check: impl Into<String>, result: impl Into<String>) -> Self {
+        Self {
+            kind: p.kind,
+            serial: unsigned(&p.cert.serial).to_vec(),
+            check: check.into(),
+            result: result.into(),
+        }
+    }
+}
+
+/// A serial number without the leading zero byte DER puts before a high bit.
+pub(crate) fn unsigned(serial: &[u8]) -> &[u8] {
+    serial.strip_prefix(&[0]).unwrap_or(serial)
+}
+
+/// What an operation returns: its 200 answer and the certificates it checked, or an error reply.
+pub type Outcome = Result<(Value, Vec<Checked>), Reply>;
+
+/// The answer to one API call: HTTP status, JSON body, the purpose the caller gave, and the
+/// certificates checked (empty unless the status is 200).
+#[derive(Debug)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The JSON body.
+    pub body: Value,
+    /// The optional `purpose` of the request body (at most [`MAX_PURPOSE_CHARS`] characters).
+    pub purpose: Option<String>,
+    /// What was checked, for fees and access records.
+    pub checked: Vec<Checked>,
+}
+
+/// The longest `purpose` a request may give.
+pub const MAX_PURPOSE_CHARS: usize = 200;
+
+/// The field every request body may carry: why the relying party asks (shown to the person in
+/// their access records). Requests declare it as `purpose: Option<IgnoredAny>` so that
+/// `deny_unknown_fields` accepts it; [`Api::call`] reads it.
+#[derive(Deserialize)]
+struct PurposeOnly {
+    #[serde(default)]
+    purpose: Option<String>,
+}
+
+pub(crate) fn error(status: u16, message: impl Into<String>) -> Reply {
     (status, json!({ "error": message.into() }))
 }
 
@@ -41,6 +102,8 @@ fn rfc3339(t: OffsetDateTime) -> String {
 #[serde(deny_unknown_fields)]
 struct ValidityRequest {
     certificate: String,
+    #[serde(default, rename = "purpose")]
+    _purpose: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -48,6 +111,8 @@ struct ValidityRequest {
 struct AgeRequest {
     certificate: String,
     at_least: u8,
+    #[serde(default, rename = "purpose")]
+    _purpose: Option<serde::de::IgnoredAny>,
 }
 
 /// Where the platform learns a certificate holder's birth date (the authority's registry): it
@@ -94,10 +159,18 @@ const JST: time::UtcOffset = time::macros::offset!(+9);
 
 /// The JSON API over the platform's status snapshot.
 pub struct Api {
-    ocsp: Arc<OcspService>,
-    cas: Vec<(CertKind, ParsedCert)>,
+    pub(crate) ocsp: Arc<OcspService>,
+    pub(crate) cas: Vec<(CertKind, ParsedCert)>,
+    /// Certificates whose signature by one of `cas` was already checked, by SHA-256 of their DER
+    /// (a relying party re-checking a certificate skips the RSA verification). Cleared when full.
+    verified: Mutex<HashMap<[u8; 32], CertKind>>,
+    verified_capacity: usize,
     birth_dates: Option<Arc<dyn BirthDates>>,
     pairwise: Option<Arc<dyn Pairwise>>,
+    /// Liveness, link data and consents (`api_linkage`).
+    pub(crate) linkage: crate::api_linkage::LinkageServices,
+    /// Signature verification and augmentation (`api_signatures`).
+    pub(crate) signatures: crate::api_signatures::SignatureServices,
 }
 
 impl std::fmt::Debug for Api {
@@ -108,10 +181,27 @@ impl std::fmt::Debug for Api {
     }
 }
 
+/// How many verified certificates [`Api`] remembers (≈ 50 bytes each).
+const VERIFIED_CACHE_ENTRIES: usize = 1 << 18;
+
+/// The DER of a request's certificate when it is exactly one PEM CERTIFICATE block (the common
+/// case, decoded without the general PEM reader's per-line checks); `None` sends anything else to
+/// that reader.
+fn single_pem_certificate(text: &str) -> Option<Vec<u8>> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let body = text.trim().strip_prefix(BEGIN)?.strip_suffix(END)?;
+    if body.contains('-') {
+        return None;
+    }
+    let compact: Vec<u8> = body.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(compact).ok()
+}
+
 /// A certificate from a request: PEM or base64 DER, parsed, and which of our CAs issued it.
-struct Presented {
-    cert: ParsedCert,
-    kind: CertKind,
+pub(crate) struct Presented {
+    pub(crate) cert: ParsedCert,
+    pub(crate) kind: CertKind,
 }
 
 impl Api {
@@ -125,9 +215,21 @@ impl Api {
         Ok(Self {
             ocsp,
             cas,
+            verified: Mutex::new(HashMap::new()),
+            verified_capacity: VERIFIED_CACHE_ENTRIES,
             birth_dates: None,
             pairwise: None,
+            linkage: crate::api_linkage::LinkageServices::default(),
+            signatures: crate::api_signatures::SignatureServices::default(),
         })
+    }
+
+    /// Remembers at most `entries` verified certificates (0: verify every certificate every time;
+    /// the default is 262,144).
+    #[must_use]
+    pub fn with_verified_cache(mut self, entries: usize) -> Self {
+        self.verified_capacity = entries;
+        self
     }
 
     /// Answers pairwise-identifier requests with `source`.
@@ -140,39 +242,36 @@ impl Api {
     /// `certificates/pairwise-id`: the caller's identifier for the holder of a certificate it may
     /// check (auth-status or sign-status for its kind): stable across renewals, different for every
     /// relying party. Only for a certificate that is valid now.
-    pub fn pairwise_id(&self, body: &[u8], rights: &Rights<'_>, now: OffsetDateTime) -> Reply {
-        let req: ValidityRequest = match serde_json::from_slice(body) {
-            Ok(r) => r,
-            Err(e) => return error(400, format!("request body: {e}")),
-        };
-        let p = match self.presented(&req.certificate) {
-            Ok(p) => p,
-            Err(reply) => return reply,
-        };
+    pub fn pairwise_id(&self, body: &[u8], rights: &Rights<'_>, now: OffsetDateTime) -> Outcome {
+        let req: ValidityRequest =
+            serde_json::from_slice(body).map_err(|e| error(400, format!("request body: {e}")))?;
+        let p = self.presented(&req.certificate)?;
         let needed = match p.kind {
             CertKind::Signature => Capability::SignStatus,
             CertKind::Authentication => Capability::AuthStatus,
         };
         if !(rights.may)(needed) {
-            return error(
+            return Err(error(
                 403,
                 format!(
                     "this relying party may not check {} certificates ({needed})",
                     p.kind.as_str()
                 ),
-            );
+            ));
         }
         if !self.status_of(&p, now).3 {
-            return error(422, "certificate: not valid now");
+            return Err(error(422, "certificate: not valid now"));
         }
-        let serial = p.cert.serial.strip_prefix(&[0]).unwrap_or(&p.cert.serial);
         match self
             .pairwise
             .as_ref()
-            .and_then(|s| s.pairwise_id(serial, rights.rp_id))
+            .and_then(|s| s.pairwise_id(unsigned(&p.cert.serial), rights.rp_id))
         {
-            Some(id) => (200, json!({ "kind": p.kind.as_str(), "pairwise_id": id })),
-            None => error(422, "certificate: the authority does not know its holder"),
+            Some(id) => Ok((
+                json!({ "kind": p.kind.as_str(), "pairwise_id": id }),
+                vec![Checked::of(&p, "pairwise-id", "given")],
+            )),
+            None => Err(error(422, "certificate: the authority does not know its holder")),
         }
     }
 
@@ -184,8 +283,10 @@ impl Api {
     }
 
     /// Reads the `certificate` field of a request: PEM or base64 DER, issued by one of our CAs.
-    fn presented(&self, text: &str) -> Result<Presented, Reply> {
-        let der = if text.contains("-----BEGIN") {
+    pub(crate) fn presented(&self, text: &str) -> Result<Presented, Reply> {
+        let der = if let Some(der) = single_pem_certificate(text) {
+            der
+        } else if text.contains("-----BEGIN") {
             match certificates_from_pem_or_der(text.as_bytes()).map(|mut v| v.pop()) {
                 Ok(Some(d)) => d,
                 _ => return Err(error(400, "certificate: not a PEM certificate")),
@@ -197,20 +298,39 @@ impl Api {
         };
         let cert =
             ParsedCert::from_der(&der).map_err(|_| error(400, "certificate: not an X.509 certificate"))?;
-        let kind = self
-            .cas
-            .iter()
-            .find(|(_, ca)| {
-                cert.issuer_der == ca.subject_der
-                    && jpki_pki::verify_signed_by(&der, ca.der()).unwrap_or(false)
-            })
-            .map(|(k, _)| *k)
-            .ok_or_else(|| error(422, "certificate: not issued by this authority's CAs"))?;
+        let known = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|v| v.get(&cert.sha256).copied());
+        let kind = match known {
+            Some(kind) => kind,
+            None => {
+                let kind = self
+                    .cas
+                    .iter()
+                    .find(|(_, ca)| {
+                        // The CA's key is parsed once (ParsedCert keeps it), not per request.
+                        cert.issuer_der == ca.subject_der && cert.is_signed_by(&ca.public_key)
+                    })
+                    .map(|(k, _)| *k)
+                    .ok_or_else(|| error(422, "certificate: not issued by this authority's CAs"))?;
+                if let Ok(mut v) = self.verified.lock()
+                    && self.verified_capacity > 0
+                {
+                    if v.len() >= self.verified_capacity {
+                        v.clear();
+                    }
+                    v.insert(cert.sha256, kind);
+                }
+                kind
+            }
+        };
         Ok(Presented { cert, kind })
     }
 
     /// The certificate's status now: (status name, revocation time, reason, valid).
-    fn status_of(
+    pub(crate) fn status_of(
         &self,
         p: &Presented,
         now: OffsetDateTime,
@@ -237,15 +357,57 @@ impl Api {
     }
 
     /// Dispatches `POST /v1/{operation}` from a caller with `rights`.
-    pub fn call(&self, operation: &str, body: &[u8], rights: &Rights<'_>, now: OffsetDateTime) -> Reply {
-        if body.len() > MAX_BODY_BYTES {
-            return error(413, "request body larger than 64 KiB");
+    pub fn call(&self, operation: &str, body: &[u8], rights: &Rights<'_>, now: OffsetDateTime) -> Answer {
+        let failed = |(status, body): Reply| Answer {
+            status,
+            body,
+            purpose: None,
+            checked: Vec::new(),
+        };
+        let limit = Self::body_limit(operation);
+        if body.len() > limit {
+            return failed(error(
+                413,
+                format!(
+                    "request body larger than {}",
+                    crate::api_signatures::size_text(limit)
+                ),
+            ));
         }
-        match operation {
+        // The purpose first, so that a bad one changes nothing (consents are stored).
+        let purpose = match serde_json::from_slice::<PurposeOnly>(body) {
+            Ok(p) => p.purpose,
+            Err(e) => return failed(error(400, format!("request body: {e}"))),
+        };
+        if purpose
+            .as_ref()
+            .is_some_and(|p| p.chars().count() > MAX_PURPOSE_CHARS)
+        {
+            return failed(error(
+                400,
+                format!("purpose: longer than {MAX_PURPOSE_CHARS} characters"),
+            ));
+        }
+        let outcome = match operation {
             "certificates/validity" => self.validity(body, rights.may, now),
             "certificates/age" => self.age(body, rights, now),
             "certificates/pairwise-id" => self.pairwise_id(body, rights, now),
-            _ => error(404, format!("no operation {operation:?}")),
+            "certificates/liveness" => self.liveness(body, rights, now),
+            "certificates/linkage" => self.linkage(body, rights, now),
+            "consents" => self.submit_consent(body, rights, now),
+            "consents/revoke" => self.revoke_consent(body, rights, now),
+            "signatures/verify" => self.verify_signature(body, rights.may, now),
+            "signatures/augment" => self.augment_signature(body, rights.may, now),
+            _ => Err(error(404, format!("no operation {operation:?}"))),
+        };
+        match outcome {
+            Err(reply) => failed(reply),
+            Ok((body_json, checked)) => Answer {
+                status: 200,
+                body: body_json,
+                purpose,
+                checked,
+            },
         }
     }
 
@@ -253,33 +415,31 @@ impl Api {
     /// 年齢計算ニ関スル法律 counts it? Yes or no and the certificate's validity; never the birth date.
     /// Only for relying parties with `age`, and only for a threshold they registered, so that no
     /// relying party can search out a birth date.
-    pub fn age(&self, body: &[u8], rights: &Rights<'_>, now: OffsetDateTime) -> Reply {
-        let req: AgeRequest = match serde_json::from_slice(body) {
-            Ok(r) => r,
-            Err(e) => return error(400, format!("request body: {e}")),
-        };
+    pub fn age(&self, body: &[u8], rights: &Rights<'_>, now: OffsetDateTime) -> Outcome {
+        let req: AgeRequest =
+            serde_json::from_slice(body).map_err(|e| error(400, format!("request body: {e}")))?;
         if !(rights.may)(Capability::Age) {
-            return error(403, "this relying party may not ask about ages (age)");
+            return Err(error(403, "this relying party may not ask about ages (age)"));
         }
         if !rights.age_thresholds.contains(&req.at_least) {
-            return error(
+            return Err(error(
                 403,
                 format!(
                     "at_least {}: not one of this relying party's registered thresholds",
                     req.at_least
                 ),
-            );
+            ));
         }
-        let p = match self.presented(&req.certificate) {
-            Ok(p) => p,
-            Err(reply) => return reply,
-        };
-        let serial = p.cert.serial.strip_prefix(&[0]).unwrap_or(&p.cert.serial);
-        let Some(birth) = self.birth_dates.as_ref().and_then(|b| b.birth_date(serial)) else {
-            return error(
+        let p = self.presented(&req.certificate)?;
+        let Some(birth) = self
+            .birth_dates
+            .as_ref()
+            .and_then(|b| b.birth_date(unsigned(&p.cert.serial)))
+        else {
+            return Err(error(
                 422,
                 "certificate: the authority holds no birth date for its holder",
-            );
+            ));
         };
         let today = now.to_offset(JST).date();
         let (status, _, _, valid) = self.status_of(&p, now);
@@ -288,41 +448,41 @@ impl Api {
             ("unknown", _) => "unknown",
             _ => "invalid",
         };
-        (
-            200,
+        let answer = jpki_model::validity::age_on(birth, today) >= u32::from(req.at_least);
+        Ok((
             json!({
                 "kind": p.kind.as_str(),
                 "at_least": req.at_least,
-                "answer": jpki_model::validity::age_on(birth, today) >= u32::from(req.at_least),
+                "answer": answer,
                 "validity": validity,
                 "today": today.to_string(),
             }),
-        )
+            vec![Checked::of(
+                &p,
+                format!("age ≥ {}", req.at_least),
+                format!("{}, certificate {validity}", if answer { "yes" } else { "no" }),
+            )],
+        ))
     }
 
     /// `certificates/validity`.
-    pub fn validity(&self, body: &[u8], may: &dyn Fn(Capability) -> bool, now: OffsetDateTime) -> Reply {
-        let req: ValidityRequest = match serde_json::from_slice(body) {
-            Ok(r) => r,
-            Err(e) => return error(400, format!("request body: {e}")),
-        };
-        let p = match self.presented(&req.certificate) {
-            Ok(p) => p,
-            Err(reply) => return reply,
-        };
+    pub fn validity(&self, body: &[u8], may: &dyn Fn(Capability) -> bool, now: OffsetDateTime) -> Outcome {
+        let req: ValidityRequest =
+            serde_json::from_slice(body).map_err(|e| error(400, format!("request body: {e}")))?;
+        let p = self.presented(&req.certificate)?;
         let (cert, kind) = (&p.cert, &p.kind);
         let needed = match kind {
             CertKind::Signature => Capability::SignStatus,
             CertKind::Authentication => Capability::AuthStatus,
         };
         if !may(needed) {
-            return error(
+            return Err(error(
                 403,
                 format!(
                     "this relying party may not check {} certificates ({needed})",
                     kind.as_str()
                 ),
-            );
+            ));
         }
         let (status, revoked_at, reason, valid) = self.status_of(&p, now);
         let mut answer = json!({
@@ -343,6 +503,12 @@ impl Api {
             answer["facts"] =
                 serde_json::to_value(jpki_sig::report::Facts::from_san(san)).unwrap_or(Value::Null);
         }
-        (200, answer)
+        let result = match (valid, status) {
+            (true, _) => "valid",
+            (false, "good") => "outside its validity period",
+            (false, other) => other,
+        };
+        let checked = Checked::of(&p, "validity", result);
+        Ok((answer, vec![checked]))
     }
 }

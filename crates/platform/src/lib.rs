@@ -2,15 +2,21 @@
 //! service over an in-memory status index, and the tamper-evident access records every check leaves
 //! for the person to read. Pure logic, no I/O; storage and HTTP sit above it.
 pub mod access_log;
+pub mod access_store;
 pub mod api;
+pub mod api_linkage;
+pub mod api_signatures;
+pub mod consent;
 mod error;
 pub mod fees;
 pub mod ocsp;
 pub mod rp;
 pub mod status;
 
-pub use access_log::{AccessRecord, CheckRecord, SignedHead, Tamper};
+pub use access_log::{AccessRecord, CheckRecord, SignedBatch, SignedHead, Tamper};
+pub use access_store::{AccessStore, Integrity, Recorder, Seen};
 pub use api::Api;
+pub use consent::{Consent, NewConsent, Revoker, Statement};
 pub use error::PlatformError;
 pub use fees::{Meter, Tariff};
 pub use ocsp::{Answered, OcspAnswer, OcspService};

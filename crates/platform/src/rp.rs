@@ -137,6 +137,7 @@ pub struct NewRelyingParty<'a> {
     pub age_thresholds: Vec<u8>,
 }
 
+/// Schema version 1 (`IF NOT EXISTS`: registries made before versions were counted have it).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS relying_parties (
     id             TEXT    PRIMARY KEY,
@@ -162,11 +163,36 @@ CREATE TABLE IF NOT EXISTS metered_checks (
 );
 ";
 
+/// Migrations in order; index + 1 is the schema version (`PRAGMA user_version`) they produce.
+const MIGRATIONS: &[&str] = &[SCHEMA, crate::consent::SCHEMA_V2];
+
+/// Brings the schema up to date, each migration in its own transaction.
+fn migrate(conn: &mut Connection) -> Result<(), PlatformError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if current > known {
+        return Err(PlatformError::Corrupt(format!(
+            "schema version {current} (this jpki knows up to {known}); upgrade jpki"
+        )));
+    }
+    for (version, sql) in (1..).zip(MIGRATIONS).skip(usize::try_from(current).unwrap_or(0)) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated since the version was read.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now < version {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version)?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 fn key_hash(key: &str) -> Vec<u8> {
     digest::digest(&digest::SHA256, key.as_bytes()).as_ref().to_vec()
 }
 
-fn random_hex<const N: usize>() -> Result<String, PlatformError> {
+pub(crate) fn random_hex<const N: usize>() -> Result<String, PlatformError> {
     let mut b = [0u8; N];
     aws_lc_rs::rand::fill(&mut b)
         .map_err(|_| PlatformError::Log("the system random generator failed".into()))?;
@@ -176,16 +202,18 @@ fn random_hex<const N: usize>() -> Result<String, PlatformError> {
 /// The relying-party registry.
 #[derive(Debug)]
 pub struct Registry {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 impl Registry {
     /// Opens (creating if needed) the registry at `path`.
     pub fn open(path: &Path) -> Result<Self, PlatformError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
+        // `jpki serve` holds several connections (keys, meter, consents) and `jpki rp` writes too.
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.execute_batch(SCHEMA)?;
+        migrate(&mut conn)?;
         Ok(Self { conn })
     }
 
@@ -244,14 +272,14 @@ impl Registry {
 
     /// One relying party by id.
     pub fn get(&self, id: &str) -> Result<RelyingParty, PlatformError> {
+        // Cached: every API request comes through here (via `authenticate`).
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id, name, capabilities, age_thresholds, registered_at, \
                  (SELECT COUNT(*) FROM api_keys k WHERE k.rp_id = r.id AND k.revoked_at IS NULL) \
                  FROM relying_parties r WHERE id = ?1",
-                [id],
-                row_to_rp,
-            )
+            )?
+            .query_row([id], row_to_rp)
             .optional()?
             .ok_or_else(|| PlatformError::NotFound(format!("relying party {id}")))?
     }

@@ -14,13 +14,39 @@ use crate::tsa::is_media_type;
 
 /// The OpenAPI 3 document served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
-/// The largest JSON request body accepted.
+/// The largest JSON request body accepted, unless [`JsonApi::body_limit`] allows an operation more.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
+/// The most any operation may allow ([`JsonApi::body_limit`]): 8 MiB, for signatures and PDFs.
+pub const MAX_LARGE_JSON_BYTES: usize = 8 * 1024 * 1024;
+
+/// The operations whose requests carry a document signature or a signed PDF (base64), and so may
+/// be up to [`MAX_LARGE_JSON_BYTES`].
+pub const LARGE_OPERATIONS: [&str; 2] = ["signatures/verify", "signatures/augment"];
 
 /// Answers the JSON API: HTTP status and a JSON object (`{"error": …}` for 4xx).
 pub trait JsonApi: Send + Sync + 'static {
     /// Handles `POST /v1/{operation}` with the JSON `body` from `caller`. May block.
     fn call(&self, caller: &Caller, operation: &str, body: &[u8]) -> (u16, String);
+
+    /// The largest request body `operation` takes: [`MAX_LARGE_JSON_BYTES`] for the
+    /// [`LARGE_OPERATIONS`], else [`MAX_JSON_BYTES`], unless the API says otherwise (never more
+    /// than [`MAX_LARGE_JSON_BYTES`]). A larger body is answered 413.
+    fn body_limit(&self, operation: &str) -> usize {
+        if LARGE_OPERATIONS.contains(&operation) {
+            MAX_LARGE_JSON_BYTES
+        } else {
+            MAX_JSON_BYTES
+        }
+    }
+}
+
+/// "64 KiB", "8 MiB".
+fn size_text(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{} KiB", bytes / 1024)
+    }
 }
 
 #[derive(Clone)]
@@ -33,7 +59,7 @@ pub(crate) fn routes(api: Arc<dyn JsonApi>, keys: Arc<dyn ApiKeys>) -> Router {
     Router::new()
         .route(
             "/v1/{*operation}",
-            post(call).layer(DefaultBodyLimit::max(MAX_JSON_BYTES)),
+            post(call).layer(DefaultBodyLimit::max(MAX_LARGE_JSON_BYTES)),
         )
         .with_state(Api { api, keys })
 }
@@ -82,11 +108,25 @@ async fn call(State(api): State<Api>, Path(operation): Path<String>, req: Reques
             "expected Content-Type: application/json",
         );
     }
+    let limit = api.api.body_limit(&operation).min(MAX_LARGE_JSON_BYTES);
+    let too_large = || {
+        json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body larger than {}", size_text(limit)),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
     let body = match Bytes::from_request(req, &()).await {
+        Ok(b) if b.len() > limit => return too_large(),
         Ok(b) => b,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return json_error(StatusCode::PAYLOAD_TOO_LARGE, "request body larger than 64 KiB");
-        }
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(),
         Err(r) => return json_error(r.status(), "cannot read the request body"),
     };
     let handler = Arc::clone(&api.api);
@@ -125,6 +165,12 @@ mod tests {
             "/v1/certificates/validity",
             "/v1/certificates/age",
             "/v1/certificates/pairwise-id",
+            "/v1/certificates/liveness",
+            "/v1/certificates/linkage",
+            "/v1/consents",
+            "/v1/consents/revoke",
+            "/v1/signatures/verify",
+            "/v1/signatures/augment",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} is documented");
         }

@@ -5,6 +5,7 @@
 //! Pure logic: no clock (callers pass times), no network, no files. The private key is a caller's
 //! concern (the card signs); this crate prepares what is to be signed and assembles the result.
 
+pub mod augment;
 pub mod cades;
 mod error;
 mod ident;

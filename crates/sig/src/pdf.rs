@@ -224,21 +224,21 @@ impl PdfSignature {
 // Loading
 // ---------------------------------------------------------------------------------------------
 
-fn malformed(detail: impl Into<String>) -> SigError {
+pub(crate) fn malformed(detail: impl Into<String>) -> SigError {
     SigError::Malformed {
         what: WHAT,
         detail: detail.into(),
     }
 }
 
-fn unsupported(detail: impl Into<String>) -> SigError {
+pub(crate) fn unsupported(detail: impl Into<String>) -> SigError {
     SigError::Unsupported {
         what: WHAT,
         detail: detail.into(),
     }
 }
 
-fn check_size(pdf: &[u8]) -> Result<(), SigError> {
+pub(crate) fn check_size(pdf: &[u8]) -> Result<(), SigError> {
     if pdf.len() > MAX_PDF_SIZE {
         return Err(SigError::TooLarge {
             what: WHAT,
@@ -258,7 +258,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Loads with lopdf; a panic inside lopdf becomes `Malformed` (lopdf is third-party code run on
 /// untrusted input; see the module docs).
-fn load(pdf: &[u8]) -> Result<Document, SigError> {
+pub(crate) fn load(pdf: &[u8]) -> Result<Document, SigError> {
     let options = LoadOptions {
         max_decompressed_size: Some(MAX_PDF_SIZE),
         ..LoadOptions::default()
@@ -280,15 +280,15 @@ fn load(pdf: &[u8]) -> Result<Document, SigError> {
     Ok(doc)
 }
 
-fn deref<'a>(doc: &'a Document, o: &'a Object) -> Option<&'a Object> {
+pub(crate) fn deref<'a>(doc: &'a Document, o: &'a Object) -> Option<&'a Object> {
     doc.dereference(o).ok().map(|(_, o)| o)
 }
 
-fn dict_get<'a>(doc: &'a Document, d: &'a Dictionary, key: &[u8]) -> Option<&'a Object> {
+pub(crate) fn dict_get<'a>(doc: &'a Document, d: &'a Dictionary, key: &[u8]) -> Option<&'a Object> {
     d.get(key).ok().and_then(|o| deref(doc, o))
 }
 
-fn get_dict<'a>(doc: &'a Document, d: &'a Dictionary, key: &[u8]) -> Option<&'a Dictionary> {
+pub(crate) fn get_dict<'a>(doc: &'a Document, d: &'a Dictionary, key: &[u8]) -> Option<&'a Dictionary> {
     dict_get(doc, d, key).and_then(|o| o.as_dict().ok())
 }
 
@@ -752,7 +752,7 @@ fn write_name(out: &mut Vec<u8>, name: &[u8]) {
 }
 
 /// `fmt::Write` into a byte vector (ASCII only is ever written through it).
-struct HexSink<'a>(&'a mut Vec<u8>);
+pub(crate) struct HexSink<'a>(pub(crate) &'a mut Vec<u8>);
 
 impl std::fmt::Write for HexSink<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
@@ -796,11 +796,11 @@ fn write_text(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-fn write_ref(out: &mut Vec<u8>, id: ObjectId) {
+pub(crate) fn write_ref(out: &mut Vec<u8>, id: ObjectId) {
     let _ = write!(HexSink(out), "{} {} R", id.0, id.1);
 }
 
-fn write_object(out: &mut Vec<u8>, o: &Object, depth: usize) {
+pub(crate) fn write_object(out: &mut Vec<u8>, o: &Object, depth: usize) {
     if depth > 2 * MAX_DEPTH {
         // lopdf's parser limits nesting to 100; deeper cannot come from a parsed file.
         out.extend_from_slice(b"null");
@@ -945,10 +945,6 @@ pub fn prepare(pdf: &[u8], opts: &SignOptions) -> Result<PreparedPdf, SigError> 
     let sig_id: ObjectId = (next, 0);
     let field_id: ObjectId = (next + 1, 0);
     let xref_stream_id: ObjectId = (next + 2, 0);
-    let stream_xref = matches!(
-        doc.reference_table.cross_reference_type,
-        XrefType::CrossReferenceStream
-    );
 
     // Objects other than the signature dictionary to (re)write.
     let mut rewritten: Vec<(ObjectId, Object)> = Vec::new();
@@ -1074,6 +1070,59 @@ pub fn prepare(pdf: &[u8], opts: &SignOptions) -> Result<PreparedPdf, SigError> 
         out.extend_from_slice(b"\nendobj\n");
     }
 
+    write_xref_and_trailer(&mut out, &doc, pdf, root_id, offsets, xref_stream_id.0)?;
+
+    let byte_range = [0, lt, gt_end, out.len() - gt_end];
+    let text = format!("0 {} {} {}", byte_range[1], byte_range[2], byte_range[3]);
+    if text.len() > BYTE_RANGE_WIDTH {
+        return Err(malformed("byte range numbers too large"));
+    }
+    out[byte_range_at..byte_range_at + text.len()].copy_from_slice(text.as_bytes());
+
+    // Read the result back. A file whose cross-reference data disagrees with its objects (an
+    // entry naming another object than the one at its offset) can make the reader prefer a stale
+    // object over the new version; such a file is refused rather than signed inconsistently.
+    let expected = byte_range.map(|x| x as u64);
+    let consistent = signatures_any_size(&out).is_ok_and(|sigs| {
+        sigs.iter().any(|s| {
+            s.field_name == field_name
+                && s.byte_range == expected
+                && s.coverage
+                    == Coverage::WholeRevision {
+                        revision_end: out.len(),
+                        later_revisions: false,
+                    }
+        })
+    });
+    if !consistent {
+        return Err(malformed(
+            "the cross-reference data does not match the objects (the update does not read back)",
+        ));
+    }
+    Ok(PreparedPdf {
+        bytes: out,
+        byte_range,
+        field_name,
+    })
+}
+
+/// Ends an incremental update to `pdf` (loaded as `doc`, catalog `root_id`) whose new objects were
+/// written into `out` at `offsets`: a cross-reference section of the kind the last revision used
+/// (a stream gets the object number `next_free`, the first number after the new objects), the
+/// trailer with /Prev, /Root, /Info and /ID carried over, `startxref` and `%%EOF`.
+pub(crate) fn write_xref_and_trailer(
+    out: &mut Vec<u8>,
+    doc: &Document,
+    pdf: &[u8],
+    root_id: ObjectId,
+    mut offsets: Vec<(ObjectId, usize)>,
+    next_free: u32,
+) -> Result<(), SigError> {
+    let xref_stream_id: ObjectId = (next_free, 0);
+    let stream_xref = matches!(
+        doc.reference_table.cross_reference_type,
+        XrefType::CrossReferenceStream
+    );
     // Trailer entries copied from the last revision.
     let prev = doc.xref_start;
     let mut trailer_tail = Vec::new();
@@ -1112,7 +1161,7 @@ pub fn prepare(pdf: &[u8], opts: &SignOptions) -> Result<PreparedPdf, SigError> 
             data.extend_from_slice(&id.1.to_be_bytes());
         }
         let _ = write!(
-            HexSink(&mut out),
+            HexSink(out),
             "{} 0 obj\n<</Type /XRef\n/Size {}\n/W [1 4 2]\n/Index [",
             xref_stream_id.0,
             xref_stream_id.0 + 1
@@ -1121,11 +1170,11 @@ pub fn prepare(pdf: &[u8], opts: &SignOptions) -> Result<PreparedPdf, SigError> 
             if i > 0 {
                 out.push(b' ');
             }
-            let _ = write!(HexSink(&mut out), "{start} {count}");
+            let _ = write!(HexSink(out), "{start} {count}");
         }
-        let _ = write!(HexSink(&mut out), "]\n/Prev {prev}\n");
+        let _ = write!(HexSink(out), "]\n/Prev {prev}\n");
         out.extend_from_slice(&trailer_tail);
-        let _ = write!(HexSink(&mut out), "\n/Length {}\n>>\nstream\n", data.len());
+        let _ = write!(HexSink(out), "\n/Length {}\n>>\nstream\n", data.len());
         out.extend_from_slice(&data);
         out.extend_from_slice(b"\nendstream\nendobj\n");
     } else {
@@ -1133,54 +1182,18 @@ pub fn prepare(pdf: &[u8], opts: &SignOptions) -> Result<PreparedPdf, SigError> 
         out.extend_from_slice(b"xref\n");
         let mut i = 0;
         for (start, count) in runs(&offsets) {
-            let _ = writeln!(HexSink(&mut out), "{start} {count}");
+            let _ = writeln!(HexSink(out), "{start} {count}");
             for (id, off) in &offsets[i..i + count] {
-                let _ = write!(HexSink(&mut out), "{off:010} {:05} n\r\n", id.1);
+                let _ = write!(HexSink(out), "{off:010} {:05} n\r\n", id.1);
             }
             i += count;
         }
-        let _ = write!(
-            HexSink(&mut out),
-            "trailer\n<</Size {}\n/Prev {prev}\n",
-            field_id.0 + 1
-        );
+        let _ = write!(HexSink(out), "trailer\n<</Size {next_free}\n/Prev {prev}\n");
         out.extend_from_slice(&trailer_tail);
         out.extend_from_slice(b"\n>>\n");
     }
-    let _ = write!(HexSink(&mut out), "startxref\n{startxref}\n%%EOF\n");
-
-    let byte_range = [0, lt, gt_end, out.len() - gt_end];
-    let text = format!("0 {} {} {}", byte_range[1], byte_range[2], byte_range[3]);
-    if text.len() > BYTE_RANGE_WIDTH {
-        return Err(malformed("byte range numbers too large"));
-    }
-    out[byte_range_at..byte_range_at + text.len()].copy_from_slice(text.as_bytes());
-
-    // Read the result back. A file whose cross-reference data disagrees with its objects (an
-    // entry naming another object than the one at its offset) can make the reader prefer a stale
-    // object over the new version; such a file is refused rather than signed inconsistently.
-    let expected = byte_range.map(|x| x as u64);
-    let consistent = signatures_any_size(&out).is_ok_and(|sigs| {
-        sigs.iter().any(|s| {
-            s.field_name == field_name
-                && s.byte_range == expected
-                && s.coverage
-                    == Coverage::WholeRevision {
-                        revision_end: out.len(),
-                        later_revisions: false,
-                    }
-        })
-    });
-    if !consistent {
-        return Err(malformed(
-            "the cross-reference data does not match the objects (the update does not read back)",
-        ));
-    }
-    Ok(PreparedPdf {
-        bytes: out,
-        byte_range,
-        field_name,
-    })
+    let _ = write!(HexSink(out), "startxref\n{startxref}\n%%EOF\n");
+    Ok(())
 }
 
 /// Runs of consecutive object numbers in sorted `offsets`: `(first number, count)`.

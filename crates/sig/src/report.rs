@@ -226,7 +226,8 @@ pub struct Report {
     pub reasons: Vec<String>,
     /// Things worth knowing that did not decide the verdict.
     pub warnings: Vec<String>,
-    /// "CAdES-BASELINE-B", "CAdES-BASELINE-T", "PAdES-BASELINE-B", "PAdES-BASELINE-T", "CMS", ….
+    /// "CAdES-BASELINE-B", "CAdES-BASELINE-T", "CAdES-BASELINE-LT" (time-stamped and carrying
+    /// revocation data), "PAdES-BASELINE-B/T/LT", "CMS", ….
     pub format: String,
     /// For PDFs: the signature field's name.
     pub field: Option<String>,

@@ -28,6 +28,7 @@ use std::borrow::Cow;
 
 use der::asn1::{Any, AnyRef, GeneralizedTime, Int, OctetString, OctetStringRef, SetOfVec, UtcTime};
 use der::{Decode, Encode, Tag, TagNumber};
+use jpki_pki::tlv::{Tlv, TlvIter, read_tlv, tlvs};
 use spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef, SubjectPublicKeyInfoOwned};
 use time::OffsetDateTime;
 use x509_cert::Certificate;
@@ -335,111 +336,6 @@ pub fn signed_attributes_der(attrs: &[Attribute]) -> Result<Vec<u8>, SigError> {
 // Raw TLV handling
 // ---------------------------------------------------------------------------------------------------
 
-/// One TLV read from the front of a buffer.
-#[derive(Debug, Clone, Copy)]
-struct Tlv<'a> {
-    tag: Tag,
-    value: &'a [u8],
-    /// The whole encoding: header and value.
-    whole: &'a [u8],
-    /// What follows it.
-    rest: &'a [u8],
-}
-
-/// Reads the TLV at the front of `bytes`.
-///
-/// DER only: one-octet identifiers (every tag in CMS, ESS and TSP has a number below 31) and definite
-/// lengths in their shortest form, as der's reader demands too. This is on the hot path of batch
-/// verification, where der's generic reader cost several times as much per TLV; the property test
-/// `tlv_reader_agrees_with_der` holds the two readers to the same answers.
-fn read_tlv(bytes: &[u8]) -> der::Result<Tlv<'_>> {
-    let incomplete = |have: usize, want: usize| {
-        der::Error::from(der::ErrorKind::Incomplete {
-            expected_len: der::Length::try_from(want).unwrap_or(der::Length::MAX),
-            actual_len: der::Length::try_from(have).unwrap_or(der::Length::MAX),
-        })
-    };
-    let [id, first, rest @ ..] = bytes else {
-        return Err(incomplete(bytes.len(), 2));
-    };
-    if id & 0x1f == 0x1f {
-        return Err(der::ErrorKind::TagNumberInvalid.into());
-    }
-    let tag = match *id {
-        0x30 => Tag::Sequence,
-        0x31 => Tag::Set,
-        0x02 => Tag::Integer,
-        0x04 => Tag::OctetString,
-        0x06 => Tag::ObjectIdentifier,
-        id if id & 0xc0 == 0x80 => Tag::ContextSpecific {
-            constructed: id & 0x20 != 0,
-            number: TagNumber(u32::from(id & 0x1f)),
-        },
-        _ => Tag::from_der(std::slice::from_ref(id))?,
-    };
-    let (len, rest) = match *first {
-        n @ 0..=0x7f => (usize::from(n), rest),
-        0x80 => return Err(der::ErrorKind::IndefiniteLength.into()),
-        n => {
-            let k = usize::from(n & 0x7f);
-            if k > 4 {
-                return Err(der::ErrorKind::Overlength.into());
-            }
-            let (Some(octets), Some(after)) = (rest.get(..k), rest.get(k..)) else {
-                return Err(incomplete(bytes.len(), 2 + k));
-            };
-            let len = octets.iter().fold(0usize, |a, &b| (a << 8) | usize::from(b));
-            // The shortest form: no leading zero octet, and the short form below 128.
-            if octets.first() == Some(&0) || len < 0x80 {
-                return Err(der::ErrorKind::Noncanonical { tag }.into());
-            }
-            (len, after)
-        }
-    };
-    let header = bytes.len() - rest.len();
-    let Some(end) = header.checked_add(len) else {
-        return Err(der::ErrorKind::Overflow.into());
-    };
-    match (rest.get(..len), rest.get(len..), bytes.get(..end)) {
-        (Some(value), Some(rest), Some(whole)) => Ok(Tlv {
-            tag,
-            value,
-            whole,
-            rest,
-        }),
-        _ => Err(incomplete(bytes.len(), end)),
-    }
-}
-
-/// Splits DER `bytes` into its consecutive TLVs (checking only headers and lengths).
-fn tlvs(bytes: &[u8]) -> der::Result<Vec<&[u8]>> {
-    TlvIter(bytes).collect()
-}
-
-/// The consecutive TLVs of DER `bytes`, one at a time (no allocation; stops after an error).
-#[derive(Debug, Clone, Copy)]
-struct TlvIter<'a>(&'a [u8]);
-
-impl<'a> Iterator for TlvIter<'a> {
-    type Item = der::Result<&'a [u8]>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.0.is_empty() {
-            return None;
-        }
-        Some(match read_tlv(self.0) {
-            Ok(t) => {
-                self.0 = t.rest;
-                Ok(t.whole)
-            }
-            Err(e) => {
-                self.0 = &[];
-                Err(e)
-            }
-        })
-    }
-}
-
 /// Exactly `N` consecutive TLVs of `bytes`; `None` if there are more or fewer.
 fn exactly<const N: usize>(bytes: &[u8]) -> der::Result<Option<[&[u8]; N]>> {
     let mut out = [&[][..]; N];
@@ -561,6 +457,8 @@ struct RawSignedData<'a> {
     certificates: Option<&'a [u8]>,
     crls: Option<&'a [u8]>,
     signer_infos: Vec<RawSignerInfo<'a>>,
+    /// The signerInfos SET as found.
+    signer_infos_tlv: &'a [u8],
 }
 
 /// The fields of a SignerInfo, each as its complete TLV.
@@ -599,6 +497,7 @@ impl<'a> RawSignedData<'a> {
         if it.next().is_some() {
             return Err(malformed("SignedData: unexpected field after signerInfos"));
         }
+        let signer_infos_tlv = signer_infos;
         let signer_infos = TlvIter(value_of(signer_infos, Tag::Set, "signerInfos")?)
             .map(|si| RawSignerInfo::parse(si.map_err(der_err("signerInfos"))?))
             .collect::<Result<Vec<_>, _>>()?;
@@ -609,6 +508,7 @@ impl<'a> RawSignedData<'a> {
             certificates,
             crls,
             signer_infos,
+            signer_infos_tlv,
         })
     }
 }
@@ -918,6 +818,74 @@ pub fn set_unsigned_attribute(content_info_der: &[u8], attr: &Attribute) -> Resu
         let unsigned = tlv(CTX1, &[&set_of_value(kept)])?;
         first.encode(Some(&unsigned))
     })
+}
+
+/// Adds certificates and revocation information to the DER ContentInfo `content_info_der` (as a
+/// CAdES-B-LT augmentation does, ETSI EN 319 122-1 §5.5.1): each of `certificates` (DER X.509)
+/// into `certificates`, each of `crls` (DER CRLs) and each `(format, info DER)` of `others` (an
+/// OtherRevocationInfoFormat, e.g. an OCSP response under id-ri-ocsp-response) into `crls`. What
+/// is there stays; duplicates are dropped; both sets are re-encoded DER-sorted. The signer infos,
+/// the content and everything signed are kept byte for byte. With other revocation formats present
+/// the version becomes 5 (RFC 5652 §5.1).
+pub fn add_validation_data(
+    content_info_der: &[u8],
+    certificates: &[Vec<u8>],
+    crls: &[Vec<u8>],
+    others: &[(ObjectIdentifier, Vec<u8>)],
+) -> Result<Vec<u8>, SigError> {
+    let content_info = single_tlv(content_info_der)?;
+    let sd = RawSignedData::parse(signed_data_tlv(content_info)?)?;
+    for c in certificates {
+        Certificate::from_der(c).map_err(der_err("certificate"))?;
+    }
+    for c in crls {
+        x509_cert::crl::CertificateList::<x509_cert::certificate::Rfc5280>::from_der(c)
+            .map_err(der_err("CRL"))?;
+    }
+    let mut cert_items: Vec<&[u8]> = match sd.certificates {
+        Some(c) => tlvs(value_of(c, CTX0, "certificates")?).map_err(der_err("certificates"))?,
+        None => Vec::new(),
+    };
+    cert_items.extend(certificates.iter().map(Vec::as_slice));
+    let mut crl_items: Vec<&[u8]> = match sd.crls {
+        Some(c) => tlvs(value_of(c, CTX1, "crls")?).map_err(der_err("crls"))?,
+        None => Vec::new(),
+    };
+    crl_items.extend(crls.iter().map(Vec::as_slice));
+    let mut other_tlvs = Vec::with_capacity(others.len());
+    for (format, info) in others {
+        // The info must be one DER value (an OCSPResponse is a SEQUENCE).
+        split(info).map_err(der_err("other revocation info"))?;
+        let format = format.to_der().map_err(der_err("otherRevInfoFormat"))?;
+        other_tlvs.push(tlv(CTX1, &[&format, info])?);
+    }
+    crl_items.extend(other_tlvs.iter().map(Vec::as_slice));
+    let has_other = crl_items.iter().any(|c| tag_of(c) == Some(CTX1));
+    let certificates = if cert_items.is_empty() {
+        None
+    } else {
+        Some(tlv(CTX0, &[&set_of_value(cert_items)])?)
+    };
+    let crls = if crl_items.is_empty() {
+        None
+    } else {
+        Some(tlv(CTX1, &[&set_of_value(crl_items)])?)
+    };
+    let version: &[u8] = if has_other {
+        &[0x02, 0x01, 0x05]
+    } else {
+        sd.version
+    };
+    if sd.signer_infos.is_empty() {
+        return Err(malformed("SignedData: no SignerInfo"));
+    }
+    let mut parts = vec![version, sd.digest_algorithms, sd.encap];
+    parts.extend(certificates.as_deref());
+    parts.extend(crls.as_deref());
+    parts.push(sd.signer_infos_tlv);
+    let signed_data = tlv(Tag::Sequence, &parts)?;
+    let content_type = ID_SIGNED_DATA.to_der().map_err(der_err("ContentInfo"))?;
+    tlv(Tag::Sequence, &[&content_type, &tlv(CTX0, &[&signed_data])?])
 }
 
 /// Re-encodes the DER ContentInfo `content_info_der` with its first SignerInfo replaced by what
@@ -1844,40 +1812,6 @@ mod tests {
             b = b.content(doc);
         }
         b.build(&to_sign, &sig).unwrap()
-    }
-
-    proptest::proptest! {
-        /// The hand-written TLV reader agrees with der's: on any input it accepts, der reads the same
-        /// tag, value and length; it never accepts what der rejects (der may reject more, e.g.
-        /// unknown universal tags, which the callers check anyway); and it never panics.
-        #[test]
-        fn tlv_reader_agrees_with_der(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
-            let ours = read_tlv(&bytes);
-            let mut r = der::SliceReader::new(&bytes).unwrap();
-            let theirs = der::Reader::tlv_bytes(&mut r);
-            if let Ok(t) = &ours {
-                let whole = theirs.expect("der accepts what we accept");
-                proptest::prop_assert_eq!(t.whole, whole);
-                let any = der::asn1::AnyRef::from_der(whole).unwrap();
-                proptest::prop_assert_eq!(t.tag, any.tag());
-                proptest::prop_assert_eq!(t.value, any.value());
-            }
-        }
-
-        /// And on well-formed DER of every length form, both accept.
-        #[test]
-        fn tlv_reader_reads_valid_der(tag in proptest::prelude::prop_oneof![
-            proptest::prelude::Just(0x04u8), proptest::prelude::Just(0x30), proptest::prelude::Just(0x31),
-            proptest::prelude::Just(0xa0), proptest::prelude::Just(0x80), proptest::prelude::Just(0xa1)
-        ], len in 0usize..70_000, extra in 0usize..3) {
-            let value = vec![0x5a; len];
-            let mut der = der::asn1::AnyRef::new(Tag::OctetString, &value).unwrap().to_der().unwrap();
-            der[0] = tag;
-            der.extend(std::iter::repeat_n(0u8, extra));
-            let t = read_tlv(&der).unwrap();
-            proptest::prop_assert_eq!(t.value.len(), len);
-            proptest::prop_assert_eq!(t.rest.len(), extra);
-        }
     }
 
     fn sample() -> &'static [u8] {

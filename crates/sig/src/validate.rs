@@ -40,6 +40,7 @@ use jpki_pki::{oid, x509};
 use time::OffsetDateTime;
 use x509_cert::ext::pkix::KeyUsages;
 
+use crate::augment::{self, EmbeddedRevocation};
 use crate::pdf::{self, Coverage};
 use crate::report::{Facts, Indication, Report, Revocation, Signer, SigningTime, SubIndication, Timestamp};
 use crate::signed_data::{
@@ -77,6 +78,8 @@ pub struct Verifier {
     paths: Mutex<HashMap<[u8; 32], CertPath>>,
     /// The report's description of each signing certificate seen, which does not change.
     signers: Mutex<HashMap<[u8; 32], Arc<Signer>>>,
+    /// Whether revocation information embedded in a signature answers instead of `revocation`.
+    use_embedded: bool,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -228,6 +231,25 @@ impl Verifier {
             recent: Mutex::new(Vec::new()),
             paths: Mutex::new(HashMap::new()),
             signers: Mutex::new(HashMap::new()),
+            use_embedded: false,
+        }
+    }
+
+    /// Answers revocation questions from the data a signature carries (B-LT: OCSP responses and
+    /// CRLs in the CMS, or a PDF's DSS) when it carries any, instead of the configured source. For
+    /// a verifier given no revocation information of its own.
+    pub fn with_embedded_revocation(mut self) -> Self {
+        self.use_embedded = true;
+        self
+    }
+
+    /// The status of `cert` from the embedded data (when used and present), else the configured
+    /// source.
+    fn status(&self, embedded: &EmbeddedRevocation, cert: &ParsedCert, issuer: &ParsedCert) -> Status {
+        if self.use_embedded && !embedded.is_empty() {
+            embedded.status(cert, issuer)
+        } else {
+            self.revocation.status(cert, issuer)
         }
     }
 
@@ -359,13 +381,16 @@ impl Verifier {
                 });
             }
         };
-        Ok(self.verify_parsed(&parsed, Content(&[data]), now, &Format::Cades, None))
+        let embedded = EmbeddedRevocation::of_signature(&parsed, None);
+        Ok(self.verify_parsed(&parsed, Content(&[data]), now, &Format::Cades, None, &embedded))
     }
 
     /// Validates every signature of a PDF, in document order.
     pub fn verify_pdf(&self, pdf_bytes: &[u8], now: OffsetDateTime) -> Result<Vec<Report>, SigError> {
         let mut out = Vec::new();
-        for sig in pdf::signatures(pdf_bytes)? {
+        let sigs = pdf::signatures(pdf_bytes)?;
+        let dss = augment::pdf_dss(pdf_bytes).unwrap_or_default();
+        for sig in sigs {
             let claimed = sig.signing_time_m;
             let parsed = match &sig.contents {
                 Ok(c) => ParsedSignedData::parse(c),
@@ -386,7 +411,15 @@ impl Verifier {
                     } else {
                         Format::PdfPkcs7(sig.sub_filter.clone())
                     };
-                    self.verify_parsed(&parsed, Content(&[first, second]), now, &format, claimed)
+                    let embedded = EmbeddedRevocation::of_signature(&parsed, Some(&dss));
+                    self.verify_parsed(
+                        &parsed,
+                        Content(&[first, second]),
+                        now,
+                        &format,
+                        claimed,
+                        &embedded,
+                    )
                 }
             };
             report.field = Some(sig.field_name.clone());
@@ -427,6 +460,7 @@ impl Verifier {
         now: OffsetDateTime,
         format: &Format,
         claimed_pdf: Option<OffsetDateTime>,
+        embedded: &EmbeddedRevocation,
     ) -> Report {
         let mut findings: Vec<Finding> = Vec::new();
         let mut warnings = Vec::new();
@@ -458,7 +492,7 @@ impl Verifier {
         let has_ts = !signer
             .unsigned_attribute_values(&ID_AA_SIGNATURE_TIME_STAMP_TOKEN)
             .is_empty();
-        report.format = format.name(has_ts);
+        report.format = format.name(has_ts, !embedded.is_empty());
         if parsed.econtent_type != ID_DATA {
             fail(
                 SubIndication::FormatFailure,
@@ -580,7 +614,7 @@ impl Verifier {
             );
         }
         // Proof of existence from a signature time-stamp.
-        let proof = self.time_proof(signer, parsed, now, &mut warnings);
+        let proof = self.time_proof(signer, parsed, now, embedded, &mut warnings);
         if let Some(p) = &proof {
             report.signing_time.proven = Some(rfc3339(p.time));
             report.signing_time.proof = format!(
@@ -595,10 +629,10 @@ impl Verifier {
                 "no signature time-stamp (B-B level)".into()
             };
         }
-        report.timestamp = self.timestamp_report(signer, parsed, now, proof.as_ref());
+        report.timestamp = self.timestamp_report(signer, parsed, now, proof.as_ref(), embedded);
         let best_time = proof.as_ref().map(|p| p.time);
         // A content time-stamp is the opposite bound: the signature was made after it.
-        let made_after = self.content_proof(signer, parsed, content, now, &mut warnings);
+        let made_after = self.content_proof(signer, parsed, content, now, embedded, &mut warnings);
         // Path.
         let chain = match self.path(&cert, &parsed.certificates) {
             Ok(p) => p,
@@ -672,7 +706,7 @@ impl Verifier {
                     format!("the CA certificate {} is outside its validity period", ca.subject),
                 );
             }
-            match self.revocation.status(ca, issuer) {
+            match self.status(embedded, ca, issuer) {
                 Status::Revoked { at, .. } if best_time.is_none_or(|t| t >= at) => fail(
                     SubIndication::RevokedCaNoPoe,
                     format!("the CA certificate {} was revoked at {}", ca.subject, rfc3339(at)),
@@ -684,7 +718,7 @@ impl Verifier {
         // Revocation of the signing certificate.
         let issuer = chain.certs.get(1).map_or(&cert, |c| c);
         if chain.certs.len() > 1 {
-            let status = self.revocation.status(&cert, issuer);
+            let status = self.status(embedded, &cert, issuer);
             report.revocation = Some(revocation_report(&status));
             match status {
                 Status::Good {
@@ -768,11 +802,12 @@ impl Verifier {
         parsed: &ParsedSignedData<'_>,
         content: Content<'_>,
         now: OffsetDateTime,
+        embedded: &EmbeddedRevocation,
         warnings: &mut Vec<String>,
     ) -> Option<OffsetDateTime> {
         let mut best: Option<OffsetDateTime> = None;
         for token_der in signer.signed_attribute_values(&crate::cades::ID_AA_CONTENT_TIME_STAMP) {
-            match self.check_token(token_der, Imprint::Content(content), parsed, now) {
+            match self.check_token(token_der, Imprint::Content(content), parsed, now, embedded) {
                 Ok(p) => best = Some(best.map_or(p.time, |b| b.max(p.time))),
                 Err(why) => warnings.push(format!("content time-stamp not usable: {why}")),
             }
@@ -786,11 +821,18 @@ impl Verifier {
         signer: &ParsedSigner<'_>,
         parsed: &ParsedSignedData<'_>,
         now: OffsetDateTime,
+        embedded: &EmbeddedRevocation,
         warnings: &mut Vec<String>,
     ) -> Option<TimeProof> {
         let mut best: Option<TimeProof> = None;
         for token_der in signer.unsigned_attribute_values(&ID_AA_SIGNATURE_TIME_STAMP_TOKEN) {
-            match self.check_token(token_der, Imprint::SignatureValue(&signer.signature), parsed, now) {
+            match self.check_token(
+                token_der,
+                Imprint::SignatureValue(&signer.signature),
+                parsed,
+                now,
+                embedded,
+            ) {
                 Ok(p) => {
                     if best.as_ref().is_none_or(|b| p.time < b.time) {
                         best = Some(p);
@@ -808,6 +850,7 @@ impl Verifier {
         parsed: &ParsedSignedData<'_>,
         now: OffsetDateTime,
         proof: Option<&TimeProof>,
+        embedded: &EmbeddedRevocation,
     ) -> Option<Timestamp> {
         if let Some(p) = proof {
             return Some(p.report.clone());
@@ -817,7 +860,13 @@ impl Verifier {
             .into_iter()
             .next()?;
         let why = self
-            .check_token(token_der, Imprint::SignatureValue(&signer.signature), parsed, now)
+            .check_token(
+                token_der,
+                Imprint::SignatureValue(&signer.signature),
+                parsed,
+                now,
+                embedded,
+            )
             .err()
             .unwrap_or_default();
         let t = TimeStampToken::parse(token_der).ok();
@@ -835,6 +884,7 @@ impl Verifier {
         imprint_of: Imprint<'_>,
         parsed: &ParsedSignedData<'_>,
         now: OffsetDateTime,
+        embedded: &EmbeddedRevocation,
     ) -> Result<TimeProof, String> {
         let token = TimeStampToken::parse(token_der).map_err(|e| e.to_string())?;
         match imprint_of {
@@ -872,7 +922,7 @@ impl Verifier {
             return Err(format!("its time {} is in the future", rfc3339(token.gen_time)));
         }
         if let Some(issuer) = chain.certs.get(1) {
-            match self.revocation.status(&tsa, issuer) {
+            match self.status(embedded, &tsa, issuer) {
                 Status::Revoked { at, .. } if at <= token.gen_time => {
                     return Err(format!("the TSA certificate was revoked at {}", rfc3339(at)));
                 }
@@ -909,8 +959,12 @@ enum Format {
 }
 
 impl Format {
-    fn name(&self, has_ts: bool) -> String {
-        let level = if has_ts { "T" } else { "B" };
+    fn name(&self, has_ts: bool, has_revocation_data: bool) -> String {
+        let level = match (has_ts, has_revocation_data) {
+            (true, true) => "LT",
+            (true, false) => "T",
+            _ => "B",
+        };
         match self {
             Self::Cades => format!("CAdES-BASELINE-{level}"),
             Self::Pades => format!("PAdES-BASELINE-{level}"),

@@ -407,3 +407,30 @@ pub(crate) fn have(exe: &str) -> bool {
 pub(crate) fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
+
+/// POSTs the JSON `body` to `url` with curl (with `Authorization: Bearer KEY` when given): the
+/// status and the parsed answer (`Null` if it is not JSON).
+pub(crate) fn post_json(url: &str, key: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        body,
+    ]);
+    if let Some(k) = key {
+        cmd.args(["-H", &format!("Authorization: Bearer {k}")]);
+    }
+    let out = cmd.arg(url).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (json, code) = text.rsplit_once('\n').unwrap();
+    (
+        code.parse().unwrap(),
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    )
+}

@@ -1,0 +1,171 @@
+//! Access records end to end: checks made through `jpki serve` (the JSON API with a purpose, and
+//! OCSP with a key) land in the holder's hash-chained log, which `jpki access-log` shows and checks;
+//! a record modified or deleted in the database afterwards is named, with exit status 1.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{Jpki, Person, Served, have, post_json, s};
+use serde_json::json;
+
+#[test]
+fn checks_are_recorded_for_the_holder_and_tampering_is_found() {
+    if !have("curl") || !have("openssl") {
+        return;
+    }
+    let j = Jpki::demo("p384");
+    let card = j.issue_card(j.add_resident(Person::ADULT));
+    let other = j.issue_card(j.add_resident(Person {
+        name: "鈴木花子",
+        ..Person::ADULT
+    }));
+    let auth_serial = card.serial("auth").unwrap().to_owned();
+    let sign_serial = card.serial("sign").unwrap().to_owned();
+    let auth_pem = std::fs::read_to_string(j.export_cert(&auth_serial, "auth.pem")).unwrap();
+    let sign_cert = j.export_cert(&sign_serial, "sign.pem");
+    let sign_root = j.export_root("sign", "sign-root.pem");
+    let bank = j.json(&[
+        "rp",
+        "add",
+        "--name",
+        "みずほ銀行",
+        "--allow",
+        "auth-status,sign-status,age",
+        "--age-thresholds",
+        "18",
+    ]);
+    let key = bank["api_key"].as_str().unwrap().to_owned();
+
+    // Before any check: an empty, intact log. (The log key is made by the first `serve`.)
+    let server = Served::start(&j, &["serve"]);
+    let base = format!("http://{}", server.addr());
+    let (code, v) = post_json(
+        &format!("{base}/v1/certificates/validity"),
+        Some(&key),
+        &json!({ "certificate": auth_pem, "purpose": "口座開設の本人確認" }).to_string(),
+    );
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = post_json(
+        &format!("{base}/v1/certificates/age"),
+        Some(&key),
+        &json!({ "certificate": auth_pem, "at_least": 18 }).to_string(),
+    );
+    assert_eq!(code, 200, "{v}");
+    // A purpose that is not a string is refused and leaves no record.
+    let (code, v) = post_json(
+        &format!("{base}/v1/certificates/validity"),
+        Some(&key),
+        &json!({ "certificate": auth_pem, "purpose": 7 }).to_string(),
+    );
+    assert_eq!(code, 400, "{v}");
+    let ocsp = Command::new("openssl")
+        .args(["ocsp", "-issuer", s(&sign_root), "-cert", s(&sign_cert), "-url"])
+        .arg(format!("{base}/ocsp/sign"))
+        .args([
+            "-header",
+            &format!("Authorization=Bearer {key}"),
+            "-CAfile",
+            s(&sign_root),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&ocsp.stdout).contains(": good"),
+        "{ocsp:?}"
+    );
+    assert!(server.stop().success());
+
+    let log = j.json(&["access-log", "--serial", &sign_serial]);
+    let records = log["records"].as_array().unwrap();
+    assert_eq!(records.len(), 3, "{log}");
+    assert_eq!(records[0]["check"], "validity");
+    assert_eq!(records[0]["purpose"], "口座開設の本人確認");
+    assert_eq!(records[0]["kind"], "auth");
+    assert_eq!(records[0]["result"], "valid");
+    assert_eq!(records[0]["rp_name"], "みずほ銀行");
+    assert_eq!(records[1]["check"], "age ≥ 18");
+    assert_eq!(records[1]["result"], "yes, certificate valid");
+    assert_eq!(records[1]["purpose"], "(not stated)");
+    assert_eq!(records[2]["check"], "ocsp");
+    assert_eq!(records[2]["kind"], "sign");
+    assert_eq!(records[2]["result"], "good");
+    assert_eq!(log["integrity"]["intact"], true, "{log}");
+    assert_eq!(log["integrity"]["records"], 3);
+    // Nothing of the birth date in the log, only what the bank saw.
+    assert!(!log.to_string().contains("1980"), "{log}");
+    // The same log from the auth certificate; another person's is empty.
+    assert_eq!(
+        j.json(&["access-log", "--serial", &auth_serial])["records"],
+        log["records"]
+    );
+    let empty = j.json(&["access-log", "--serial", other.serial("auth").unwrap()]);
+    assert_eq!(empty["records"].as_array().unwrap().len(), 0);
+    assert_eq!(empty["integrity"]["intact"], true);
+
+    // Tampering in the database: modify a record, then restore it and delete one.
+    let db = rusqlite::Connection::open(j.data().join("access-log.sqlite")).unwrap();
+    let changed = db
+        .execute("UPDATE access_records SET result = 'revoked' WHERE seq = 1", [])
+        .unwrap();
+    assert_eq!(changed, 1);
+    let out = j
+        .command()
+        .args(["--json", "access-log", "--serial", &sign_serial])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["integrity"]["intact"], false);
+    assert!(
+        v["integrity"]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("record 1 was modified"),
+        "{v}"
+    );
+    db.execute("UPDATE access_records SET result = 'valid' WHERE seq = 1", [])
+        .unwrap();
+    assert_eq!(
+        j.json(&["access-log", "--serial", &sign_serial])["integrity"]["intact"],
+        true
+    );
+    db.execute("DELETE FROM access_records WHERE seq = 2", [])
+        .unwrap();
+    let out = j
+        .command()
+        .args(["access-log", "--serial", &sign_serial])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Integrity: FAILED — record 2 is missing"), "{text}");
+    db.execute("DELETE FROM access_records WHERE seq = 3", [])
+        .unwrap();
+    let out = j
+        .command()
+        .args(["--json", "access-log", "--serial", &sign_serial])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["integrity"]["problem"].as_str().unwrap().contains("removed"),
+        "{v}"
+    );
+
+    // Bad input: one line, exit 2 or 1.
+    let out = j
+        .command()
+        .args(["access-log", "--serial", "zz"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = j
+        .command()
+        .args(["access-log", "--serial", "0123"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1);
+}

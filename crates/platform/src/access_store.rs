@@ -1,0 +1,489 @@
+//! Where access records live: `access-log.sqlite` beside the relying-party registry, and the
+//! [`Recorder`] the request path hands every answered check to.
+//!
+//! The request path only pushes what it answered (relying party, certificate, check, result) onto
+//! the recorder; a background flush resolves each certificate to its holder's opaque reference,
+//! appends the records to each holder's hash chain in one transaction, and signs one
+//! [`SignedBatch`] over the heads of the logs it touched. So recording costs the request a mutex
+//! push, and the log key signs once per flush rather than once per check.
+//!
+//! The log key is kept apart from the database (an encrypted PEM under the authority's passphrase,
+//! with its public key beside it): someone who can write the database but not use the key can
+//! neither rewrite nor drop a record unnoticed. What a signed head cannot show is a whole log
+//! rolled back to an earlier signed head together with its records; the person sees that as their
+//! log getting shorter than the count they saw before (the portal shows it), as in Certificate
+//! Transparency's gossip.
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use jpki_model::CertKind;
+use jpki_pki::{KeyType, SigningKey};
+use rusqlite::{Connection, OptionalExtension, params};
+use time::OffsetDateTime;
+
+use crate::PlatformError;
+use crate::access_log::{AccessRecord, CheckRecord, SignedBatch, SignedHead, Tamper, verify};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS access_records (
+    person     TEXT    NOT NULL,
+    seq        INTEGER NOT NULL,
+    at         INTEGER NOT NULL,
+    rp_id      TEXT    NOT NULL,
+    rp_name    TEXT    NOT NULL,
+    kind       TEXT    NOT NULL CHECK (kind IN ('sign', 'auth')),
+    check_name TEXT    NOT NULL,
+    purpose    TEXT    NOT NULL,
+    result     TEXT    NOT NULL,
+    prev       BLOB    NOT NULL,
+    hash       BLOB    NOT NULL,
+    PRIMARY KEY (person, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS access_batches (
+    id        INTEGER PRIMARY KEY,
+    signed_at INTEGER NOT NULL,
+    root      BLOB    NOT NULL,
+    key_type  TEXT    NOT NULL,
+    signature BLOB    NOT NULL,
+    leaves    BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS access_heads (
+    person     TEXT    PRIMARY KEY,
+    seq        INTEGER NOT NULL,
+    hash       BLOB    NOT NULL,
+    batch      INTEGER NOT NULL REFERENCES access_batches (id),
+    leaf_index INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// A check the request path answered, before its holder is resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// When it was answered.
+    pub at: OffsetDateTime,
+    /// The relying party.
+    pub rp_id: String,
+    /// Which CA's certificate.
+    pub kind: CertKind,
+    /// Its serial (unsigned big-endian).
+    pub serial: Vec<u8>,
+    /// What was asked.
+    pub check: String,
+    /// The purpose the relying party gave, if any.
+    pub purpose: Option<String>,
+    /// The answer given.
+    pub result: String,
+}
+
+/// The request path's side of the access log: answered checks waiting for the next flush.
+#[derive(Debug, Default)]
+pub struct Recorder(Mutex<Vec<Seen>>);
+
+impl Recorder {
+    /// Notes an answered check.
+    pub fn push(&self, seen: Seen) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(seen);
+        }
+    }
+
+    /// Takes the checks noted so far (to write them).
+    pub fn take(&self) -> Vec<Seen> {
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
+
+fn kind_str(kind: CertKind) -> &'static str {
+    kind.as_str()
+}
+
+fn kind_of(s: &str) -> Result<CertKind, PlatformError> {
+    match s {
+        "sign" => Ok(CertKind::Signature),
+        "auth" => Ok(CertKind::Authentication),
+        other => Err(PlatformError::Corrupt(format!(
+            "certificate kind {other:?} in the access log"
+        ))),
+    }
+}
+
+fn hash32(v: &[u8]) -> Result<[u8; 32], PlatformError> {
+    <[u8; 32]>::try_from(v)
+        .map_err(|_| PlatformError::Corrupt("a hash in the access log is not 32 bytes".into()))
+}
+
+fn time_of(t: i64) -> Result<OffsetDateTime, PlatformError> {
+    OffsetDateTime::from_unix_timestamp(t)
+        .map_err(|_| PlatformError::Corrupt(format!("time {t} in the access log")))
+}
+
+fn key_type_of(s: &str) -> Result<KeyType, PlatformError> {
+    [KeyType::P384, KeyType::Rsa2048]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| PlatformError::Corrupt(format!("log key type {s:?}")))
+}
+
+/// A head row joined with its batch: seq, hash, batch, leaf index, signed_at, key type,
+/// signature, leaves.
+type HeadRow = (i64, Vec<u8>, i64, i64, i64, String, Vec<u8>, Vec<u8>);
+
+/// The access log's database.
+#[derive(Debug)]
+pub struct AccessStore {
+    conn: Connection,
+}
+
+/// How a person's log checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    /// Every record is there, unmodified, up to the signed head.
+    Intact {
+        /// How many records.
+        records: u64,
+        /// The signed head (absent for a person never checked).
+        head: Option<SignedHead>,
+    },
+    /// The first problem found.
+    Tampered(Tamper),
+}
+
+impl AccessStore {
+    /// Opens (creating if needed) the access log at `path`.
+    pub fn open(path: &Path) -> Result<Self, PlatformError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    /// Appends `checks` (each with its holder's reference and the relying party's name) to their
+    /// holders' logs and signs one batch over the touched heads, all in one transaction. Returns
+    /// the number of records written.
+    pub fn append(
+        &mut self,
+        key: &SigningKey,
+        checks: Vec<(String, CheckRecord)>,
+        now: OffsetDateTime,
+    ) -> Result<usize, PlatformError> {
+        if checks.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.conn.transaction()?;
+        let mut last: HashMap<String, AccessRecord> = HashMap::new();
+        let n = checks.len();
+        {
+            let mut tail = tx.prepare_cached(
+                "SELECT seq, hash FROM access_records WHERE person = ?1 ORDER BY seq DESC LIMIT 1",
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO access_records (person, seq, at, rp_id, rp_name, kind, check_name, purpose, result, prev, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for (person, check) in checks {
+                let previous = match last.remove(&person) {
+                    Some(r) => Some(r),
+                    None => {
+                        let row: Option<(i64, Vec<u8>)> = tail
+                            .query_row([&person], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()?;
+                        match row {
+                            // Only seq and hash of the previous record matter for appending.
+                            Some((seq, hash)) => Some(AccessRecord {
+                                person: person.clone(),
+                                seq: u64::try_from(seq).unwrap_or(0),
+                                check: check.clone(),
+                                prev: [0; 32],
+                                hash: hash32(&hash)?,
+                            }),
+                            None => None,
+                        }
+                    }
+                };
+                let record = AccessRecord::append(previous.as_ref(), &person, check)?;
+                let c = &record.check;
+                insert.execute(params![
+                    record.person,
+                    i64::try_from(record.seq).unwrap_or(i64::MAX),
+                    c.at.unix_timestamp(),
+                    c.rp_id,
+                    c.rp_name,
+                    kind_str(c.cert_kind),
+                    c.check,
+                    c.purpose,
+                    c.result,
+                    record.prev.as_slice(),
+                    record.hash.as_slice(),
+                ])?;
+                last.insert(person, record);
+            }
+        }
+        let batch_no: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM access_batches", [], |r| {
+            r.get(0)
+        })?;
+        let mut heads: Vec<(&str, u64, [u8; 32])> = last
+            .values()
+            .map(|r| (r.person.as_str(), r.seq, r.hash))
+            .collect();
+        heads.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let batch = SignedBatch::sign(key, u64::try_from(batch_no).unwrap_or(0), &heads, now)?;
+        tx.execute(
+            "INSERT INTO access_batches (id, signed_at, root, key_type, signature, leaves) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                batch_no,
+                now.unix_timestamp(),
+                batch.root.as_slice(),
+                batch.key_type.as_str(),
+                batch.signature,
+                batch.leaves.concat(),
+            ],
+        )?;
+        {
+            let mut head = tx.prepare_cached(
+                "INSERT INTO access_heads (person, seq, hash, batch, leaf_index) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (person) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+                     batch = excluded.batch, leaf_index = excluded.leaf_index",
+            )?;
+            for (i, (person, seq, hash)) in heads.iter().enumerate() {
+                head.execute(params![
+                    person,
+                    i64::try_from(*seq).unwrap_or(i64::MAX),
+                    hash.as_slice(),
+                    batch_no,
+                    i64::try_from(i).unwrap_or(i64::MAX),
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// `person`'s records, oldest first.
+    pub fn records(&self, person: &str) -> Result<Vec<AccessRecord>, PlatformError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, at, rp_id, rp_name, kind, check_name, purpose, result, prev, hash
+             FROM access_records WHERE person = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([person], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, Vec<u8>>(8)?,
+                r.get::<_, Vec<u8>>(9)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, at, rp_id, rp_name, kind, check, purpose, result, prev, hash) = row?;
+            out.push(AccessRecord {
+                person: person.to_owned(),
+                seq: u64::try_from(seq).unwrap_or(0),
+                check: CheckRecord {
+                    at: time_of(at)?,
+                    rp_id,
+                    rp_name,
+                    cert_kind: kind_of(&kind)?,
+                    check,
+                    purpose,
+                    result,
+                },
+                prev: hash32(&prev)?,
+                hash: hash32(&hash)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `person`'s latest signed head, with its proof rebuilt from the batch.
+    pub fn head(&self, person: &str) -> Result<Option<SignedHead>, PlatformError> {
+        let row: Option<HeadRow> = self
+            .conn
+            .prepare_cached(
+                "SELECT h.seq, h.hash, h.batch, h.leaf_index, b.signed_at, b.key_type, b.signature, b.leaves
+                 FROM access_heads h JOIN access_batches b ON b.id = h.batch WHERE h.person = ?1",
+            )?
+            .query_row([person], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .optional()?;
+        let Some((seq, hash, batch, index, signed_at, key_type, signature, leaves)) = row else {
+            return Ok(None);
+        };
+        let leaves: Vec<[u8; 32]> = leaves.chunks(32).map(hash32).collect::<Result<_, _>>()?;
+        let index = usize::try_from(index)
+            .ok()
+            .filter(|i| *i < leaves.len())
+            .ok_or_else(|| PlatformError::Corrupt(format!("leaf index {index} of batch {batch}")))?;
+        let signed = SignedBatch {
+            batch: u64::try_from(batch).unwrap_or(0),
+            signed_at: time_of(signed_at)?,
+            root: [0; 32],
+            key_type: key_type_of(&key_type)?,
+            signature,
+            leaves,
+        };
+        Ok(Some(signed.head(
+            index,
+            person,
+            u64::try_from(seq).unwrap_or(0),
+            hash32(&hash)?,
+        )))
+    }
+
+    /// Checks `person`'s log against their signed head and the log key `log_key_spki`.
+    pub fn check(&self, person: &str, log_key_spki: &[u8]) -> Result<Integrity, PlatformError> {
+        let records = self.records(person)?;
+        let Some(head) = self.head(person)? else {
+            return Ok(if records.is_empty() {
+                Integrity::Intact {
+                    records: 0,
+                    head: None,
+                }
+            } else {
+                Integrity::Tampered(Tamper::BadHead)
+            });
+        };
+        Ok(match verify(&records, &head, log_key_spki) {
+            Ok(()) => Integrity::Intact {
+                records: head.seq,
+                head: Some(head),
+            },
+            Err(t) => Integrity::Tampered(t),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn check(i: i64, result: &str) -> CheckRecord {
+        CheckRecord {
+            at: OffsetDateTime::from_unix_timestamp(1_790_000_000 + i).unwrap(),
+            rp_id: "rp-0001".into(),
+            rp_name: "みずほ銀行".into(),
+            cert_kind: CertKind::Authentication,
+            check: "validity".into(),
+            purpose: "口座開設".into(),
+            result: result.into(),
+        }
+    }
+
+    #[test]
+    fn batches_append_verify_and_tampering_in_the_database_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access-log.sqlite");
+        let mut store = AccessStore::open(&path).unwrap();
+        let key = SigningKey::generate(KeyType::P384).unwrap();
+        let spki = key.spki_der().unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(1_790_000_100).unwrap();
+        // Three flushes, people interleaved.
+        for round in 0..3 {
+            let checks = (0..4)
+                .map(|i| (format!("P{}", i % 3), check(round * 10 + i, "valid")))
+                .collect();
+            assert_eq!(store.append(&key, checks, now).unwrap(), 4);
+        }
+        assert_eq!(store.append(&key, Vec::new(), now).unwrap(), 0);
+        for p in ["P0", "P1", "P2"] {
+            let Integrity::Intact { records, head } = store.check(p, &spki).unwrap() else {
+                panic!("{p} not intact");
+            };
+            assert_eq!(records, store.records(p).unwrap().len() as u64);
+            assert!(head.unwrap().signature_valid(&spki));
+        }
+        assert_eq!(
+            store.check("nobody", &spki).unwrap(),
+            Integrity::Intact {
+                records: 0,
+                head: None
+            }
+        );
+        // P0 has 6 records (i = 0, 3 in each round). Modify one, then delete one.
+        let raw = Connection::open(&path).unwrap();
+        raw.execute(
+            "UPDATE access_records SET result = 'revoked' WHERE person = 'P0' AND seq = 2",
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            store.check("P0", &spki).unwrap(),
+            Integrity::Tampered(Tamper::Modified { seq: 2 })
+        );
+        raw.execute("DELETE FROM access_records WHERE person = 'P1' AND seq = 2", [])
+            .unwrap();
+        assert_eq!(
+            store.check("P1", &spki).unwrap(),
+            Integrity::Tampered(Tamper::Missing { seq: 2 })
+        );
+        let last: i64 = raw
+            .query_row(
+                "SELECT max(seq) FROM access_records WHERE person = 'P2'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        raw.execute(
+            "DELETE FROM access_records WHERE person = 'P2' AND seq = ?1",
+            [last],
+        )
+        .unwrap();
+        assert!(matches!(
+            store.check("P2", &spki).unwrap(),
+            Integrity::Tampered(Tamper::Truncated { .. })
+        ));
+        // Editing the head to match the truncation breaks its proof.
+        raw.execute("UPDATE access_heads SET seq = seq - 1 WHERE person = 'P2'", [])
+            .unwrap();
+        assert_eq!(
+            store.check("P2", &spki).unwrap(),
+            Integrity::Tampered(Tamper::BadHead)
+        );
+        // Another key's public key does not verify anyone.
+        let other = SigningKey::generate(KeyType::P384).unwrap().spki_der().unwrap();
+        assert!(matches!(
+            store.check("P0", &other).unwrap(),
+            Integrity::Tampered(Tamper::BadHead)
+        ));
+    }
+
+    #[test]
+    fn the_recorder_hands_over_everything_once() {
+        let r = Recorder::default();
+        for i in 0..3u8 {
+            r.push(Seen {
+                at: OffsetDateTime::UNIX_EPOCH,
+                rp_id: "rp".into(),
+                kind: CertKind::Signature,
+                serial: vec![i],
+                check: "ocsp".into(),
+                purpose: None,
+                result: "good".into(),
+            });
+        }
+        assert_eq!(r.take().len(), 3);
+        assert!(r.take().is_empty());
+    }
+}
