@@ -289,13 +289,17 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     };
     let publish_dir = args.publish_dir.clone().unwrap_or_else(|| data.join("public"));
     let initialised = match Authority::open(data) {
-        Err(jpki_authority::AuthorityError::NotInitialised(_)) => {
-            Some(first_run(data, args.listen, &publish_dir)?)
-        }
+        Err(jpki_authority::AuthorityError::NotInitialised(_)) => Some(first_run(data, args.listen)?),
         _ => None,
     };
     let mut authority = Authority::open(data)?;
     let passphrase = secrets::authority_passphrase(data)?;
+    if !publish_dir.exists() {
+        // Nothing published yet (a first run, or one that stopped before publishing): publish, so
+        // that the CRL URLs the certificates name answer.
+        let issuers = authority.issuers(passphrase.as_bytes())?;
+        authority.publish_crls(&publish_dir, &issuers, |_, _| {})?;
+    }
     let tsa_creds = authority.tsa_credentials(passphrase.as_bytes())?;
     let position = authority.status_history_position()?;
     let service = Arc::new(ocsp_service(&mut authority, passphrase.as_bytes())?);
@@ -318,15 +322,28 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
         let mut log = AccessStore::open(&data.join(ACCESS_LOG_FILE))?;
         let mut names: HashMap<String, String> = HashMap::new();
         let mut flush = move |ledger: &mut Registry, follow: &Authority| {
+            // Nothing taken is lost on a failed write: it goes back for the next flush.
             let counts = meter.take();
             if let Err(e) = ledger.add_metered(&counts) {
-                tracing::error!(error = %e, checks = counts.len(), "cannot record metered checks");
+                tracing::error!(error = %e, checks = counts.len(), "cannot record metered checks; will retry");
+                meter.restore(counts);
             }
             let seen = recorder.take();
-            let checks = resolve_checks(seen, follow, ledger, &mut names);
+            if seen.is_empty() {
+                return;
+            }
+            let (checks, unresolved) = resolve_checks(&seen, follow, ledger, &mut names);
             let n = checks.len();
-            if let Err(e) = log.append(&log_key, checks, OffsetDateTime::now_utc()) {
-                tracing::error!(error = %e, checks = n, "cannot append access records");
+            let retry = match log.append(&log_key, checks, OffsetDateTime::now_utc()) {
+                Ok(_) => unresolved,
+                Err(e) => {
+                    tracing::error!(error = %e, checks = n, "cannot append access records; will retry");
+                    seen
+                }
+            };
+            let dropped = recorder.requeue(retry);
+            if dropped > 0 {
+                tracing::error!(dropped, "access records dropped: too many waiting to be written");
             }
         };
         std::thread::Builder::new()
@@ -454,11 +471,11 @@ struct FirstRun {
 }
 
 /// The first `jpki serve` on an empty data directory: initialise an authority with the defaults
-/// (RSA-2048 CAs; the public URL is the listen address, or the default one for port 0) and
-/// publish its CRLs, so that every URL the server names answers. The passphrase comes from
+/// (RSA-2048 CAs; the public URL is the listen address, or the default one for port 0). `serve`
+/// then publishes its CRLs, as on any start that finds nothing published. The passphrase comes from
 /// `JPKI_AUTHORITY_PASSPHRASE` when set; otherwise a sandbox passphrase is generated into
 /// DATA/authority-passphrase, as `jpki init --demo` does.
-fn first_run(data: &Path, listen: std::net::SocketAddr, publish_dir: &Path) -> Result<FirstRun, Failure> {
+fn first_run(data: &Path, listen: std::net::SocketAddr) -> Result<FirstRun, Failure> {
     let public_url = if listen.port() == 0 {
         jpki_pki::Endpoints::DEFAULT_BASE.to_owned()
     } else {
@@ -467,13 +484,11 @@ fn first_run(data: &Path, listen: std::net::SocketAddr, publish_dir: &Path) -> R
     let endpoints = jpki_pki::Endpoints::new(&public_url).map_err(|e| Failure::Usage(e.to_string()))?;
     let sandbox = std::env::var_os(secrets::PASSPHRASE_ENV).is_none();
     let passphrase = secrets::new_authority_passphrase(data, sandbox)?;
-    let mut authority = Authority::init(
+    Authority::init(
         data,
         &jpki_authority::InitOptions::new(KeyType::Rsa2048, endpoints),
         passphrase.as_bytes(),
     )?;
-    let issuers = authority.issuers(passphrase.as_bytes())?;
-    authority.publish_crls(publish_dir, &issuers, |_, _| {})?;
     Ok(FirstRun {
         public_url,
         passphrase_file: sandbox.then(|| secrets::passphrase_file(data)),
@@ -535,6 +550,7 @@ pub(crate) fn access_log(serial: &jpki_model::Serial, data: &Path) -> Result<Rep
     let store = AccessStore::open(&path)?;
     let records = store.records(&person)?;
     let integrity = store.check(&person, &spki)?;
+    let quarantined = store.quarantined(&person)?;
     let rfc3339 = |t: OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
@@ -604,8 +620,13 @@ pub(crate) fn access_log(serial: &jpki_model::Serial, data: &Path) -> Result<Rep
             (json!({ "intact": false, "problem": t.to_string() }), 1)
         }
     };
+    if quarantined > 0 {
+        text.push_str(&format!(
+            "\n{quarantined} later check(s) are held apart: the log was found changed, so they were not chained onto it"
+        ));
+    }
     Ok(Report::new(
-        json!({ "serial": serial.to_hex(), "records": rows, "integrity": integrity_json }),
+        json!({ "serial": serial.to_hex(), "records": rows, "integrity": integrity_json, "quarantined": quarantined }),
         text,
     )
     .with_exit(exit))
@@ -613,19 +634,22 @@ pub(crate) fn access_log(serial: &jpki_model::Serial, data: &Path) -> Result<Rep
 
 /// Resolves answered checks to their holders (the authority's opaque reference) and relying-party
 /// names. A certificate the authority does not know has no holder and leaves no record.
+/// Checks whose holder could not be looked up (a registry error) come back second, to retry.
 fn resolve_checks(
-    seen: Vec<Seen>,
+    seen: &[Seen],
     authority: &Authority,
     registry: &Registry,
     names: &mut HashMap<String, String>,
-) -> Vec<(String, CheckRecord)> {
+) -> (Vec<(String, CheckRecord)>, Vec<Seen>) {
     let mut out = Vec::with_capacity(seen.len());
+    let mut unresolved = Vec::new();
     for s in seen {
         let person = match authority.person_ref(&s.serial) {
             Ok(Some(p)) => p,
             Ok(None) => continue,
             Err(e) => {
-                tracing::error!(error = %e, "cannot resolve a checked certificate's holder");
+                tracing::error!(error = %e, "cannot resolve a checked certificate's holder; will retry");
+                unresolved.push(s.clone());
                 continue;
             }
         };
@@ -643,16 +667,16 @@ fn resolve_checks(
             person,
             CheckRecord {
                 at: s.at,
-                rp_id: s.rp_id,
+                rp_id: s.rp_id.clone(),
                 rp_name,
                 cert_kind: s.kind,
-                check: s.check,
-                purpose: s.purpose.unwrap_or_else(|| NO_PURPOSE.to_owned()),
-                result: s.result,
+                check: s.check.clone(),
+                purpose: s.purpose.clone().unwrap_or_else(|| NO_PURPOSE.to_owned()),
+                result: s.result.clone(),
             },
         ));
     }
-    out
+    (out, unresolved)
 }
 
 /// The tariff: DATA/tariff.json when present, else seed 000's prices with the default tiers.

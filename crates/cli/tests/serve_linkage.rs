@@ -382,3 +382,153 @@ fn linkage_needs_consent_goes_backwards_only_and_liveness_follows_life_events() 
     );
     drop(server);
 }
+
+/// Copies of the consent statement `cms` (DER) that the relying party holding it can make without
+/// the person, each still a valid signature over the same statement by the same certificate: an
+/// unsigned attribute added, and the certificates changed (only the signer's; the signer's and
+/// another). (Cards sign with RSA PKCS #1 v1.5; with ECDSA, (r, n − s) would be one more.)
+fn re_encodings(cms: &[u8], other_cert: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    use jpki_sig::signed_data::{self, ID_DATA, ParsedSignedData, SignedDataBuilder};
+
+    let parsed = ParsedSignedData::parse(cms).unwrap();
+    let signer = &parsed.signers[0];
+    let cert = parsed.find_signer_certificate(signer).unwrap().to_vec();
+    let content = parsed.econtent.as_deref().unwrap();
+    let signed_attrs = signer.signed_attrs_der.as_deref().unwrap();
+    let rebuild = |certs: &[Vec<u8>], signature: &[u8]| {
+        SignedDataBuilder::new(&cert, signer.digest_alg().unwrap(), ID_DATA)
+            .content(content)
+            .certificates(certs)
+            .build(signed_attrs, signature)
+            .unwrap()
+    };
+    let attr = signed_data::attribute(
+        der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.99999.1"),
+        &[&[0x05, 0x00]],
+    )
+    .unwrap();
+    let out = vec![
+        (
+            "an unsigned attribute added",
+            signed_data::set_unsigned_attribute(cms, &attr).unwrap(),
+        ),
+        (
+            "only the signer's certificate",
+            rebuild(std::slice::from_ref(&cert), &signer.signature),
+        ),
+        (
+            "another certificate added",
+            rebuild(&[cert.clone(), other_cert.to_vec()], &signer.signature),
+        ),
+    ];
+    for (what, der) in &out {
+        assert_ne!(der.as_slice(), cms, "{what}: a different encoding");
+    }
+    out
+}
+
+#[test]
+fn a_withdrawn_consent_stays_withdrawn_however_it_is_re_encoded_and_revoked_signers_give_none() {
+    if !have("curl") {
+        return;
+    }
+    let j = Jpki::demo("p384");
+    let card = j.issue_card(j.add_resident(Person::ADULT));
+    let bob_card = j.issue_card(j.add_resident(Person {
+        name: "佐藤 次郎",
+        ..Person::ADULT
+    }));
+    let auth_pem = std::fs::read_to_string(j.export_cert(&card.auth_serial, "auth.pem")).unwrap();
+    let auth_ca = std::fs::read(j.export_root("auth", "auth-ca.pem")).unwrap();
+    let auth_ca = jpki_pki::x509::certificates_from_pem_or_der(&auth_ca)
+        .unwrap()
+        .remove(0);
+    let (bank_id, bank) = rp(&j, "Bank", "linkage");
+    let server = Served::start(&j, &["serve"]);
+    let url = |op: &str| format!("http://{}/v1/{op}", server.addr());
+    let submit = |statement: &[u8]| {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(statement);
+        post_json(&url("consents"), &bank, &json!({ "statement": b64 }).to_string())
+    };
+    let link = || {
+        post_json(
+            &url("certificates/linkage"),
+            &bank,
+            &json!({ "certificate": auth_pem }).to_string(),
+        )
+    };
+    let decode = |b64: &str| base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+
+    // While it stands, every copy of the statement is the same consent.
+    let first = decode(&make_consent(&j, &card.card_file, &bank_id, "first.p7s"));
+    let (code, v) = submit(&first);
+    assert_eq!(code, 200, "{v}");
+    let first_id = v["consent_id"].as_str().unwrap().to_owned();
+    let copies = re_encodings(&first, &auth_ca);
+    for (what, copy) in &copies {
+        let (code, v) = submit(copy);
+        assert_eq!(
+            (code, v["consent_id"].as_str()),
+            (200, Some(first_id.as_str())),
+            "{what}: still a valid signature, and the same consent: {v}"
+        );
+    }
+    assert_eq!(
+        j.json(&["consent", "list"])["consents"].as_array().unwrap().len(),
+        1
+    );
+
+    // Withdrawn: neither the statement nor any copy of it brings the consent back.
+    let (code, v) = post_json(
+        &url("consents/revoke"),
+        &bank,
+        &json!({ "consent_id": first_id }).to_string(),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(link().0, 403);
+    for (what, copy) in std::iter::once(&("the statement itself", first.clone())).chain(&copies) {
+        let (code, v) = submit(copy);
+        assert_eq!(code, 422, "{what}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("revoked"), "{what}: {v}");
+    }
+    assert_eq!(link().0, 403, "no copy brought it back");
+
+    // A new statement is a new consent (a second later: another given_at).
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = decode(&make_consent(&j, &card.card_file, &bank_id, "second.p7s"));
+    std::thread::sleep(Duration::from_millis(1100));
+    let third = decode(&make_consent(&j, &card.card_file, &bank_id, "third.p7s"));
+    let bob = decode(&make_consent(&j, &bob_card.card_file, &bank_id, "bob.p7s"));
+    let (code, v) = submit(&second);
+    assert_eq!(code, 200, "{v}");
+    let second_id = v["consent_id"].as_str().unwrap().to_owned();
+    assert_ne!(second_id, first_id);
+
+    // The signer's certificate put on hold later: the consent on file stays; a statement it signed
+    // before the hold is refused now. Bob's, revoked before submission, too.
+    let sign = card.sign_serial.as_deref().unwrap();
+    let r = j.json(&["revoke", "--serial", sign, "--reason", "certificate-hold"]);
+    assert_eq!(r["status"], "hold", "{r}");
+    let bob_sign = bob_card.sign_serial.as_deref().unwrap();
+    let r = j.json(&["revoke", "--serial", bob_sign, "--reason", "key-compromise"]);
+    assert_eq!(r["status"], "revoked", "{r}");
+    std::thread::sleep(Duration::from_millis(700)); // the server follows the revocations
+    let (code, v) = link();
+    assert_eq!(
+        (code, v["consent_id"].as_str()),
+        (200, Some(second_id.as_str())),
+        "a later hold of the signer leaves the consent: {v}"
+    );
+    let (code, v) = submit(&third);
+    assert_eq!(code, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("on hold"), "{v}");
+    let (code, v) = submit(&bob);
+    assert_eq!(code, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("revoked"), "{v}");
+    assert_eq!(
+        j.json(&["consent", "list"])["consents"].as_array().unwrap().len(),
+        2,
+        "only the first and the second are on file"
+    );
+    drop(server);
+}

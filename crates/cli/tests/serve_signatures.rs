@@ -75,6 +75,33 @@ fn indication(v: &Value) -> (&str, &str) {
     )
 }
 
+/// What a relying party without personal-data must never read about the holder whose signature
+/// report (as a personal-data party got it) is `with`: the name and address, and the subject DN
+/// and its CN and L= values (identifier, city, prefecture).
+fn personal_strings(with: &Value, person: &Person<'_>) -> Vec<String> {
+    let subject = with["signer"]["subject"].as_str().expect("the signer's subject");
+    let mut out = vec![
+        person.name.to_owned(),
+        person.address.to_owned(),
+        subject.to_owned(),
+    ];
+    out.extend(person.name.split(' ').map(str::to_owned));
+    for part in subject.split(',') {
+        if let Some(v) = part.strip_prefix("CN=").or_else(|| part.strip_prefix("L=")) {
+            out.push(v.to_owned());
+        }
+    }
+    out
+}
+
+/// Fails when any of `secrets` is anywhere in the serialized answer `v`.
+fn assert_names_no_one(v: &Value, secrets: &[String]) {
+    let text = v.to_string();
+    for secret in secrets {
+        assert!(!text.contains(secret.as_str()), "{secret:?} in {v:#}");
+    }
+}
+
 /// A one-page PDF with a classic cross-reference table.
 fn minimal_pdf() -> Vec<u8> {
     let objects = [
@@ -183,6 +210,8 @@ fn signatures_are_verified_and_augmented_by_capability() {
     assert_eq!(v["format"], "CAdES-BASELINE-T");
     assert_eq!(v["signer"]["kind"], "sign");
     assert_eq!(v["signer"]["facts"]["name"], Person::ADULT.name, "{v:#}");
+    let secrets = personal_strings(&v, &Person::ADULT);
+    assert!(secrets.len() >= 6, "CN and two L= values: {secrets:?}");
     assert_eq!(v["revocation"]["status"], "good");
     assert!(
         v["revocation"]["source"]
@@ -223,6 +252,7 @@ fn signatures_are_verified_and_augmented_by_capability() {
         !text.contains("山田") && !text.contains("東京") && !text.contains("千代田"),
         "{v:#}"
     );
+    assert_names_no_one(&v, &secrets);
     // Tampered content, tampered signature.
     let (code, v) = call(
         &verify_url,
@@ -233,6 +263,11 @@ fn signatures_are_verified_and_augmented_by_capability() {
         (code, indication(&v)),
         (200, ("TOTAL_FAILED", "HASH_FAILURE")),
         "{v}"
+    );
+    assert_names_no_one(&v, &secrets);
+    assert!(
+        v["revocation"].is_null(),
+        "a broken signature tells no status: {v:#}"
     );
     let mut flipped = std::fs::read(&bb).unwrap();
     let at = flipped.len() - 10; // inside the signature value at the end of the SignerInfo
@@ -247,11 +282,62 @@ fn signatures_are_verified_and_augmented_by_capability() {
         (200, ("TOTAL_FAILED", "SIG_CRYPTO_FAILURE")),
         "{v}"
     );
+    assert!(v["revocation"].is_null(), "{v:#}");
     // A PDF: every signature's report.
     let (code, v) = call(&verify_url, &notary, &json!({ "pdf": pdf_b64 }));
     assert_eq!(code, 200, "{v}");
     assert_eq!(indication(&v["signatures"][0]), ("TOTAL_PASSED", ""), "{v:#}");
     assert_eq!(v["signatures"][0]["format"], "PAdES-BASELINE-T");
+    assert_names_no_one(&v, &secrets);
+
+    // A signer from another authority (same CA names, other keys): the path fails, and its reason
+    // quotes the signer's subject, which a party without personal-data never reads.
+    let elsewhere = Jpki::demo("rsa2048");
+    let stranger = Person {
+        name: "佐藤 花子",
+        address: "大阪府大阪市北区梅田1-1",
+        birth: "1990-05-05",
+        sex: "2",
+    };
+    let stranger_card = elsewhere.issue_card(elsewhere.add_resident(stranger));
+    let foreign = elsewhere.path("foreign.p7s");
+    elsewhere.json(&[
+        "sign",
+        "--card",
+        s(&stranger_card.card_file),
+        "--sign-password",
+        SIGN_PASSWORD,
+        "--out",
+        s(&foreign),
+        s(&doc),
+    ]);
+    let foreign_b64 = b64(&std::fs::read(&foreign).unwrap());
+    let body = json!({ "signature": foreign_b64, "content": doc_b64 });
+    let (code, with) = call(&verify_url, &bank, &body);
+    assert_eq!(code, 200, "{with}");
+    assert_eq!(
+        indication(&with),
+        ("INDETERMINATE", "NO_CERTIFICATE_CHAIN_FOUND"),
+        "{with:#}"
+    );
+    let foreign_secrets = personal_strings(&with, &stranger);
+    let subject = with["signer"]["subject"].as_str().unwrap();
+    assert!(
+        with["reasons"].to_string().contains(subject),
+        "the reason quotes the subject (for personal-data): {with:#}"
+    );
+    let (code, v) = call(&verify_url, &notary, &body);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(indication(&v), indication(&with), "{v:#}");
+    assert_names_no_one(&v, &foreign_secrets);
+    assert!(
+        v["reasons"][0].as_str().unwrap().contains("(the signer)"),
+        "{v:#}"
+    );
+    // Not ours: not augmented either.
+    let (code, v) = call(&augment_url, &archive, &json!({ "signature": foreign_b64 }));
+    assert_eq!(code, 422, "{v}");
+    drop(elsewhere);
 
     // Capabilities.
     let (code, v) = call(
@@ -308,6 +394,21 @@ fn signatures_are_verified_and_augmented_by_capability() {
     let (code, v) = post(&dir, &validity_url, Some(&bank), &mid);
     assert_eq!(code, 413, "{v}");
     assert!(v["error"].as_str().unwrap().contains("64 KiB"), "{v}");
+
+    // Only a signature that verifies is augmented: a signature value that does not verify with the
+    // certificate, or a PDF changed after signing, gets 422 and why, and no OCSP response.
+    let (code, v) = call(&augment_url, &archive, &json!({ "signature": b64(&flipped) }));
+    assert_eq!(code, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("SIG_CRYPTO_FAILURE"), "{v}");
+    let mut changed = std::fs::read(&signed_pdf).unwrap();
+    let at = changed
+        .windows(b"/MediaBox".len())
+        .position(|w| w == b"/MediaBox")
+        .unwrap();
+    changed[at + 1] = b'm';
+    let (code, v) = call(&augment_url, &archive, &json!({ "pdf": b64(&changed) }));
+    assert_eq!(code, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("HASH_FAILURE"), "{v}");
 
     // Augment the CAdES-B-T signature to B-LT.
     let (code, v) = call(&augment_url, &archive, &json!({ "signature": bt_b64 }));
@@ -427,6 +528,20 @@ fn signatures_are_verified_and_augmented_by_capability() {
     assert_eq!(indication(&v), ("INDETERMINATE", "REVOKED_NO_POE"), "{v:#}");
     assert_eq!(v["revocation"]["status"], "revoked");
     assert_eq!(v["revocation"]["reason"], "AffiliationChanged", "{v:#}");
+    // A broken signature says nothing of it.
+    for body in [
+        json!({ "signature": bb_b64, "content": b64(b"I agree to nothing.\n") }),
+        json!({ "signature": b64(&flipped), "content": doc_b64 }),
+    ] {
+        let (code, v) = call(&verify_url, &bank, &body);
+        assert_eq!((code, indication(&v).0), (200, "TOTAL_FAILED"), "{v}");
+        assert!(v["revocation"].is_null(), "{v:#}");
+        let text = v.to_string();
+        assert!(
+            !text.contains("revoked") && !text.contains("AffiliationChanged"),
+            "{v:#}"
+        );
+    }
     // Time-stamped before the revocation: still passed, with a warning.
     let (code, v) = call(
         &verify_url,

@@ -298,6 +298,25 @@ impl SignedBatch {
         })
     }
 
+    /// Whether the batch's leaves give its root and the log key whose SubjectPublicKeyInfo is
+    /// `log_key_spki` signed it.
+    pub fn verify(&self, log_key_spki: &[u8]) -> bool {
+        let root = tree_root(&self.leaves);
+        if root != self.root {
+            return false;
+        }
+        let Ok(spki) = SubjectPublicKey::from_der(log_key_spki) else {
+            return false;
+        };
+        let Ok(key) = PublicKey::from_spki(spki.spki()) else {
+            return false;
+        };
+        let size = u64::try_from(self.leaves.len()).unwrap_or(u64::MAX);
+        let msg = batch_message(self.batch, size, &root, self.signed_at);
+        key.verify(&self.key_type.signature_algorithm().oid, &msg, &self.signature)
+            .unwrap_or(false)
+    }
+
     /// The signed head of the `index`-th head of the batch, which is `person`'s at `seq`/`hash`.
     pub fn head(&self, index: usize, person: &str, seq: u64, hash: [u8; 32]) -> SignedHead {
         SignedHead {

@@ -48,6 +48,19 @@ CREATE TABLE IF NOT EXISTS access_batches (
     signature BLOB    NOT NULL,
     leaves    BLOB    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS access_quarantine (
+    id         INTEGER PRIMARY KEY,
+    person     TEXT    NOT NULL,
+    why        TEXT    NOT NULL,
+    at         INTEGER NOT NULL,
+    rp_id      TEXT    NOT NULL,
+    rp_name    TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    check_name TEXT    NOT NULL,
+    purpose    TEXT    NOT NULL,
+    result     TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS access_quarantine_person ON access_quarantine (person);
 CREATE TABLE IF NOT EXISTS access_heads (
     person     TEXT    PRIMARY KEY,
     seq        INTEGER NOT NULL,
@@ -56,6 +69,9 @@ CREATE TABLE IF NOT EXISTS access_heads (
     leaf_index INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
+
+/// The most checks kept waiting while the access log cannot be written.
+pub const MAX_PENDING: usize = 1_000_000;
 
 /// A check the request path answered, before its holder is resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +110,20 @@ impl Recorder {
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
             .unwrap_or_default()
+    }
+
+    /// Puts back checks whose write failed, ahead of newer ones, for the next flush. Beyond
+    /// [`MAX_PENDING`] waiting checks the oldest are dropped (and counted in the return value), so
+    /// a database that stays down cannot exhaust memory.
+    pub fn requeue(&self, mut seen: Vec<Seen>) -> usize {
+        let Ok(mut v) = self.0.lock() else {
+            return seen.len();
+        };
+        seen.append(&mut v);
+        let dropped = seen.len().saturating_sub(MAX_PENDING);
+        seen.drain(..dropped);
+        *v = seen;
+        dropped
     }
 }
 
@@ -136,6 +166,9 @@ type HeadRow = (i64, Vec<u8>, i64, i64, i64, String, Vec<u8>, Vec<u8>);
 #[derive(Debug)]
 pub struct AccessStore {
     conn: Connection,
+    /// Batches whose signature this process has checked (against tampering with the database
+    /// between flushes).
+    verified_batches: std::collections::HashSet<i64>,
 }
 
 /// How a person's log checked out.
@@ -160,7 +193,10 @@ impl AccessStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            verified_batches: std::collections::HashSet::new(),
+        })
     }
 
     /// Appends `checks` (each with its holder's reference and the relying party's name) to their
@@ -175,18 +211,50 @@ impl AccessStore {
         if checks.is_empty() {
             return Ok(0);
         }
+        let spki = key.spki_der()?;
+        // Each person's log is extended only from where its signed head says it ends: a log
+        // changed in the database since (records edited, dropped or added) is not extended, so
+        // the next signature never covers the change; its new records wait in the quarantine.
+        let mut damaged: HashMap<String, String> = HashMap::new();
+        let mut looked: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for (person, _) in &checks {
+            if looked.insert(person.clone())
+                && let Some(why) = self.damage(person, &spki)?
+            {
+                damaged.insert(person.clone(), why);
+            }
+        }
+        let checks_ok = checks;
         let tx = self.conn.transaction()?;
         let mut last: HashMap<String, AccessRecord> = HashMap::new();
-        let n = checks.len();
+        let n = checks_ok.len();
         {
             let mut tail = tx.prepare_cached(
                 "SELECT seq, hash FROM access_records WHERE person = ?1 ORDER BY seq DESC LIMIT 1",
+            )?;
+            let mut quarantine = tx.prepare_cached(
+                "INSERT INTO access_quarantine (person, why, at, rp_id, rp_name, kind, check_name, purpose, result)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO access_records (person, seq, at, rp_id, rp_name, kind, check_name, purpose, result, prev, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
-            for (person, check) in checks {
+            for (person, check) in checks_ok {
+                if let Some(why) = damaged.get(&person) {
+                    quarantine.execute(params![
+                        person,
+                        why,
+                        check.at.unix_timestamp(),
+                        check.rp_id,
+                        check.rp_name,
+                        kind_str(check.cert_kind),
+                        check.check,
+                        check.purpose,
+                        check.result,
+                    ])?;
+                    continue;
+                }
                 let previous = match last.remove(&person) {
                     Some(r) => Some(r),
                     None => {
@@ -223,6 +291,10 @@ impl AccessStore {
                 ])?;
                 last.insert(person, record);
             }
+        }
+        if last.is_empty() {
+            tx.commit()?;
+            return Ok(n);
         }
         let batch_no: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM access_batches", [], |r| {
             r.get(0)
@@ -262,6 +334,78 @@ impl AccessStore {
         }
         tx.commit()?;
         Ok(n)
+    }
+
+    /// Why `person`'s log may not be extended, if it may not: its last record is not the one its
+    /// signed head names, or the head is not in its batch, or the batch's signature fails.
+    fn damage(&mut self, person: &str, spki: &[u8]) -> Result<Option<String>, PlatformError> {
+        let tail: Option<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, hash FROM access_records WHERE person = ?1 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row([person], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let head: Option<(i64, Vec<u8>, i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT h.seq, h.hash, h.batch, substr(b.leaves, h.leaf_index * 32 + 1, 32)
+                 FROM access_heads h JOIN access_batches b ON b.id = h.batch WHERE h.person = ?1",
+            )?
+            .query_row([person], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .optional()?;
+        let (head_seq, head_hash, batch, leaf) = match (tail, head) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => return Ok(Some("records without a signed head".into())),
+            (None, Some(_)) => return Ok(Some("the signed head counts records that are gone".into())),
+            (Some((seq, hash)), Some((head_seq, head_hash, batch, leaf))) => {
+                if seq != head_seq || hash != head_hash {
+                    return Ok(Some(format!(
+                        "the log ends at record {seq} but its signed head is at record {head_seq}"
+                    )));
+                }
+                (head_seq, head_hash, batch, leaf)
+            }
+        };
+        let expected =
+            crate::access_log::head_leaf(person, u64::try_from(head_seq).unwrap_or(0), &hash32(&head_hash)?);
+        if leaf != expected {
+            return Ok(Some("the signed head is not in its batch".into()));
+        }
+        if !self.verified_batches.contains(&batch) {
+            if !self.batch(batch)?.verify(spki) {
+                return Ok(Some(format!("batch {batch} does not verify with the log key")));
+            }
+            self.verified_batches.insert(batch);
+        }
+        Ok(None)
+    }
+
+    /// Batch `id` as stored.
+    fn batch(&self, id: i64) -> Result<SignedBatch, PlatformError> {
+        let (signed_at, root, key_type, signature, leaves): (i64, Vec<u8>, String, Vec<u8>, Vec<u8>) =
+            self.conn.query_row(
+                "SELECT signed_at, root, key_type, signature, leaves FROM access_batches WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+        Ok(SignedBatch {
+            batch: u64::try_from(id).unwrap_or(0),
+            signed_at: time_of(signed_at)?,
+            leaves: leaves.chunks(32).map(hash32).collect::<Result<_, _>>()?,
+            root: hash32(&root)?,
+            key_type: key_type_of(&key_type)?,
+            signature,
+        })
+    }
+
+    /// How many of `person`'s checks wait in the quarantine because their log was found damaged.
+    pub fn quarantined(&self, person: &str) -> Result<u64, PlatformError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM access_quarantine WHERE person = ?1")?
+            .query_row([person], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// `person`'s records, oldest first.
@@ -467,6 +611,91 @@ mod tests {
             store.check("P0", &other).unwrap(),
             Integrity::Tampered(Tamper::BadHead)
         ));
+    }
+
+    #[test]
+    fn a_log_changed_in_the_database_is_not_extended_over_the_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access-log.sqlite");
+        let mut store = AccessStore::open(&path).unwrap();
+        let key = SigningKey::generate(KeyType::P384).unwrap();
+        let spki = key.spki_der().unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(1_790_000_100).unwrap();
+        let three = |r: i64| {
+            (0..3)
+                .map(|i| ("P".to_owned(), check(r * 10 + i, "valid")))
+                .collect()
+        };
+        store.append(&key, three(0), now).unwrap();
+        let raw = Connection::open(&path).unwrap();
+        // Drop the last record, then let the platform record more: the truncation stays visible
+        // and the new records wait in the quarantine instead of covering it.
+        raw.execute("DELETE FROM access_records WHERE seq = 3", [])
+            .unwrap();
+        store.append(&key, three(1), now).unwrap();
+        assert!(matches!(
+            store.check("P", &spki).unwrap(),
+            Integrity::Tampered(Tamper::Truncated { have: 2, head: 3 })
+        ));
+        assert_eq!(store.quarantined("P").unwrap(), 3);
+        // Rewriting a record and recomputing the chain after it is refused the same way.
+        let mut other = AccessStore::open(&dir.path().join("b.sqlite")).unwrap();
+        let qpath = dir.path().join("b.sqlite");
+        other
+            .append(
+                &key,
+                (0..2).map(|i| ("Q".to_owned(), check(i, "valid"))).collect(),
+                now,
+            )
+            .unwrap();
+        let raw = Connection::open(&qpath).unwrap();
+        let r1 = AccessRecord::append(None, "Q", check(0, "revoked")).unwrap();
+        let r2 = AccessRecord::append(Some(&r1), "Q", check(1, "valid")).unwrap();
+        for r in [&r1, &r2] {
+            raw.execute(
+                "UPDATE access_records SET result = ?1, prev = ?2, hash = ?3 WHERE person = 'Q' AND seq = ?4",
+                params![r.check.result, r.prev.as_slice(), r.hash.as_slice(), r.seq as i64],
+            )
+            .unwrap();
+        }
+        other
+            .append(&key, vec![("Q".to_owned(), check(5, "valid"))], now)
+            .unwrap();
+        assert!(matches!(other.check("Q", &spki).unwrap(), Integrity::Tampered(_)));
+        assert_eq!(other.quarantined("Q").unwrap(), 1);
+        // A fresh process (no batch verified yet) notices a forged batch signature too.
+        let mut fresh = AccessStore::open(&qpath).unwrap();
+        raw.execute("UPDATE access_batches SET signature = x'00'", [])
+            .unwrap();
+        raw.execute("DELETE FROM access_records WHERE person = 'Q'", [])
+            .unwrap();
+        raw.execute("DELETE FROM access_heads WHERE person = 'Q'", [])
+            .unwrap();
+        fresh
+            .append(&key, vec![("R".to_owned(), check(9, "valid"))], now)
+            .unwrap();
+        assert!(matches!(
+            fresh.check("R", &spki).unwrap(),
+            Integrity::Intact { records: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn requeued_checks_come_first_and_are_bounded() {
+        let r = Recorder::default();
+        let seen = |i: u8| Seen {
+            at: OffsetDateTime::UNIX_EPOCH,
+            rp_id: "rp".into(),
+            kind: CertKind::Signature,
+            serial: vec![i],
+            check: "ocsp".into(),
+            purpose: None,
+            result: "good".into(),
+        };
+        r.push(seen(2));
+        assert_eq!(r.requeue(vec![seen(1)]), 0);
+        let all = r.take();
+        assert_eq!(all.iter().map(|s| s.serial[0]).collect::<Vec<_>>(), [1, 2]);
     }
 
     #[test]

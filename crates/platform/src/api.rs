@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use jpki_model::{CertKind, RevocationReason};
-use jpki_pki::x509::{ParsedCert, certificates_from_pem_or_der};
+use jpki_pki::x509::{CertCore, ParsedCert, certificates_from_pem_or_der};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -282,60 +282,69 @@ impl Api {
         self
     }
 
-    /// Reads the `certificate` field of a request: PEM or base64 DER, issued by one of our CAs.
-    pub(crate) fn presented(&self, text: &str) -> Result<Presented, Reply> {
-        let der = if let Some(der) = single_pem_certificate(text) {
-            der
+    /// The DER of a request's `certificate` field: PEM or base64 DER.
+    fn certificate_der(text: &str) -> Result<Vec<u8>, Reply> {
+        if let Some(der) = single_pem_certificate(text) {
+            Ok(der)
         } else if text.contains("-----BEGIN") {
             match certificates_from_pem_or_der(text.as_bytes()).map(|mut v| v.pop()) {
-                Ok(Some(d)) => d,
-                _ => return Err(error(400, "certificate: not a PEM certificate")),
+                Ok(Some(d)) => Ok(d),
+                _ => Err(error(400, "certificate: not a PEM certificate")),
             }
         } else {
             base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
-                .map_err(|_| error(400, "certificate: neither PEM nor base64 DER"))?
-        };
-        let cert =
-            ParsedCert::from_der(&der).map_err(|_| error(400, "certificate: not an X.509 certificate"))?;
-        let known = self
+                .map_err(|_| error(400, "certificate: neither PEM nor base64 DER"))
+        }
+    }
+
+    /// Which of our CAs signed `core` (remembered by the certificate's SHA-256, so that a
+    /// certificate checked again skips the signature verification); 422 if none did.
+    fn issuing_ca(&self, core: &CertCore<'_>) -> Result<CertKind, Reply> {
+        let mut fingerprint = [0u8; 32];
+        fingerprint.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, core.der).as_ref());
+        if let Some(kind) = self
             .verified
             .lock()
             .ok()
-            .and_then(|v| v.get(&cert.sha256).copied());
-        let kind = match known {
-            Some(kind) => kind,
-            None => {
-                let kind = self
-                    .cas
-                    .iter()
-                    .find(|(_, ca)| {
-                        // The CA's key is parsed once (ParsedCert keeps it), not per request.
-                        cert.issuer_der == ca.subject_der && cert.is_signed_by(&ca.public_key)
-                    })
-                    .map(|(k, _)| *k)
-                    .ok_or_else(|| error(422, "certificate: not issued by this authority's CAs"))?;
-                if let Ok(mut v) = self.verified.lock()
-                    && self.verified_capacity > 0
-                {
-                    if v.len() >= self.verified_capacity {
-                        v.clear();
-                    }
-                    v.insert(cert.sha256, kind);
-                }
-                kind
+            .and_then(|v| v.get(&fingerprint).copied())
+        {
+            return Ok(kind);
+        }
+        let kind = self
+            .cas
+            .iter()
+            .find(|(_, ca)| {
+                // The CA's key is parsed once (ParsedCert keeps it), not per request.
+                core.issuer_der == ca.subject_der.as_slice() && core.is_signed_by(&ca.public_key)
+            })
+            .map(|(k, _)| *k)
+            .ok_or_else(|| error(422, "certificate: not issued by this authority's CAs"))?;
+        if let Ok(mut v) = self.verified.lock()
+            && self.verified_capacity > 0
+        {
+            if v.len() >= self.verified_capacity {
+                v.clear();
             }
-        };
+            v.insert(fingerprint, kind);
+        }
+        Ok(kind)
+    }
+
+    /// Reads the `certificate` field of a request: PEM or base64 DER, issued by one of our CAs.
+    pub(crate) fn presented(&self, text: &str) -> Result<Presented, Reply> {
+        let der = Self::certificate_der(text)?;
+        let core =
+            CertCore::from_der(&der).map_err(|_| error(400, "certificate: not an X.509 certificate"))?;
+        let kind = self.issuing_ca(&core)?;
+        let cert =
+            ParsedCert::from_der(&der).map_err(|_| error(400, "certificate: not an X.509 certificate"))?;
         Ok(Presented { cert, kind })
     }
 
-    /// The certificate's status now: (status name, revocation time, reason, valid).
-    pub(crate) fn status_of(
-        &self,
-        p: &Presented,
-        now: OffsetDateTime,
-    ) -> (&'static str, Option<String>, Option<String>, bool) {
-        let (status, revoked_at, reason) = match self.ocsp.lookup(p.kind, &p.cert.serial) {
+    /// The status of `kind`'s certificate `serial` now: (status name, revocation time, reason).
+    fn status_parts(&self, kind: CertKind, serial: &[u8]) -> (&'static str, Option<String>, Option<String>) {
+        match self.ocsp.lookup(kind, serial) {
             Lookup::Good => ("good", None, None),
             Lookup::Unknown => ("unknown", None, None),
             Lookup::Revoked {
@@ -347,7 +356,16 @@ impl Api {
                 Some(RevocationReason::CertificateHold.to_string()),
             ),
             Lookup::Revoked { at, reason } => ("revoked", Some(rfc3339(at)), Some(reason.to_string())),
-        };
+        }
+    }
+
+    /// The certificate's status now: (status name, revocation time, reason, valid).
+    pub(crate) fn status_of(
+        &self,
+        p: &Presented,
+        now: OffsetDateTime,
+    ) -> (&'static str, Option<String>, Option<String>, bool) {
+        let (status, revoked_at, reason) = self.status_parts(p.kind, &p.cert.serial);
         (
             status,
             revoked_at,
@@ -469,8 +487,11 @@ impl Api {
     pub fn validity(&self, body: &[u8], may: &dyn Fn(Capability) -> bool, now: OffsetDateTime) -> Outcome {
         let req: ValidityRequest =
             serde_json::from_slice(body).map_err(|e| error(400, format!("request body: {e}")))?;
-        let p = self.presented(&req.certificate)?;
-        let (cert, kind) = (&p.cert, &p.kind);
+        // The hot path reads only the certificate's core; the full decode is for the four facts.
+        let der = Self::certificate_der(&req.certificate)?;
+        let cert =
+            CertCore::from_der(&der).map_err(|_| error(400, "certificate: not an X.509 certificate"))?;
+        let kind = self.issuing_ca(&cert)?;
         let needed = match kind {
             CertKind::Signature => Capability::SignStatus,
             CertKind::Authentication => Capability::AuthStatus,
@@ -484,10 +505,11 @@ impl Api {
                 ),
             ));
         }
-        let (status, revoked_at, reason, valid) = self.status_of(&p, now);
+        let (status, revoked_at, reason) = self.status_parts(kind, cert.serial);
+        let valid = status == "good" && cert.valid_at(now);
         let mut answer = json!({
             "kind": kind.as_str(),
-            "serial": cert.serial_hex(),
+            "serial": if cert.serial.is_empty() { "0".to_owned() } else { hex::encode(cert.serial) },
             "status": status,
             "revoked_at": revoked_at,
             "reason": reason,
@@ -496,9 +518,10 @@ impl Api {
             "valid": valid,
             "checked_at": rfc3339(now),
         });
-        if *kind == CertKind::Signature
+        if kind == CertKind::Signature
             && may(Capability::PersonalData)
-            && let Some(san) = &cert.jpki_san
+            && let Ok(full) = ParsedCert::from_der(&der)
+            && let Some(san) = &full.jpki_san
         {
             answer["facts"] =
                 serde_json::to_value(jpki_sig::report::Facts::from_san(san)).unwrap_or(Value::Null);
@@ -508,7 +531,12 @@ impl Api {
             (false, "good") => "outside its validity period",
             (false, other) => other,
         };
-        let checked = Checked::of(&p, "validity", result);
+        let checked = Checked {
+            kind,
+            serial: cert.serial.to_vec(),
+            check: "validity".to_owned(),
+            result: result.to_owned(),
+        };
         Ok((answer, vec![checked]))
     }
 }

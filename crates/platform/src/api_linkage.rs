@@ -342,10 +342,25 @@ impl Api {
                 "statement: given more than 24 hours ago; the person must sign a new one",
             ));
         }
-        let signer = parsed
-            .signers
-            .first()
-            .and_then(|s| parsed.find_signer_certificate(s))
+        let Some(consents) = &self.linkage.consents else {
+            return Err(error(403, "consents are not kept here"));
+        };
+        let report = self
+            .consent_verifier(now)
+            .map_err(|e| error(500, e.to_string()))?
+            .verify_cades(&cms, None, now)
+            .map_err(|e| error(400, format!("statement: {e}")))?;
+        // The consent is filed under the certificate the validation found and checked the
+        // signature with (by its SHA-256), never one picked from the CMS some other way.
+        let signer = report
+            .signer
+            .as_ref()
+            .and_then(|s| {
+                parsed
+                    .certificates
+                    .iter()
+                    .find(|c| hex::encode(jpki_pki::x509::sha256(c)) == s.sha256)
+            })
             .ok_or_else(|| error(422, "statement: the signer's certificate is not in the signature"))?;
         let p = self
             .presented(&base64::engine::general_purpose::STANDARD.encode(signer))
@@ -355,12 +370,24 @@ impl Api {
                     "statement: the signer's certificate was not issued by this authority's CAs",
                 )
             })?;
+        if report
+            .signer
+            .as_ref()
+            .is_none_or(|s| s.sha256 != hex::encode(p.cert.sha256))
+        {
+            return Err(error(
+                422,
+                "statement: the signer's certificate is not the one the signature was validated with",
+            ));
+        }
         if p.kind != CertKind::Signature {
             return Err(error(
                 422,
                 "statement: signed with an authentication certificate; a consent needs the signature certificate",
             ));
         }
+        // Its status now: a signer already revoked or on hold gives no consent (one revoked later
+        // leaves the consents it gave while valid).
         match self.ocsp.lookup(p.kind, &p.cert.serial) {
             Lookup::Good if p.cert.valid_at(now) => {}
             Lookup::Good => return Err(error(422, "statement: the signer's certificate is not valid now")),
@@ -373,14 +400,6 @@ impl Api {
             }
             Lookup::Unknown => return Err(error(422, "statement: the signer's certificate is unknown")),
         }
-        let Some(consents) = &self.linkage.consents else {
-            return Err(error(403, "consents are not kept here"));
-        };
-        let report = self
-            .consent_verifier(now)
-            .map_err(|e| error(500, e.to_string()))?
-            .verify_cades(&cms, None, now)
-            .map_err(|e| error(400, format!("statement: {e}")))?;
         if report.indication != Indication::TotalPassed {
             return Err(error(
                 422,

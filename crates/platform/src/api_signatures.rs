@@ -11,15 +11,27 @@
 //! CRLs for the others (the TSA's certificate). Personal data rule: a relying party without
 //! `personal-data` gets no personal information from the report — the signer's `facts` (name,
 //! address, birth date, sex) and `subject` are removed, and the signer's entry of `chain` (its
-//! subject, whose L= attributes name the prefecture and city) is `null`. Holding the signature
-//! does not change that: the platform does not hand out personal information without the
-//! capability.
+//! subject, whose L= attributes name the prefecture and city) is `null`; and in every string of
+//! the report (reasons, warnings, …: a failed certification path quotes the subject) the signer's
+//! subject DN reads "(the signer)", another holder's DN (of a certificate the signature carries)
+//! "(a certificate holder)", and their CN and L= values and basic four information
+//! "(personal data)". Holding the signature does not change that: the platform does not hand out
+//! personal information without the capability. A signature that fails the format, digest or
+//! signature-value check (FORMAT_FAILURE, HASH_FAILURE, SIG_CRYPTO_FAILURE) is answered without
+//! its signer's revocation status: a made-up signature around a certificate is no status check.
 //!
 //! `signatures/augment` (capability `augment`) returns the signature augmented to B-LT (see
 //! `jpki_sig::augment`): fresh OCSP responses from the platform's responder for every certificate
 //! of ours the validation depends on (signer's and TSA's; the TSA's certificate, which the status
 //! snapshot does not hold, is covered by its CRL), the newest published CRL of each such
-//! certificate, and the certificates (CA, responder) to check them with.
+//! certificate, and the certificates (CA, responder) to check them with. Only a signature that
+//! verifies is augmented (422 with the reason otherwise): each signer's signature value verifies
+//! with its certificate, its message digest is that of the content (a PDF's byte ranges, or the
+//! encapsulated content; a detached .p7s comes without its content, so there the signed
+//! message-digest attribute is taken as it is), the signers are signature certificates of our
+//! CAs (never user-authentication ones), at most [`augment::MAX_SIGNER_INFOS`] per CMS and
+//! [`augment::MAX_PDF_SIGNATURES`] per PDF; a time-stamp's TSA certificate counts only when its
+//! token verifies and stamps the signature.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,7 +42,7 @@ use jpki_pki::path::TrustAnchors;
 use jpki_pki::revocation::{CrlStore, ParsedCrl, RevocationSource, Status};
 use jpki_pki::x509::ParsedCert;
 use jpki_sig::augment::{self, ValidationData};
-use jpki_sig::report::Report;
+use jpki_sig::report::{Report, SubIndication};
 use jpki_sig::validate::Verifier;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -224,7 +236,10 @@ impl Api {
         };
         let verifier = Verifier::new(anchors, Arc::new(source));
         let personal = may(Capability::PersonalData);
-        let (reports, mut answer) = match &input {
+        // Every certificate the signature(s) carry: whose holders' names the answer must not
+        // quote without personal-data.
+        let mut carried: Vec<Vec<u8>> = Vec::new();
+        let reports = match &input {
             Input::Cades(der) => {
                 let parsed = jpki_sig::signed_data::ParsedSignedData::parse(der)
                     .map_err(|e| error(400, format!("signature: {e}")))?;
@@ -234,21 +249,42 @@ impl Api {
                         "content: the signature is detached; give the signed content (base64)",
                     ));
                 }
+                carried.extend(parsed.certificates.iter().map(|c| c.to_vec()));
                 let report = verifier
                     .verify_cades(der, content.as_deref(), now)
                     .map_err(|e| error(400, format!("signature: {e}")))?;
-                let value = report_json(&report, personal);
-                (vec![report], value)
+                vec![report]
             }
             Input::Pdf(bytes) => {
-                let reports = verifier
-                    .verify_pdf(bytes, now)
-                    .map_err(|e| error(400, format!("pdf: {e}")))?;
-                if reports.is_empty() {
+                let sigs = jpki_sig::pdf::signatures(bytes).map_err(|e| error(400, format!("pdf: {e}")))?;
+                if sigs.is_empty() {
                     return Err(error(422, "pdf: the PDF carries no signature"));
                 }
-                let list: Vec<Value> = reports.iter().map(|r| report_json(r, personal)).collect();
-                (reports, json!({ "signatures": list }))
+                for sig in &sigs {
+                    if let Ok(c) = &sig.contents
+                        && let Ok(parsed) = jpki_sig::signed_data::ParsedSignedData::parse(c)
+                    {
+                        carried.extend(parsed.certificates.iter().map(|c| c.to_vec()));
+                    }
+                }
+                verifier
+                    .verify_pdf_signatures(bytes, sigs, now)
+                    .map_err(|e| error(400, format!("pdf: {e}")))?
+            }
+        };
+        let holders = if personal {
+            Redactor::default()
+        } else {
+            Redactor::of_certificates(&carried)
+        };
+        let mut answer = match &input {
+            Input::Cades(_) => report_json(&reports[0], personal, &holders),
+            Input::Pdf(_) => {
+                let list: Vec<Value> = reports
+                    .iter()
+                    .map(|r| report_json(r, personal, &holders))
+                    .collect();
+                json!({ "signatures": list })
             }
         };
         // The signer's certificate, when its path ends at one of our CAs.
@@ -292,14 +328,19 @@ impl Api {
             ));
         }
         let input = input(req.signature.as_deref(), req.pdf.as_deref())?;
+        // Only a signature that verifies cryptographically (signature value and message digest,
+        // with the signer's certificate) is augmented: a made-up SignedData around somebody's
+        // certificate must not buy a freshly signed OCSP response about it. A readable input that
+        // is no such signature is refused with 422 and why.
+        let refused = |field: &str, e: augment::NeedsError| match e {
+            augment::NeedsError::Malformed(e) => error(400, format!("{field}: {e}")),
+            augment::NeedsError::Refused(why) => error(422, format!("{field}: not augmented: {why}")),
+        };
         let needs = match &input {
-            Input::Cades(der) => {
-                augment::cades_needs(der).map_err(|e| error(400, format!("signature: {e}")))?
-            }
+            Input::Cades(der) => augment::verified_cades_needs(der).map_err(|e| refused("signature", e))?,
             Input::Pdf(bytes) => {
                 let sigs = jpki_sig::pdf::signatures(bytes).map_err(|e| error(400, format!("pdf: {e}")))?;
-                // A readable PDF without a usable signature: nothing to augment.
-                augment::pdf_signatures_needs(&sigs).map_err(|e| error(422, format!("pdf: {e}")))?
+                augment::verified_pdf_needs(bytes, &sigs).map_err(|e| refused("pdf", e))?
             }
         };
         let mut data = ValidationData::default();
@@ -308,11 +349,24 @@ impl Api {
         for der in &needs.signers {
             let cert =
                 ParsedCert::from_der(der).map_err(|e| error(400, format!("signer certificate: {e}")))?;
-            if self.our_issuer(&cert).is_none() {
-                return Err(error(
-                    422,
-                    "signature: the signer's certificate is not issued by this authority's CAs",
-                ));
+            match self.our_issuer(&cert) {
+                None => {
+                    return Err(error(
+                        422,
+                        "signature: the signer's certificate is not issued by this authority's CAs",
+                    ));
+                }
+                // A user-authentication key signs login challenges the relying party chooses: such
+                // a "signature" is never a document signature, and augmenting it would answer the
+                // authentication certificate's status outside certificates/validity.
+                Some((kind, _)) if kind == CertKind::Authentication || cert.jpki_kind() == "auth" => {
+                    return Err(error(
+                        422,
+                        "signature: made with a user-authentication certificate, which never signs \
+                         documents; only signatures by signature certificates are augmented",
+                    ));
+                }
+                Some(_) => {}
             }
             signers.push(cert);
         }
@@ -480,9 +534,159 @@ fn published_path(dir: &Path, rel: &str) -> Option<PathBuf> {
     plain.then(|| dir.join("crl").join(rel))
 }
 
-/// The report as JSON, without personal information unless `personal` (see the module docs).
-fn report_json(report: &Report, personal: bool) -> Value {
+/// What the answer to a relying party without `personal-data` must not contain, with what stands
+/// in its place: the subject DNs of the holders' certificates (and their CN and L= values: the
+/// holder's identifier, prefecture and city), and their basic four information. Longest first, so
+/// that a whole DN is replaced before its parts.
+#[derive(Debug, Default, Clone)]
+struct Redactor {
+    /// (secret, stand-in), longest secret first.
+    secrets: Vec<(String, &'static str)>,
+}
+
+/// What the signer's subject DN reads as without personal-data.
+const SIGNER: &str = "(the signer)";
+
+/// The RFC 4514 attribute values of a DN as `jpki_pki::x509::name_text` writes it, by type.
+fn dn_values(dn: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut key = String::new();
+    let mut value = String::new();
+    let mut in_value = false;
+    let mut chars = dn.chars().peekable();
+    let mut flush = |key: &mut String, value: &mut String| {
+        if !key.is_empty() {
+            out.push((key.trim().to_ascii_uppercase(), std::mem::take(value)));
+        }
+        key.clear();
+        value.clear();
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let Some(n) = chars.next() else { break };
+                let target = if in_value { &mut value } else { &mut key };
+                // \hh (two hex digits) is one byte; anything else escapes itself.
+                match (n.to_digit(16), chars.peek().and_then(|p| p.to_digit(16))) {
+                    (Some(hi), Some(lo)) if n.is_ascii_hexdigit() => {
+                        chars.next();
+                        target.push(char::from((hi * 16 + lo) as u8));
+                    }
+                    _ => target.push(n),
+                }
+            }
+            '=' if !in_value => in_value = true,
+            ',' | '+' if in_value => {
+                flush(&mut key, &mut value);
+                in_value = false;
+            }
+            _ if in_value => value.push(c),
+            _ => key.push(c),
+        }
+    }
+    flush(&mut key, &mut value);
+    out
+}
+
+impl Redactor {
+    /// For the holders of the end-entity certificates among `ders` (not CAs, time-stamping units or
+    /// OCSP responders: the authority's own names stay).
+    fn of_certificates(ders: &[Vec<u8>]) -> Self {
+        let mut r = Self::default();
+        for der in ders {
+            let Ok(c) = ParsedCert::from_der(der) else {
+                continue;
+            };
+            let service = c.extended_key_usage.as_ref().is_some_and(|(ekus, _)| {
+                ekus.contains(&jpki_pki::oid::KP_TIME_STAMPING)
+                    || ekus.contains(&jpki_pki::oid::KP_OCSP_SIGNING)
+            });
+            if c.is_ca || service {
+                continue;
+            }
+            r.add_subject(&c.subject, "(a certificate holder)");
+            if let Some(san) = &c.jpki_san {
+                r.add_san(san);
+            }
+        }
+        r
+    }
+
+    /// Adds `secret`; one already there keeps its stand-in unless the new one is "(the signer)".
+    fn add(&mut self, secret: &str, stand_in: &'static str) {
+        // One character (a sex code, an initial) cannot be told from other text.
+        if secret.chars().count() < 2 {
+            return;
+        }
+        match self.secrets.iter_mut().find(|(s, _)| s == secret) {
+            Some(known) if stand_in == SIGNER => known.1 = SIGNER,
+            Some(_) => {}
+            None => {
+                self.secrets.push((secret.to_owned(), stand_in));
+                self.secrets.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+            }
+        }
+    }
+
+    /// A holder's subject DN, whole and its CN, L and ST values.
+    fn add_subject(&mut self, dn: &str, stand_in: &'static str) {
+        self.add(dn, stand_in);
+        for (key, value) in dn_values(dn) {
+            if matches!(key.as_str(), "CN" | "L" | "ST" | "STREET") {
+                self.add(&value, "(personal data)");
+            }
+        }
+    }
+
+    /// The basic four information of a holder (the sex code is a single character, and is never
+    /// quoted: it leaves with `facts`).
+    fn add_san(&mut self, san: &jpki_pki::JpkiSan) {
+        for v in [&san.name, &san.address, &san.birth_date].into_iter().flatten() {
+            self.add(v, "(personal data)");
+        }
+        if let Some(b) = &san.birth_date {
+            let facts = jpki_sig::report::Facts::from_san(san);
+            if let Some(iso) = facts.birth_date.filter(|d| d != b) {
+                self.add(&iso, "(personal data)");
+            }
+        }
+    }
+
+    /// Replaces every secret in every string of `v`.
+    fn apply(&self, v: &mut Value) {
+        if self.secrets.is_empty() {
+            return;
+        }
+        match v {
+            Value::String(text) => {
+                for (s, stand_in) in &self.secrets {
+                    if text.contains(s.as_str()) {
+                        *text = text.replace(s.as_str(), stand_in);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| self.apply(x)),
+            Value::Object(o) => o.values_mut().for_each(|x| self.apply(x)),
+            _ => {}
+        }
+    }
+}
+
+/// The report as JSON, without personal information unless `personal` (see the module docs):
+/// without it, the signer's `facts` and `subject` are removed, its entry of `chain` is `null`, and
+/// every string of the report (reasons, warnings, …) has the signer's subject DN replaced by
+/// "(the signer)", other holders' DNs (`holders`) by "(a certificate holder)", and their CN and
+/// L= values and basic four information by "(personal data)". A signature that fails the format,
+/// digest or signature-value check is answered without its signer's revocation status either way.
+fn report_json(report: &Report, personal: bool, holders: &Redactor) -> Value {
     let mut v = serde_json::to_value(report).unwrap_or(Value::Null);
+    let broken = matches!(
+        report.sub_indication,
+        Some(SubIndication::HashFailure | SubIndication::SigCryptoFailure | SubIndication::FormatFailure)
+    );
+    if broken && let Some(obj) = v.as_object_mut() {
+        obj.insert("revocation".into(), Value::Null);
+    }
     if !personal {
         if let Some(signer) = v.get_mut("signer").and_then(Value::as_object_mut) {
             signer.remove("facts");
@@ -496,6 +700,16 @@ fn report_json(report: &Report, personal: bool) -> Value {
         {
             *first = Value::Null;
         }
+        let mut redactor = holders.clone();
+        if let Some(signer) = report.signer.as_deref()
+            && signer.kind != "ca"
+        {
+            redactor.add_subject(&signer.subject, SIGNER);
+            if let Some(f) = &signer.facts {
+                redactor.add_san(&f.raw);
+            }
+        }
+        redactor.apply(&mut v);
     }
     v
 }
@@ -544,9 +758,10 @@ mod tests {
 
     #[test]
     fn without_personal_data_the_report_names_no_one() {
-        let with = report_json(&report(), true);
+        let none = Redactor::default();
+        let with = report_json(&report(), true, &none);
         assert_eq!(with["signer"]["facts"]["name"], "山田 太郎");
-        let without = report_json(&report(), false);
+        let without = report_json(&report(), false, &none);
         let text = without.to_string();
         assert!(
             !text.contains("山田") && !text.contains("東京") && !text.contains("千代田"),
@@ -578,5 +793,94 @@ mod tests {
         ] {
             assert_eq!(published_path(dir, bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn without_personal_data_no_message_quotes_the_holder() {
+        let subject = "CN=ABC123,L=千代田区,L=東京都,C=JP";
+        let mut r = report();
+        r.indication = Indication::Indeterminate;
+        r.sub_indication = Some(SubIndication::NoCertificateChainFound);
+        r.reasons = vec![format!(
+            "no trust anchor issued {subject} (issuer CN=Some CA,O=X)"
+        )];
+        r.warnings = vec![
+            "the certificate ABC123 of 千代田区 (東京都)".into(),
+            "holder 山田 太郎 at 東京都千代田区千代田1-1, born 1980-02-17".into(),
+            "CN=Other,L=大阪市北区,C=JP names the trust anchor".into(),
+        ];
+        r.signer = r.signer.map(|s| {
+            let mut s = (*s).clone();
+            s.subject = subject.into();
+            Arc::new(s)
+        });
+        r.chain = vec![subject.into(), "CN=CA".into()];
+        let mut holders = Redactor::default();
+        holders.add_subject("CN=Other,L=大阪市北区,C=JP", "(a certificate holder)");
+        holders.add_subject(subject, "(a certificate holder)");
+        let v = report_json(&r, false, &holders);
+        let text = v.to_string();
+        for secret in [
+            "ABC123",
+            "千代田",
+            "東京",
+            "山田",
+            "太郎",
+            "1980-02-17",
+            "大阪",
+            "Other,L",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {v:#}");
+        }
+        assert_eq!(
+            v["reasons"][0], "no trust anchor issued (the signer) (issuer CN=Some CA,O=X)",
+            "{v:#}"
+        );
+        assert_eq!(v["warnings"][2], "(a certificate holder) names the trust anchor");
+        assert_eq!(v["signer"]["issuer"], "CN=CA");
+        assert_eq!(v["chain"][1], "CN=CA");
+        // With personal-data, all of it stays.
+        let v = report_json(&r, true, &Redactor::default());
+        assert_eq!(v["reasons"][0], r.reasons[0].as_str());
+    }
+
+    #[test]
+    fn a_broken_signature_carries_no_revocation_status() {
+        let mut r = report();
+        r.revocation = Some(jpki_sig::report::Revocation {
+            status: "revoked".into(),
+            source: "the platform's current status".into(),
+            revoked_at: Some("2026-01-01T00:00:00Z".into()),
+            reason: Some("AffiliationChanged".into()),
+        });
+        assert_eq!(
+            report_json(&r, true, &Redactor::default())["revocation"]["status"],
+            "revoked"
+        );
+        for sub in [
+            SubIndication::HashFailure,
+            SubIndication::SigCryptoFailure,
+            SubIndication::FormatFailure,
+        ] {
+            r.indication = Indication::TotalFailed;
+            r.sub_indication = Some(sub);
+            let v = report_json(&r, true, &Redactor::default());
+            assert!(v["revocation"].is_null(), "{v:#}");
+            assert!(!v.to_string().contains("AffiliationChanged"), "{v:#}");
+        }
+    }
+
+    #[test]
+    fn dn_values_undo_rfc4514_escapes() {
+        assert_eq!(
+            dn_values("CN=A\\,B\\+C,L=千代田区+L=x\\0ay,C=JP"),
+            vec![
+                ("CN".to_owned(), "A,B+C".to_owned()),
+                ("L".to_owned(), "千代田区".to_owned()),
+                ("L".to_owned(), "x\ny".to_owned()),
+                ("C".to_owned(), "JP".to_owned()),
+            ]
+        );
+        assert!(dn_values("").is_empty());
     }
 }

@@ -5,8 +5,13 @@
 //! any of them for that relying party until it is revoked, by the relying party, by the person (the
 //! portal) or by the operator.
 //!
-//! The signed content is the JSON [`Statement`]. A statement is accepted once: the SHA-256 of the
-//! signature is unique, so a revoked consent cannot be brought back by submitting it again.
+//! The signed content is the JSON [`Statement`]. A statement is accepted once. What makes it the
+//! same statement is what the person signed — the signer's signed attributes: the digest of the
+//! statement, the signing certificate, the signing time — never the CMS around them, which whoever
+//! holds it can re-encode without the person (certificates added or dropped, unsigned attributes,
+//! another sid; with ECDSA even the signature value, (r, n − s)). So a revoked consent cannot be
+//! brought back by submitting its statement again, however it is wrapped.
+use jpki_sig::signed_data::ParsedSignedData;
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -91,10 +96,27 @@ pub struct NewConsent<'a> {
     pub rp_id: &'a str,
     /// The signer's certificate serial (unsigned big-endian).
     pub signer_serial: &'a [u8],
-    /// The signed statement (DER CMS).
+    /// The signed statement (DER CMS), its signature already validated.
     pub statement: &'a [u8],
     /// When it was given.
     pub given_at: OffsetDateTime,
+}
+
+/// What the person signed in the consent statement `cms` (DER CMS): the SHA-256 of its (first)
+/// signer's signed attributes, exactly the bytes its signature covers (they name the statement's
+/// digest, the signing certificate and the signing time). The same for every re-encoding of the
+/// statement, and no one but the signer can make another.
+pub fn signed_digest(cms: &[u8]) -> Result<[u8; 32], PlatformError> {
+    let parsed = ParsedSignedData::parse(cms)
+        .map_err(|e| PlatformError::Input(format!("statement: not a CMS signature ({e})")))?;
+    let signed = parsed
+        .signers
+        .first()
+        .and_then(|s| s.signed_attrs_der.as_deref())
+        .ok_or_else(|| PlatformError::Input("statement: no signer with signed attributes".into()))?;
+    let mut out = [0u8; 32];
+    out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, signed).as_ref());
+    Ok(out)
 }
 
 /// Who revokes a consent: a relying party (only its own), the person (only theirs), or the
@@ -109,7 +131,9 @@ pub enum Revoker<'a> {
     Operator,
 }
 
-/// The consents table (platform registry schema version 2).
+/// The consents table (platform registry schema version 2). `statement_hash` is the statement's
+/// [`signed_digest`]; registries filed before it was, hold the SHA-256 of the whole CMS there
+/// instead, which [`Registry::add_consent`] allows for.
 pub(crate) const SCHEMA_V2: &str = "
 CREATE TABLE consents (
     id             TEXT    PRIMARY KEY,
@@ -157,21 +181,54 @@ fn checked(row: (Consent, [i64; 2], Option<i64>)) -> Result<Consent, PlatformErr
 }
 
 impl Registry {
-    /// Files a checked consent. The same signed statement is filed once: submitting it again
-    /// returns the consent on file while it stands, and is refused once it was revoked.
+    /// Files a checked consent. A statement is filed once, however it is encoded (see
+    /// [`signed_digest`]): submitting it again returns the consent on file while it stands, and is
+    /// refused once it was revoked.
     pub fn add_consent(&mut self, c: &NewConsent<'_>, now: OffsetDateTime) -> Result<Consent, PlatformError> {
         self.get(c.rp_id)?;
-        let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, c.statement);
-        let tx = self.conn.transaction()?;
-        let existing: Option<String> = tx
+        let key = signed_digest(c.statement)?;
+        // Immediate: the check and the insert see the same registry, whoever else writes to it.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut filed: Vec<(String, bool)> = tx
             .query_row(
-                "SELECT id FROM consents WHERE statement_hash = ?1",
-                [hash.as_ref()],
-                |r| r.get(0),
+                "SELECT id, revoked_at IS NOT NULL FROM consents WHERE statement_hash = ?1",
+                [key.as_slice()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?;
-        let id = match existing {
-            Some(id) => id,
+            .optional()?
+            .into_iter()
+            .collect();
+        if filed.is_empty() {
+            // Filed before statement_hash was the signed digest (it was the whole CMS's hash): the
+            // same statement has the same signer, relying party and given_at.
+            let mut stmt = tx.prepare(
+                "SELECT id, revoked_at IS NOT NULL, statement FROM consents \
+                 WHERE person_ref = ?1 AND rp_id = ?2 AND given_at = ?3 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map(params![c.person_ref, c.rp_id, c.given_at.unix_timestamp()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (id, revoked, statement) = row?;
+                if signed_digest(&statement).is_ok_and(|k| k == key) {
+                    filed.push((id, revoked));
+                }
+            }
+        }
+        // Any copy of it revoked: it stays revoked.
+        if let Some((id, _)) = filed.iter().find(|(_, revoked)| *revoked) {
+            return Err(PlatformError::Input(format!(
+                "statement: consent {id} made from it was revoked; the person must sign a new one"
+            )));
+        }
+        let id = match filed.into_iter().next() {
+            Some((id, _)) => id,
             None => {
                 let id = format!("cns-{}", crate::rp::random_hex::<8>()?);
                 tx.execute(
@@ -183,7 +240,7 @@ impl Registry {
                         c.rp_id,
                         c.signer_serial,
                         c.statement,
-                        hash.as_ref(),
+                        key.as_slice(),
                         c.given_at.unix_timestamp(),
                         now.unix_timestamp()
                     ],
@@ -193,14 +250,9 @@ impl Registry {
         };
         tx.commit()?;
         let consent = self.consent(&id)?;
-        if consent.revoked_at.is_some() {
-            return Err(PlatformError::Input(format!(
-                "statement: consent {id} made from it was revoked; the person must sign a new one"
-            )));
-        }
-        if consent.rp_id != c.rp_id {
+        if consent.rp_id != c.rp_id || consent.person_ref != c.person_ref {
             return Err(PlatformError::Input(
-                "statement: filed for another relying party".into(),
+                "statement: filed for another relying party or person".into(),
             ));
         }
         Ok(consent)
@@ -295,9 +347,45 @@ mod tests {
 
     use super::*;
     use crate::rp::{Capability, NewRelyingParty};
+    use jpki_model::{CertKind, Serial};
+    use jpki_pki::{Endpoints, KeyType, RootSpec, SigningKey, issue_root};
+    use jpki_sig::signed_data::{self, DigestAlg, ID_DATA, SignedDataBuilder};
 
     fn now() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    /// A certificate to name as the signer (the registry does not validate signatures).
+    fn signer_cert() -> Vec<u8> {
+        let key = SigningKey::generate(KeyType::P384).unwrap();
+        issue_root(&RootSpec {
+            kind: CertKind::Signature,
+            key: &key,
+            serial: &Serial::from_be_bytes(&[1]).unwrap(),
+            not_before: now() - time::Duration::days(1),
+            not_after: now() + time::Duration::days(3650),
+            endpoints: &Endpoints::new("http://127.0.0.1:7700").unwrap(),
+        })
+        .unwrap()
+    }
+
+    /// A statement for `rp_id` given `secs` after [`now`] as a CMS by `cert`: its signed
+    /// attributes, the certificates it carries, and its (dummy) signature value.
+    fn cms(cert: &[u8], rp_id: &str, secs: i64, certs: &[Vec<u8>], signature: &[u8]) -> Vec<u8> {
+        let s = Statement::new(rp_id, now() + time::Duration::seconds(secs));
+        let content = s.to_bytes();
+        let attrs = [
+            signed_data::attr_content_type(ID_DATA).unwrap(),
+            signed_data::attr_message_digest(&DigestAlg::Sha256.digest(&content)).unwrap(),
+            signed_data::attr_signing_certificate_v2(cert).unwrap(),
+            signed_data::attr_signing_time(s.given_at).unwrap(),
+        ];
+        let signed = signed_data::signed_attributes_der(&attrs).unwrap();
+        SignedDataBuilder::new(cert, DigestAlg::Sha256, ID_DATA)
+            .content(&content)
+            .certificates(certs)
+            .build(&signed, signature)
+            .unwrap()
     }
 
     fn rp(reg: &mut Registry, name: &str) -> String {
@@ -320,6 +408,10 @@ mod tests {
         let path = dir.path().join("platform.sqlite");
         let mut reg = Registry::open(&path).unwrap();
         let (bank, shop) = (rp(&mut reg, "Bank"), rp(&mut reg, "Shop"));
+        let cert = signer_cert();
+        let signed_1 = cms(&cert, &bank, 0, std::slice::from_ref(&cert), &[1; 96]);
+        let signed_2 = cms(&cert, &shop, 0, std::slice::from_ref(&cert), &[2; 96]);
+        let signed_3 = cms(&cert, "rp-nobody", 0, std::slice::from_ref(&cert), &[3; 96]);
         let new = |rp_id, statement| NewConsent {
             person_ref: "person-a",
             rp_id,
@@ -327,23 +419,23 @@ mod tests {
             statement,
             given_at: now(),
         };
-        let c = reg.add_consent(&new(&bank, b"signed-1"), now()).unwrap();
+        let c = reg.add_consent(&new(&bank, &signed_1), now()).unwrap();
         assert!(c.id.starts_with("cns-") && c.id.len() == 20, "{}", c.id);
         assert_eq!((c.rp_id.as_str(), c.revoked_at), (bank.as_str(), None));
         assert_eq!(
-            reg.add_consent(&new(&bank, b"signed-1"), now()).unwrap().id,
+            reg.add_consent(&new(&bank, &signed_1), now()).unwrap().id,
             c.id,
             "the same statement is filed once"
         );
         assert_eq!(reg.consent_on_file("person-a", &bank).unwrap().unwrap().id, c.id);
         assert!(reg.consent_on_file("person-a", &shop).unwrap().is_none());
         assert!(reg.consent_on_file("person-b", &bank).unwrap().is_none());
-        let other = reg.add_consent(&new(&shop, b"signed-2"), now()).unwrap();
+        let other = reg.add_consent(&new(&shop, &signed_2), now()).unwrap();
         assert_eq!(reg.consents_of_person("person-a").unwrap().len(), 2);
         assert_eq!(reg.consents_of_rp(&shop).unwrap(), vec![other.clone()]);
         assert_eq!(reg.all_consents().unwrap().len(), 2);
         assert!(matches!(
-            reg.add_consent(&new("rp-nobody", b"signed-3"), now()),
+            reg.add_consent(&new("rp-nobody", &signed_3), now()),
             Err(PlatformError::NotFound(_))
         ));
 
@@ -361,7 +453,7 @@ mod tests {
         assert_eq!(revoked.revoked_at, Some(later));
         assert!(reg.consent_on_file("person-a", &bank).unwrap().is_none());
         let e = reg
-            .add_consent(&new(&bank, b"signed-1"), later)
+            .add_consent(&new(&bank, &signed_1), later)
             .unwrap_err()
             .to_string();
         assert!(e.contains("revoked") && !e.contains('\n'), "{e}");
@@ -376,6 +468,107 @@ mod tests {
         drop(reg);
         let reg = Registry::open(&path).unwrap();
         assert_eq!(reg.consents_of_person("person-a").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_statement_is_one_consent_however_it_is_encoded_and_stays_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::open(&dir.path().join("platform.sqlite")).unwrap();
+        let bank = rp(&mut reg, "Bank");
+        let (cert, other) = (signer_cert(), signer_cert());
+        let new = |statement| NewConsent {
+            person_ref: "person-a",
+            rp_id: &bank,
+            signer_serial: &[0x40, 1],
+            statement,
+            given_at: now(),
+        };
+        // What the relying party can do to the CMS without the person: change the certificates,
+        // add unsigned attributes, change the signature value (ECDSA: (r, n − s)).
+        let original = cms(&cert, &bank, 0, std::slice::from_ref(&cert), &[1; 96]);
+        // (Any unsigned attribute: its type does not matter here.)
+        let attr = signed_data::attribute(ID_DATA, &[&[0x05, 0x00]]).unwrap();
+        let copies = [
+            cms(&cert, &bank, 0, &[], &[1; 96]),
+            cms(&cert, &bank, 0, &[cert.clone(), other.clone()], &[1; 96]),
+            cms(&cert, &bank, 0, std::slice::from_ref(&cert), &[9; 96]),
+            signed_data::set_unsigned_attribute(&original, &attr).unwrap(),
+        ];
+        let key = signed_digest(&original).unwrap();
+        for copy in &copies {
+            assert_ne!(copy, &original);
+            assert_eq!(signed_digest(copy).unwrap(), key);
+        }
+        // What the person signs differently is another statement.
+        for other_statement in [
+            cms(&cert, &bank, 1, std::slice::from_ref(&cert), &[1; 96]),
+            cms(&other, &bank, 0, std::slice::from_ref(&cert), &[1; 96]),
+        ] {
+            assert_ne!(signed_digest(&other_statement).unwrap(), key);
+        }
+        assert!(matches!(
+            reg.add_consent(&new(b"not cms"), now()),
+            Err(PlatformError::Input(_))
+        ));
+
+        let c = reg.add_consent(&new(&original), now()).unwrap();
+        for copy in &copies {
+            assert_eq!(reg.add_consent(&new(copy), now()).unwrap(), c, "the same consent");
+        }
+        assert_eq!(reg.all_consents().unwrap().len(), 1);
+        reg.revoke_consent(&c.id, Revoker::Person("person-a"), now())
+            .unwrap();
+        for copy in copies.iter().chain([&original]) {
+            let e = reg.add_consent(&new(copy), now()).unwrap_err().to_string();
+            assert!(e.contains("revoked"), "{e}");
+        }
+        assert!(reg.consent_on_file("person-a", &bank).unwrap().is_none());
+        assert_eq!(reg.all_consents().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn consents_filed_under_the_hash_of_the_whole_cms_are_still_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::open(&dir.path().join("platform.sqlite")).unwrap();
+        let bank = rp(&mut reg, "Bank");
+        let cert = signer_cert();
+        let new = |statement| NewConsent {
+            person_ref: "person-a",
+            rp_id: &bank,
+            signer_serial: &[0x40, 1],
+            statement,
+            given_at: now(),
+        };
+        // As they were filed before: statement_hash the SHA-256 of the CMS; two copies of one
+        // statement, one of them revoked.
+        let (a, b) = (
+            cms(&cert, &bank, 0, std::slice::from_ref(&cert), &[1; 96]),
+            cms(&cert, &bank, 0, &[], &[1; 96]),
+        );
+        for (id, statement, revoked) in [("cns-a", &a, None), ("cns-b", &b, Some(1))] {
+            reg.conn
+                .execute(
+                    "INSERT INTO consents (id, person_ref, rp_id, signer_serial, statement, statement_hash, \
+                     given_at, created_at, revoked_at) VALUES (?1, 'person-a', ?2, x'4001', ?3, ?4, ?5, ?5, ?6)",
+                    params![
+                        id,
+                        bank,
+                        statement,
+                        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, statement).as_ref(),
+                        now().unix_timestamp(),
+                        revoked
+                    ],
+                )
+                .unwrap();
+        }
+        let third = cms(&cert, &bank, 0, &[], &[7; 96]);
+        let e = reg.add_consent(&new(&third), now()).unwrap_err().to_string();
+        assert!(e.contains("cns-b") && e.contains("revoked"), "{e}");
+        reg.conn
+            .execute("UPDATE consents SET revoked_at = NULL", [])
+            .unwrap();
+        assert_eq!(reg.add_consent(&new(&third), now()).unwrap().id, "cns-a");
+        assert_eq!(reg.all_consents().unwrap().len(), 2, "nothing new filed");
     }
 
     #[test]
@@ -398,11 +591,12 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, 2);
+        let cert = signer_cert();
         let c = NewConsent {
             person_ref: "p",
             rp_id: &bank,
             signer_serial: &[0x40],
-            statement: b"s",
+            statement: &cms(&cert, &bank, 0, &[], &[1; 96]),
             given_at: now(),
         };
         reg.add_consent(&c, now()).unwrap();

@@ -153,6 +153,15 @@ impl Meter {
     pub fn take(&self) -> Vec<(MeterKey, u64)> {
         self.0.lock().map(|mut m| m.drain().collect()).unwrap_or_default()
     }
+
+    /// Puts counts taken by [`Self::take`] back (their write failed; the next flush retries).
+    pub fn restore(&self, counts: Vec<(MeterKey, u64)>) {
+        if let Ok(mut m) = self.0.lock() {
+            for (k, n) in counts {
+                *m.entry(k).or_insert(0) += n;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

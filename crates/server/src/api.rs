@@ -16,6 +16,8 @@ use crate::tsa::is_media_type;
 pub const OPENAPI: &str = include_str!("openapi.json");
 /// The largest JSON request body accepted, unless [`JsonApi::body_limit`] allows an operation more.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
+/// How long a request body may take to arrive (a slow-loris defence, beside the header timeout).
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The most any operation may allow ([`JsonApi::body_limit`]): 8 MiB, for signatures and PDFs.
 pub const MAX_LARGE_JSON_BYTES: usize = 8 * 1024 * 1024;
 
@@ -53,15 +55,24 @@ fn size_text(bytes: usize) -> String {
 struct Api {
     api: Arc<dyn JsonApi>,
     keys: Arc<dyn ApiKeys>,
+    body_timeout: std::time::Duration,
 }
 
-pub(crate) fn routes(api: Arc<dyn JsonApi>, keys: Arc<dyn ApiKeys>) -> Router {
+pub(crate) fn routes(
+    api: Arc<dyn JsonApi>,
+    keys: Arc<dyn ApiKeys>,
+    body_timeout: std::time::Duration,
+) -> Router {
     Router::new()
         .route(
             "/v1/{*operation}",
             post(call).layer(DefaultBodyLimit::max(MAX_LARGE_JSON_BYTES)),
         )
-        .with_state(Api { api, keys })
+        .with_state(Api {
+            api,
+            keys,
+            body_timeout,
+        })
 }
 
 pub(crate) fn openapi_routes() -> Router {
@@ -123,7 +134,17 @@ async fn call(State(api): State<Api>, Path(operation): Path<String>, req: Reques
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large();
     }
-    let body = match Bytes::from_request(req, &()).await {
+    // A body trickled in slowly is cut off like slow headers are.
+    let body = match tokio::time::timeout(api.body_timeout, Bytes::from_request(req, &())).await {
+        Err(_) => {
+            return json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time",
+            );
+        }
+        Ok(b) => b,
+    };
+    let body = match body {
         Ok(b) if b.len() > limit => return too_large(),
         Ok(b) => b,
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(),

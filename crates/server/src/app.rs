@@ -32,6 +32,7 @@ pub struct AppState {
     ocsp: Option<(Arc<dyn OcspResponder>, RevocationAccess)>,
     published: Option<(PathBuf, RevocationAccess)>,
     api: Option<(Arc<dyn JsonApi>, Arc<dyn ApiKeys>)>,
+    body_timeout: Option<std::time::Duration>,
 }
 
 impl AppState {
@@ -70,6 +71,14 @@ impl AppState {
         self
     }
 
+    /// How long a JSON API request body may take to arrive ([`crate::api::BODY_TIMEOUT`] unless
+    /// set): a body trickled in slower is answered 408.
+    #[must_use]
+    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.body_timeout = Some(timeout);
+        self
+    }
+
     /// The router: every configured route set, `GET /healthz` (200 "ok"), `GET /metrics`
     /// (Prometheus text: requests by route and status, latency histograms), 404 for anything else,
     /// `Cache-Control: no-store` on every reply, and one `tracing` event per request.
@@ -89,7 +98,11 @@ impl AppState {
             router = router.merge(published::routes(dir.clone(), access.clone()));
         }
         if let Some((handler, keys)) = &self.api {
-            router = router.merge(api::routes(Arc::clone(handler), Arc::clone(keys)));
+            router = router.merge(api::routes(
+                Arc::clone(handler),
+                Arc::clone(keys),
+                self.body_timeout.unwrap_or(api::BODY_TIMEOUT),
+            ));
         }
         router = router.merge(api::openapi_routes());
         router

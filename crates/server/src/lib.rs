@@ -36,7 +36,7 @@ mod serve;
 mod tls;
 mod tsa;
 
-pub use api::{JsonApi, LARGE_OPERATIONS, MAX_JSON_BYTES, MAX_LARGE_JSON_BYTES, OPENAPI};
+pub use api::{BODY_TIMEOUT, JsonApi, LARGE_OPERATIONS, MAX_JSON_BYTES, MAX_LARGE_JSON_BYTES, OPENAPI};
 pub use app::AppState;
 pub use client::{MAX_REPLY_BYTES, post_timestamp_query};
 pub use error::ServerError;

@@ -964,3 +964,41 @@ fn slow_loris_connections_are_closed_and_others_still_answered() {
         "closed within the header timeout"
     );
 }
+
+struct EchoApi;
+
+impl jpki_server::JsonApi for EchoApi {
+    fn call(&self, _caller: &Caller, _operation: &str, body: &[u8]) -> (u16, String) {
+        (200, format!("{{\"bytes\":{}}}", body.len()))
+    }
+}
+
+#[test]
+fn a_json_body_trickled_in_is_cut_off_and_others_still_answered() {
+    let s = TestServer::start_state(
+        AppState::new()
+            .with_api(Arc::new(EchoApi), Arc::new(OneKey))
+            .with_body_timeout(Duration::from_secs(1)),
+        jpki_server::DEFAULT_GRACE,
+    );
+    let head = "POST /v1/certificates/validity HTTP/1.1\r\nAuthorization: Bearer rp-key-1\r\n\
+                Content-Type: application/json\r\nContent-Length: 100";
+    // A whole body is answered.
+    let ok = raw(s.addr, &head.replace("100", "2"), b"{}");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    // Ten bytes of a hundred, then nothing: 408 after the body timeout, and meanwhile others are
+    // answered.
+    let mut stalled = TcpStream::connect(s.addr).unwrap();
+    stalled
+        .write_all(format!("{head}\r\nHost: x\r\nConnection: close\r\n\r\n{{\"a\":\"1234").as_bytes())
+        .unwrap();
+    let start = Instant::now();
+    assert_eq!(raw(s.addr, "GET /healthz HTTP/1.1", b"").status, 200);
+    stalled.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut bytes = Vec::new();
+    let _ = stalled.read_to_end(&mut bytes);
+    let reply = parse_reply(&bytes);
+    assert_eq!(reply.status, 408, "{}", reply.text());
+    assert!(reply.text().contains("did not arrive in time"));
+    assert!(start.elapsed() < Duration::from_secs(4));
+}

@@ -14,8 +14,17 @@
 //!
 //! What to embed is the caller's choice (the platform asks its OCSP service about the signer's
 //! and the TSA's certificates and adds the newest published CRLs): [`cades_needs`] and
-//! [`pdf_needs`] name the certificates whose status matters. [`EmbeddedRevocation`] reads the
-//! embedded data back as a [`RevocationSource`] for the verifier.
+//! [`pdf_needs`] name the certificates whose status matters. For signatures from anyone (a
+//! relying party's upload), [`verified_cades_needs`] and [`verified_pdf_needs`] name them only for
+//! signatures that pass [`check_signers`] (signature value and message digest verify with the
+//! signer's certificate, at most [`MAX_SIGNER_INFOS`] signers): a made-up SignedData around
+//! somebody's certificate would otherwise buy a signed status answer about it. A signature
+//! time-stamp's TSA certificate counts only when the token verifies and stamps the signature.
+//! [`EmbeddedRevocation`] reads the embedded data back as a [`RevocationSource`] for the verifier.
+//!
+//! A DSS is read with its streams' filters, within a budget of [`MAX_DSS_DECODED`] bytes for all
+//! of them together (and at most [`MAX_DSS_ITEMS`] items): beyond it, [`pdf_dss`] and
+//! [`augment_pdf`] (and so the verifier) refuse the PDF rather than inflate a decompression bomb.
 use std::fmt::Write as _;
 
 use const_oid::ObjectIdentifier as Oid;
@@ -64,17 +73,31 @@ pub struct Needs {
 }
 
 impl Needs {
+    /// Adds the certificates of `parsed`: its signers' (as found by their sid) and the TSA
+    /// certificate of each signature time-stamp that really stamps the signature (its token
+    /// verifies with that certificate and its imprint is the digest of the signature value). A
+    /// time-stamp token is an unsigned attribute, which anyone can add: an unchecked one would
+    /// name any certificate it likes.
     fn add(&mut self, parsed: &ParsedSignedData<'_>) {
         let carried: Vec<Vec<u8>> = parsed.certificates.iter().map(|c| c.to_vec()).collect();
         for signer in &parsed.signers {
             if let Some(c) = parsed.find_signer_certificate(signer) {
                 push_new(&mut self.signers, c);
             }
-            for token in signer.unsigned_attribute_values(&ID_AA_SIGNATURE_TIME_STAMP_TOKEN) {
+            for token in signer
+                .unsigned_attribute_values(&ID_AA_SIGNATURE_TIME_STAMP_TOKEN)
+                .into_iter()
+                .take(MAX_TOKENS_PER_SIGNER)
+            {
                 let Ok(t) = TimeStampToken::parse(token) else {
                     continue;
                 };
-                if let Some(c) = t.signer_certificate(&carried) {
+                if !t.imprint_matches(&signer.signature) {
+                    continue;
+                }
+                if let Some(c) = t.signer_certificate(&carried)
+                    && t.verify(&c).is_ok()
+                {
                     push_new(&mut self.tsas, &c);
                 }
                 for c in &t.certificates {
@@ -88,13 +111,59 @@ impl Needs {
     }
 }
 
+/// The most signature time-stamps per signer whose TSA certificate is looked at.
+const MAX_TOKENS_PER_SIGNER: usize = 4;
+
+/// The most SignerInfos a CMS signature may hold to be augmented (each signer costs a signed OCSP
+/// response).
+pub const MAX_SIGNER_INFOS: usize = 4;
+
+/// The most signatures (document time-stamps included) a PDF may hold to be augmented.
+pub const MAX_PDF_SIGNATURES: usize = 16;
+
+/// Why [`verified_cades_needs`] or [`verified_pdf_needs`] gives nothing to augment.
+#[derive(Debug)]
+pub enum NeedsError {
+    /// The input does not parse (or is too large): the caller's request is malformed.
+    Malformed(SigError),
+    /// The input parses but is no signature to augment: one that does not verify
+    /// cryptographically, too many signers, or none with its certificate. The text says why.
+    Refused(String),
+}
+
+impl std::fmt::Display for NeedsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Malformed(e) => write!(f, "{e}"),
+            Self::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for NeedsError {}
+
 fn push_new(list: &mut Vec<Vec<u8>>, item: &[u8]) {
     if !list.iter().any(|x| x == item) {
         list.push(item.to_vec());
     }
 }
 
-/// What [`augment_cades`] needs revocation data for: the signer's certificate and the TSA's.
+/// The digest of `parts` (hashed in order) under `alg`.
+fn digest_of(alg: signed_data::DigestAlg, parts: &[&[u8]]) -> Vec<u8> {
+    let algo = match alg {
+        signed_data::DigestAlg::Sha256 => &aws_lc_rs::digest::SHA256,
+        signed_data::DigestAlg::Sha384 => &aws_lc_rs::digest::SHA384,
+        signed_data::DigestAlg::Sha512 => &aws_lc_rs::digest::SHA512,
+    };
+    let mut ctx = aws_lc_rs::digest::Context::new(algo);
+    for p in parts {
+        ctx.update(p);
+    }
+    ctx.finish().as_ref().to_vec()
+}
+
+/// What [`augment_cades`] needs revocation data for: the signer's certificate and the TSA's. No
+/// cryptographic check: for one's own signatures ([`verified_cades_needs`] for anyone's).
 pub fn cades_needs(cms: &[u8]) -> Result<Needs, SigError> {
     let parsed = ParsedSignedData::parse(cms)?;
     let mut needs = Needs::default();
@@ -139,6 +208,132 @@ pub fn pdf_signatures_needs(sigs: &[pdf::PdfSignature]) -> Result<Needs, SigErro
         });
     }
     Ok(needs)
+}
+
+/// The cryptographic check a signature passes before it is augmented: at most
+/// [`MAX_SIGNER_INFOS`] signers, and each signer's certificate is in the signature, its signature
+/// value verifies with that certificate's key over the signed attributes, and its message-digest
+/// attribute is the digest of the signed content: `content` (a PDF's byte ranges), else the
+/// encapsulated content. For a detached signature whose content is not given, the message-digest
+/// attribute (covered by the verified signature value) must be there, of its algorithm's length.
+pub fn check_signers(parsed: &ParsedSignedData<'_>, content: Option<&[&[u8]]>) -> Result<(), String> {
+    if parsed.signers.is_empty() {
+        return Err("the signature has no signer".into());
+    }
+    if parsed.signers.len() > MAX_SIGNER_INFOS {
+        return Err(format!(
+            "{} signers: at most {MAX_SIGNER_INFOS} are augmented",
+            parsed.signers.len()
+        ));
+    }
+    let econtent = parsed.econtent.as_deref();
+    for (i, signer) in parsed.signers.iter().enumerate() {
+        let which = if parsed.signers.len() > 1 {
+            format!("signer {}: ", i + 1)
+        } else {
+            String::new()
+        };
+        let Some(cert) = parsed.find_signer_certificate(signer) else {
+            return Err(format!("{which}the signer's certificate is not in the signature"));
+        };
+        match signed_data::verify_signer(signer, cert) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(format!(
+                    "{which}the signature value does not verify with the signer's certificate \
+                     (SIG_CRYPTO_FAILURE)"
+                ));
+            }
+            Err(e) => return Err(format!("{which}the signature cannot be verified: {e}")),
+        }
+        let Some(alg) = signer.digest_alg() else {
+            return Err(format!(
+                "{which}unsupported digest algorithm {}",
+                signer.digest_algorithm
+            ));
+        };
+        let md = match signer.message_digest() {
+            Ok(Some(md)) => md,
+            Ok(None) => return Err(format!("{which}no message-digest signed attribute")),
+            Err(e) => return Err(format!("{which}{e}")),
+        };
+        let want = match (content, econtent) {
+            (Some(parts), _) => Some(digest_of(alg, parts)),
+            (None, Some(e)) => Some(digest_of(alg, &[e])),
+            (None, None) => None,
+        };
+        match want {
+            Some(w) if w != md => {
+                return Err(format!(
+                    "{which}the signed content's digest differs from the message-digest attribute \
+                     (HASH_FAILURE)"
+                ));
+            }
+            None if md.len() != alg.output_len() => {
+                return Err(format!(
+                    "{which}the message-digest attribute is not a {alg} digest"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// What [`augment_cades`] needs revocation data for, from a CAdES signature that passes
+/// [`check_signers`] (over its encapsulated content; for a detached one, its signed attributes).
+pub fn verified_cades_needs(cms: &[u8]) -> Result<Needs, NeedsError> {
+    let parsed = ParsedSignedData::parse(cms).map_err(NeedsError::Malformed)?;
+    check_signers(&parsed, None).map_err(NeedsError::Refused)?;
+    let mut needs = Needs::default();
+    needs.add(&parsed);
+    Ok(needs)
+}
+
+/// [`pdf_signatures_needs`], for signatures that pass the cryptographic check over the bytes they
+/// cover: [`check_signers`] for a signature, and for a document time-stamp (`/ETSI.RFC3161`) its
+/// token verifies with its TSA certificate and its imprint is the digest of the covered bytes.
+/// A signature whose `/Contents` is no CMS at all names no certificate and is passed over; one
+/// that parses but does not verify refuses the whole PDF. At most [`MAX_PDF_SIGNATURES`].
+pub fn verified_pdf_needs(pdf_bytes: &[u8], sigs: &[pdf::PdfSignature]) -> Result<Needs, NeedsError> {
+    if sigs.len() > MAX_PDF_SIGNATURES {
+        return Err(NeedsError::Refused(format!(
+            "{} signatures: at most {MAX_PDF_SIGNATURES} are augmented",
+            sigs.len()
+        )));
+    }
+    for sig in sigs {
+        let Ok(contents) = &sig.contents else {
+            continue;
+        };
+        let Ok(parsed) = ParsedSignedData::parse(contents) else {
+            continue;
+        };
+        let refuse = |why: String| NeedsError::Refused(format!("signature {}: {why}", sig.field_name));
+        let Some(covered) = sig.covered(pdf_bytes) else {
+            return Err(refuse("the /ByteRange lies outside the file".into()));
+        };
+        if sig.is_doc_timestamp {
+            let token = TimeStampToken::parse(contents).map_err(|e| refuse(e.to_string()))?;
+            let tsa = token
+                .signer_certificate(&[])
+                .ok_or_else(|| refuse("the TSA certificate is not in the time-stamp token".into()))?;
+            token.verify(&tsa).map_err(|e| refuse(e.to_string()))?;
+            let imprint_ok = token
+                .imprint_digest_alg()
+                .is_some_and(|alg| digest_of(alg, &covered) == token.imprint);
+            if !imprint_ok {
+                return Err(refuse(
+                    "the document time-stamp's imprint is not the digest of the bytes it covers \
+                     (HASH_FAILURE)"
+                        .into(),
+                ));
+            }
+        } else {
+            check_signers(&parsed, Some(&covered)).map_err(refuse)?;
+        }
+    }
+    pdf_signatures_needs(sigs).map_err(|e| NeedsError::Refused(e.to_string()))
 }
 
 /// Augments a CAdES signature (DER ContentInfo) with `data` (see the module docs). Fails on
@@ -190,7 +385,87 @@ fn dss_lists(data: &ValidationData) -> [&[Vec<u8>]; 3] {
     [&data.certificates, &data.ocsp_responses, &data.crls]
 }
 
-/// Reads a PDF's Document Security Store (`/DSS` of the catalog): empty when there is none.
+/// The most bytes the streams of one PDF's Document Security Store may decode to, all of them
+/// together (every reference counted, filtered or not). A DSS stream is read with its filters
+/// (`/FlateDecode` …), so a few kilobytes of a hostile upload could otherwise inflate to gigabytes
+/// (a decompression bomb), or one large stream be referenced many times over.
+pub const MAX_DSS_DECODED: usize = 16 * 1024 * 1024;
+
+/// The most items (streams) one DSS may list in its three arrays together.
+pub const MAX_DSS_ITEMS: usize = 10_000;
+
+/// Decodes DSS streams within one document's budget of [`MAX_DSS_DECODED`] bytes.
+struct DssReader<'a> {
+    doc: &'a lopdf::Document,
+    left: usize,
+    items: usize,
+}
+
+impl<'a> DssReader<'a> {
+    fn new(doc: &'a lopdf::Document) -> Self {
+        Self {
+            doc,
+            left: MAX_DSS_DECODED,
+            items: 0,
+        }
+    }
+
+    fn over_budget() -> SigError {
+        SigError::TooLarge {
+            what: "PDF Document Security Store",
+            size: MAX_DSS_DECODED.saturating_add(1),
+            limit: MAX_DSS_DECODED,
+        }
+    }
+
+    /// The decoded bytes of the stream `o` refers to: `Ok(None)` when it is no stream or does not
+    /// decode, an error when the document's budget is spent (or the DSS lists too many items).
+    fn stream_bytes(&mut self, o: &Object) -> Result<Option<Vec<u8>>, SigError> {
+        self.items += 1;
+        if self.items > MAX_DSS_ITEMS {
+            return Err(pdf::unsupported(format!(
+                "a Document Security Store of more than {MAX_DSS_ITEMS} items"
+            )));
+        }
+        let Some(stream) = pdf::deref(self.doc, o).and_then(|o| o.as_stream().ok()) else {
+            return Ok(None);
+        };
+        let bytes = if stream.dict.has(b"Filter") {
+            match stream.decompressed_content_with_limit(self.left) {
+                Ok(b) => b,
+                Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { .. })) => {
+                    return Err(Self::over_budget());
+                }
+                Err(_) => return Ok(None),
+            }
+        } else {
+            if stream.content.len() > self.left {
+                return Err(Self::over_budget());
+            }
+            stream.content.clone()
+        };
+        self.left = self.left.checked_sub(bytes.len()).ok_or_else(Self::over_budget)?;
+        Ok(Some(bytes))
+    }
+
+    /// The decoded streams of the DSS array `key` (missing: none).
+    fn list(&mut self, dss: &Dictionary, key: &[u8]) -> Result<Vec<Vec<u8>>, SigError> {
+        let mut out = Vec::new();
+        for item in pdf::dict_get(self.doc, dss, key)
+            .and_then(|a| a.as_array().ok())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(bytes) = self.stream_bytes(item)? {
+                out.push(bytes);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reads a PDF's Document Security Store (`/DSS` of the catalog): empty when there is none. Fails
+/// with [`SigError::TooLarge`] when its streams decode to more than [`MAX_DSS_DECODED`] bytes.
 pub fn pdf_dss(pdf_bytes: &[u8]) -> Result<ValidationData, SigError> {
     pdf::check_size(pdf_bytes)?;
     let doc = pdf::load(pdf_bytes)?;
@@ -198,17 +473,10 @@ pub fn pdf_dss(pdf_bytes: &[u8]) -> Result<ValidationData, SigError> {
     let Some(dss) = catalog(&doc).and_then(|(_, c)| pdf::get_dict(&doc, c, b"DSS")) else {
         return Ok(out);
     };
+    let mut reader = DssReader::new(&doc);
     let lists = [&mut out.certificates, &mut out.ocsp_responses, &mut out.crls];
     for (key, list) in DSS_KEYS.into_iter().zip(lists) {
-        for item in pdf::dict_get(&doc, dss, key)
-            .and_then(|a| a.as_array().ok())
-            .into_iter()
-            .flatten()
-        {
-            if let Some(bytes) = stream_bytes(&doc, item) {
-                list.push(bytes);
-            }
-        }
+        *list = reader.list(dss, key)?;
     }
     Ok(out)
 }
@@ -216,16 +484,6 @@ pub fn pdf_dss(pdf_bytes: &[u8]) -> Result<ValidationData, SigError> {
 fn catalog(doc: &lopdf::Document) -> Option<(ObjectId, &Dictionary)> {
     let root_id = doc.trailer.get(b"Root").and_then(Object::as_reference).ok()?;
     doc.get_dictionary(root_id).ok().map(|c| (root_id, c))
-}
-
-/// The decoded bytes of the stream `o` refers to.
-fn stream_bytes(doc: &lopdf::Document, o: &Object) -> Option<Vec<u8>> {
-    let stream = pdf::deref(doc, o)?.as_stream().ok()?;
-    if stream.dict.has(b"Filter") {
-        stream.decompressed_content().ok()
-    } else {
-        Some(stream.content.clone())
-    }
 }
 
 /// Augments a signed PDF with `data` in a Document Security Store (see the module docs): one
@@ -265,12 +523,13 @@ pub fn augment_pdf(pdf_bytes: &[u8], data: &ValidationData) -> Result<Vec<u8>, S
     }
     let mut offsets: Vec<(ObjectId, usize)> = Vec::new();
     let mut dss = old_dss.clone();
+    let mut reader = DssReader::new(&doc);
     for (key, items) in DSS_KEYS.into_iter().zip(dss_lists(data)) {
         let mut array: Vec<Object> = pdf::dict_get(&doc, &old_dss, key)
             .and_then(|a| a.as_array().ok())
             .cloned()
             .unwrap_or_default();
-        let mut present: Vec<Vec<u8>> = array.iter().filter_map(|o| stream_bytes(&doc, o)).collect();
+        let mut present: Vec<Vec<u8>> = reader.list(&old_dss, key)?;
         for item in items {
             if present.contains(item) {
                 continue;
@@ -706,5 +965,279 @@ mod tests {
             assert!(augment_pdf(b"%PDF-1.7 nothing", &data).is_err());
             assert!(pdf_needs(&pdf::minimal_pdf("unsigned")).is_err());
         }
+    }
+
+    /// A PDF (classic cross-reference table) whose catalog has a DSS listing `certs` (references to
+    /// the streams, which follow as objects 5, 6, …).
+    fn pdf_with_dss(streams: &[lopdf::Stream], certs: &[u32]) -> Vec<u8> {
+        let refs: String = certs.iter().map(|n| format!("{n} 0 R ")).collect();
+        let mut objects: Vec<Vec<u8>> = vec![
+            b"<< /Type /Catalog /Pages 2 0 R /DSS 4 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>".to_vec(),
+            format!("<< /Type /DSS /Certs [{refs}] >>").into_bytes(),
+        ];
+        for st in streams {
+            let mut o = Vec::new();
+            pdf::write_object(&mut o, &Object::Dictionary(st.dict.clone()), 0);
+            o.extend_from_slice(b"\nstream\n");
+            o.extend_from_slice(&st.content);
+            o.extend_from_slice(b"\nendstream");
+            objects.push(o);
+        }
+        let mut out = b"%PDF-1.7\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+            out.extend_from_slice(o);
+            out.extend_from_slice(b"\nendobj\n");
+        }
+        let xref = out.len();
+        out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+        for o in offsets {
+            out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objects.len() + 1
+            )
+            .as_bytes(),
+        );
+        out
+    }
+
+    /// A FlateDecode stream of `len` zero bytes.
+    fn flate_zeros(len: usize) -> lopdf::Stream {
+        let mut st = lopdf::Stream::new(Dictionary::new(), vec![0u8; len]);
+        st.compress().unwrap();
+        assert!(st.dict.has(b"Filter"));
+        st
+    }
+
+    #[test]
+    fn dss_streams_are_decoded_within_a_budget() {
+        // A small compressed DSS stream still reads.
+        let f = fixture();
+        let mut small = lopdf::Stream::new(Dictionary::new(), f.ca.clone());
+        small.compress().unwrap();
+        let ok = pdf_with_dss(&[small], &[5, 5]);
+        assert_eq!(
+            pdf_dss(&ok).unwrap().certificates,
+            vec![f.ca.clone(), f.ca.clone()]
+        );
+
+        // One stream inflating past the whole budget: a few kilobytes in the file.
+        let bomb = flate_zeros(MAX_DSS_DECODED + 1024 * 1024);
+        assert!(bomb.content.len() < 64 * 1024, "{}", bomb.content.len());
+        let one = pdf_with_dss(&[bomb], &[5]);
+        assert!(one.len() < 100 * 1024);
+        // Many references to one stream within the budget each: together beyond it.
+        let many = pdf_with_dss(&[flate_zeros(1024 * 1024)], &[5; 40]);
+        // A raw (unfiltered) stream referenced again and again counts too.
+        let raw = lopdf::Stream::new(Dictionary::new(), vec![7u8; 2 * 1024 * 1024]);
+        let raw_many = pdf_with_dss(&[raw], &[5; 10]);
+        for (what, pdf_bytes) in [("one bomb", &one), ("many references", &many), ("raw", &raw_many)] {
+            match pdf_dss(pdf_bytes) {
+                Err(SigError::TooLarge { limit, .. }) => assert_eq!(limit, MAX_DSS_DECODED, "{what}"),
+                other => panic!("{what}: {other:?}"),
+            }
+            // Verifying and augmenting refuse it too, and do not decode it whole.
+            let verifier = crate::validate::Verifier::new(
+                jpki_pki::path::TrustAnchors::new(),
+                std::sync::Arc::new(EmbeddedRevocation::new(&ValidationData::default())),
+            );
+            assert!(
+                matches!(
+                    verifier.verify_pdf(pdf_bytes, now()),
+                    Err(SigError::TooLarge { .. })
+                ),
+                "{what}"
+            );
+            let data = ValidationData {
+                certificates: vec![f.ca.clone()],
+                ..ValidationData::default()
+            };
+            assert!(
+                matches!(augment_pdf(pdf_bytes, &data), Err(SigError::TooLarge { .. })),
+                "{what}"
+            );
+        }
+        // Too many items, each tiny.
+        let mut tiny = lopdf::Stream::new(Dictionary::new(), b"x".to_vec());
+        tiny.compress().unwrap();
+        let crowd = pdf_with_dss(&[tiny], &vec![5; MAX_DSS_ITEMS + 1]);
+        assert!(matches!(pdf_dss(&crowd), Err(SigError::Unsupported { .. })));
+    }
+
+    #[test]
+    fn only_signatures_that_verify_are_augmented() {
+        let f = fixture();
+        let digest = jpki_pki::x509::sha256(b"contract");
+        let genuine = sign(&f, &digest, Some(now()));
+        let needs = verified_cades_needs(&genuine).unwrap();
+        assert_eq!(needs.signers, vec![f.signer.clone()]);
+        // The same certificate around a signature value made with another key: refused.
+        let other = SigningKey::generate(KeyType::Rsa2048).unwrap();
+        let p = crate::cades::prepare(&digest, &f.signer, std::slice::from_ref(&f.ca), Some(now())).unwrap();
+        let forged = p.finish(&other.sign(p.to_be_signed()).unwrap()).unwrap();
+        assert!(cades_needs(&forged).is_ok(), "it parses");
+        match verified_cades_needs(&forged) {
+            Err(NeedsError::Refused(why)) => assert!(why.contains("SIG_CRYPTO_FAILURE"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            verified_cades_needs(b"not a cms"),
+            Err(NeedsError::Malformed(_))
+        ));
+        // A PDF: the signature must verify over the bytes it covers.
+        let signed = signed_pdf(&f, false);
+        let sigs = pdf::signatures(&signed).unwrap();
+        assert_eq!(
+            verified_pdf_needs(&signed, &sigs).unwrap().signers,
+            vec![f.signer.clone()]
+        );
+        let mut tampered = signed.clone();
+        let at = tampered
+            .windows(b"B-LT test".len())
+            .position(|w| w == b"B-LT test")
+            .unwrap();
+        tampered[at] = b'C';
+        let sigs = pdf::signatures(&tampered).unwrap();
+        match verified_pdf_needs(&tampered, &sigs) {
+            Err(NeedsError::Refused(why)) => assert!(why.contains("HASH_FAILURE"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // A PDF whose signature is by the wrong key.
+        let doc = pdf::minimal_pdf("forged");
+        let prepared = pdf::prepare(&doc, &pdf::SignOptions::new(now())).unwrap();
+        let p = crate::cades::prepare(
+            &prepared.digest_sha256(),
+            &f.signer,
+            std::slice::from_ref(&f.ca),
+            None,
+        )
+        .unwrap();
+        let forged_pdf = prepared
+            .finish(&p.finish(&other.sign(p.to_be_signed()).unwrap()).unwrap())
+            .unwrap();
+        let sigs = pdf::signatures(&forged_pdf).unwrap();
+        assert!(pdf_signatures_needs(&sigs).is_ok(), "it names a signer");
+        assert!(matches!(
+            verified_pdf_needs(&forged_pdf, &sigs),
+            Err(NeedsError::Refused(_))
+        ));
+    }
+
+    /// Counts the questions asked.
+    #[derive(Debug, Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl RevocationSource for Counting {
+        fn status(&self, _: &ParsedCert, _: &ParsedCert) -> Status {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Status::Revoked {
+                at: now() - time::Duration::days(1),
+                reason: RevocationReason::KeyCompromise,
+                source: "test".into(),
+            }
+        }
+    }
+
+    #[test]
+    fn a_broken_signature_is_not_a_status_check() {
+        let f = fixture();
+        let counting = std::sync::Arc::new(Counting::default());
+        let mut anchors = jpki_pki::path::TrustAnchors::new();
+        anchors.add_der(&f.ca).unwrap();
+        let verifier = crate::validate::Verifier::new(anchors, counting.clone());
+        let content = b"contract";
+        let cms = sign(&f, &jpki_pki::x509::sha256(content), Some(now()));
+        let asked = || counting.0.load(std::sync::atomic::Ordering::SeqCst);
+        let good = verifier.verify_cades(&cms, Some(content), now()).unwrap();
+        assert_eq!(good.revocation.as_ref().unwrap().status, "revoked");
+        assert_eq!(asked(), 1);
+        // Another content (HASH_FAILURE), another key (SIG_CRYPTO_FAILURE): the signer's status is
+        // neither asked nor told.
+        let other = SigningKey::generate(KeyType::Rsa2048).unwrap();
+        let p = crate::cades::prepare(
+            &jpki_pki::x509::sha256(content),
+            &f.signer,
+            std::slice::from_ref(&f.ca),
+            Some(now()),
+        )
+        .unwrap();
+        let forged = p.finish(&other.sign(p.to_be_signed()).unwrap()).unwrap();
+        for (cms, content, sub) in [
+            (
+                &cms,
+                b"tampered".as_slice(),
+                crate::report::SubIndication::HashFailure,
+            ),
+            (
+                &forged,
+                content.as_slice(),
+                crate::report::SubIndication::SigCryptoFailure,
+            ),
+        ] {
+            let r = verifier.verify_cades(cms, Some(content), now()).unwrap();
+            assert_eq!(r.sub_indication, Some(sub));
+            assert!(r.revocation.is_none(), "{r:?}");
+            let text = format!("{:?} {:?}", r.reasons, r.warnings);
+            assert!(
+                !text.contains("revoked") && !text.contains("KeyCompromise"),
+                "{text}"
+            );
+            assert_eq!(asked(), 1);
+        }
+    }
+
+    #[test]
+    fn a_tsa_certificate_counts_only_for_a_token_that_stamps_the_signature() {
+        use crate::signed_data::DigestAlg;
+        use crate::signed_data::testing::eku_time_stamping;
+        use crate::tsp::{TimeStampAuthority, TimeStampRequest, token_from_response};
+        let f = fixture();
+        let (root_key, root) = self_signed(KeyType::P384, "TSA Root", ca_extensions());
+        let key = SigningKey::generate(KeyType::P384).unwrap();
+        let tsa_cert = issue(
+            "TSA",
+            &key.spki_der().unwrap(),
+            (&name("TSA Root"), &root_key),
+            &[0x11],
+            vec![ku_digital_signature(), eku_time_stamping(true)],
+        );
+        let tsa = TimeStampAuthority::new(key, tsa_cert.clone(), vec![root]).unwrap();
+        let stamp = |data: &[u8]| {
+            let req =
+                TimeStampRequest::for_digest(DigestAlg::Sha256, &DigestAlg::Sha256.digest(data), None, true)
+                    .unwrap();
+            token_from_response(&tsa.respond(&req.to_der().unwrap(), now(), &[1]), &req).unwrap()
+        };
+        let with_token = |cms: &[u8], token: &[u8]| {
+            let attr = signed_data::attribute(ID_AA_SIGNATURE_TIME_STAMP_TOKEN, &[token]).unwrap();
+            signed_data::set_unsigned_attribute(cms, &attr).unwrap()
+        };
+        let cms = sign(&f, &[9; 32], Some(now()));
+        let value = crate::cades::signature_value(&cms).unwrap();
+        // A token over the signature value: its TSA's certificate counts.
+        let good = with_token(&cms, &stamp(&value));
+        assert_eq!(verified_cades_needs(&good).unwrap().tsas, vec![tsa_cert.clone()]);
+        // A token over something else, or one whose signature is broken: anyone can add such an
+        // unsigned attribute, naming whatever certificate it likes; it counts for nothing.
+        let elsewhere = with_token(&cms, &stamp(b"another signature"));
+        assert!(verified_cades_needs(&elsewhere).unwrap().tsas.is_empty());
+        let mut broken = stamp(&value);
+        let last = broken.len() - 1;
+        broken[last] ^= 0x01;
+        let broken = with_token(&cms, &broken);
+        let needs = verified_cades_needs(&broken).unwrap();
+        assert!(needs.tsas.is_empty());
+        assert_eq!(
+            needs.signers,
+            vec![f.signer.clone()],
+            "the signature itself still verifies"
+        );
     }
 }

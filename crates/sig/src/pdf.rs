@@ -19,7 +19,11 @@
 //! update bytes are written here. `lopdf` is called behind [`std::panic::catch_unwind`] so that a
 //! panic inside it on hostile input becomes [`SigError::Malformed`] instead of unwinding through
 //! the caller (under a fuzzer's abort-on-panic hook it still shows up as a crash, as it should).
+//! lopdf decodes every object stream while loading; reading a PDF bounds what they decode to for the
+//! whole file ([`MIN_OBJECT_STREAMS_DECODED`]) and refuses an encrypted file before lopdf decrypts
+//! it, so that a few kilobytes of compressed streams cannot take gigabytes.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
@@ -256,16 +260,116 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Whether the file names an encryption dictionary: `/Encrypt` followed by an indirect reference
+/// (`12 0 R`) or a dictionary (`<<`), as a trailer or a cross-reference stream has it.
+fn declares_encryption(pdf: &[u8]) -> bool {
+    let ws = |b: u8| matches!(b, b'\0' | b'\t' | b'\n' | 0x0c | b'\r' | b' ');
+    let mut from = 0;
+    while let Some(at) = pdf.get(from..).and_then(|rest| find(rest, b"/Encrypt")) {
+        let mut i = from + at + b"/Encrypt".len();
+        from = i;
+        while pdf.get(i).copied().is_some_and(ws) {
+            i += 1;
+        }
+        if pdf.get(i..).is_some_and(|r| r.starts_with(b"<<")) {
+            return true;
+        }
+        // An indirect reference: digits, whitespace, digits, whitespace, `R`.
+        let mut parts = 0;
+        while parts < 2 {
+            let start = i;
+            while pdf.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            if i == start || !pdf.get(i).copied().is_some_and(ws) {
+                break;
+            }
+            while pdf.get(i).copied().is_some_and(ws) {
+                i += 1;
+            }
+            parts += 1;
+        }
+        if parts == 2 && pdf.get(i) == Some(&b'R') {
+            return true;
+        }
+    }
+    false
+}
+
+/// The object streams (`/Type /ObjStm`) of one PDF may decode to at most this many bytes together,
+/// or [`OBJECT_STREAMS_PER_BYTE`] times the file's size if that is more. lopdf decodes every
+/// object stream while loading and keeps what it parses (a few dozen bytes per object, however
+/// short its text): its own bound is per stream only, so without a total a few kilobytes of
+/// crafted streams take gigabytes (a decompression bomb).
+pub const MIN_OBJECT_STREAMS_DECODED: usize = 16 * 1024 * 1024;
+
+/// See [`MIN_OBJECT_STREAMS_DECODED`].
+pub const OBJECT_STREAMS_PER_BYTE: usize = 4;
+
+thread_local! {
+    /// What the object streams of the PDF [`load`] reads on this thread may still decode to, and
+    /// whether one went beyond it. (lopdf, built without rayon, loads on the calling thread and
+    /// takes a plain function as its object filter.)
+    static OBJECT_STREAM_BUDGET: Cell<(usize, bool)> = const { Cell::new((usize::MAX, false)) };
+}
+
+/// lopdf's object filter for [`load`]: counts each object stream's decoded size against
+/// [`OBJECT_STREAM_BUDGET`] before lopdf decodes and parses it, and drops it once the budget is
+/// spent (the load then fails). Every other object is kept as it is.
+fn budget_object_streams(id: ObjectId, o: &mut Object) -> Option<(ObjectId, Object)> {
+    if let Object::Stream(stream) = &*o
+        && stream.dict.has_type(b"ObjStm")
+    {
+        let (left, over) = OBJECT_STREAM_BUDGET.get();
+        if over {
+            return None;
+        }
+        match stream.decompressed_content_with_limit(left) {
+            Ok(decoded) => OBJECT_STREAM_BUDGET.set((left - decoded.len().min(left), false)),
+            Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { .. })) => {
+                OBJECT_STREAM_BUDGET.set((0, true));
+                return None;
+            }
+            // Undecodable: lopdf itself reports it (or passes over it).
+            Err(_) => {}
+        }
+    }
+    Some((id, o.clone()))
+}
+
 /// Loads with lopdf; a panic inside lopdf becomes `Malformed` (lopdf is third-party code run on
-/// untrusted input; see the module docs).
+/// untrusted input; see the module docs). Object streams are decoded within a budget for the
+/// whole file ([`MIN_OBJECT_STREAMS_DECODED`]): beyond it, [`SigError::TooLarge`].
 pub(crate) fn load(pdf: &[u8]) -> Result<Document, SigError> {
+    // Refused anyway, and lopdf decrypts (with the empty password) and decodes the object streams
+    // of an encrypted file without the object filter that keeps the budget: refused first.
+    if declares_encryption(pdf) {
+        return Err(unsupported("an encrypted PDF"));
+    }
+    let budget = MIN_OBJECT_STREAMS_DECODED
+        .max(pdf.len().saturating_mul(OBJECT_STREAMS_PER_BYTE))
+        .min(MAX_PDF_SIZE);
     let options = LoadOptions {
-        max_decompressed_size: Some(MAX_PDF_SIZE),
+        max_decompressed_size: Some(budget),
+        filter: Some(budget_object_streams),
         ..LoadOptions::default()
     };
+    OBJECT_STREAM_BUDGET.set((budget, false));
     let loaded = std::panic::catch_unwind(|| Document::load_mem_with_options(pdf, options));
+    let (_, over) = OBJECT_STREAM_BUDGET.replace((usize::MAX, false));
+    let over_budget = || SigError::TooLarge {
+        what: "PDF object streams (decoded)",
+        size: budget.saturating_add(1),
+        limit: budget,
+    };
+    if over {
+        return Err(over_budget());
+    }
     let doc = match loaded {
         Ok(Ok(doc)) => doc,
+        Ok(Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { .. }))) => {
+            return Err(over_budget());
+        }
         Ok(Err(e)) => {
             if find(pdf, b"/Encrypt").is_some() {
                 return Err(unsupported("an encrypted PDF"));
@@ -1952,5 +2056,82 @@ mod tests {
                 prop_assert!(sigs.iter().any(last_whole), "the new signature covers the new revision");
             }
         }
+    }
+
+    /// A PDF whose one object stream (FlateDecode) holds object 5: an array of `n` zeros.
+    fn object_stream_bomb(n: usize) -> Vec<u8> {
+        let mut body = b"5 0 ".to_vec();
+        let first = body.len();
+        body.push(b'[');
+        body.extend(std::iter::repeat_n(b"0 ".as_slice(), n).flatten());
+        body.push(b']');
+        let mut st = lopdf::Stream::new(Dictionary::new(), body);
+        st.compress().unwrap();
+        let mut out = b"%PDF-1.7\n".to_vec();
+        for (i, o) in [
+            "<< /Type /Catalog /Pages 2 0 R /X 5 0 R >>",
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 1 1] >>",
+        ]
+        .iter()
+        .enumerate()
+        {
+            out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "4 0 obj\n<< /Type /ObjStm /N 1 /First {first} /Filter /FlateDecode /Length {} >>\nstream\n",
+                st.content.len()
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(&st.content);
+        out.extend_from_slice(b"\nendstream\nendobj\n%%EOF\n");
+        out
+    }
+
+    #[test]
+    fn object_streams_decode_within_a_budget_for_the_file() {
+        // Small: loads (the object stream is read).
+        let small = object_stream_bomb(1000);
+        let doc = load(&small).unwrap();
+        assert!(
+            doc.get_object((5, 0))
+                .is_ok_and(|o| o.as_array().is_ok_and(|a| a.len() == 1000))
+        );
+        // About 60 KB that would decode to 60 MB of zeros, parsed by lopdf into gigabytes.
+        let bomb = object_stream_bomb(30_000_000);
+        assert!(bomb.len() < 100 * 1024, "{}", bomb.len());
+        let started = std::time::Instant::now();
+        assert!(matches!(load(&bomb), Err(SigError::TooLarge { .. })));
+        assert!(matches!(signatures(&bomb), Err(SigError::TooLarge { .. })));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // The budget is per load: the next file on this thread starts afresh.
+        assert!(load(&small).is_ok());
+    }
+
+    #[test]
+    fn an_encryption_dictionary_is_refused_before_loading() {
+        for yes in [
+            b"trailer << /Size 4 /Encrypt 7 0 R /Root 1 0 R >>".as_slice(),
+            b"<< /Type /XRef /Encrypt\n12  0\rR >>",
+            b"trailer<</Encrypt<</Filter/Standard>>>>",
+        ] {
+            assert!(declares_encryption(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [
+            b"(about /Encrypt in a string)".as_slice(),
+            b"/EncryptMetadata false",
+            b"/Encrypt 7 R",
+            b"/Encrypt",
+            b"/Encrypt 12 0",
+        ] {
+            assert!(!declares_encryption(no), "{}", String::from_utf8_lossy(no));
+        }
+        let mut pdf = minimal_pdf("secret");
+        let at = find(&pdf, b"/Root").unwrap();
+        pdf.splice(at..at, b"/Encrypt 9 0 R ".iter().copied());
+        assert!(matches!(load(&pdf), Err(SigError::Unsupported { .. })));
+        assert!(load(&minimal_pdf("secret")).is_ok());
     }
 }

@@ -24,7 +24,10 @@
 //!   INDETERMINATE / OUT_OF_BOUNDS_NO_POE;
 //! - made (proven, or claimed) before notBefore → FAILED / NOT_YET_VALID (the "signing time lies
 //!   before the issuance date" of EN 319 102-1);
-//! - no revocation information, or only an expired CRL → INDETERMINATE / TRY_LATER.
+//! - no revocation information, or only an expired CRL → INDETERMINATE / TRY_LATER;
+//! - a signature that fails the format, digest or signature-value check is not answered with its
+//!   signer's revocation status: the report then has no `revocation` and says nothing about it (a
+//!   bogus signature wrapped around somebody's certificate must not be a free status check).
 //!
 //! Path building is cached per signing certificate, and certificates keep their parsed public keys,
 //! so a batch of signatures by one signer costs one RSA verification each plus hashing.
@@ -135,6 +138,14 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     }
     out.push('Z');
     out
+}
+
+/// Whether `sub` says the signature itself is broken (format, content digest, signature value).
+fn is_broken(sub: SubIndication) -> bool {
+    matches!(
+        sub,
+        SubIndication::HashFailure | SubIndication::SigCryptoFailure | SubIndication::FormatFailure
+    )
 }
 
 fn severity(sub: SubIndication) -> u8 {
@@ -382,14 +393,37 @@ impl Verifier {
             }
         };
         let embedded = EmbeddedRevocation::of_signature(&parsed, None);
-        Ok(self.verify_parsed(&parsed, Content(&[data]), now, &Format::Cades, None, &embedded))
+        Ok(self.verify_parsed(
+            &parsed,
+            Content(&[data]),
+            now,
+            &Format::Cades,
+            PdfFacts::default(),
+            &embedded,
+        ))
     }
 
     /// Validates every signature of a PDF, in document order.
     pub fn verify_pdf(&self, pdf_bytes: &[u8], now: OffsetDateTime) -> Result<Vec<Report>, SigError> {
-        let mut out = Vec::new();
         let sigs = pdf::signatures(pdf_bytes)?;
-        let dss = augment::pdf_dss(pdf_bytes).unwrap_or_default();
+        self.verify_pdf_signatures(pdf_bytes, sigs, now)
+    }
+
+    /// [`Self::verify_pdf`] for the signatures [`pdf::signatures`] already read from `pdf_bytes`.
+    pub fn verify_pdf_signatures(
+        &self,
+        pdf_bytes: &[u8],
+        sigs: Vec<pdf::PdfSignature>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Report>, SigError> {
+        let mut out = Vec::new();
+        // A DSS whose streams decode to more than its budget (a decompression bomb) refuses the
+        // PDF; one that cannot be read otherwise counts as none.
+        let dss = match augment::pdf_dss(pdf_bytes) {
+            Ok(d) => d,
+            Err(e @ (SigError::TooLarge { .. } | SigError::Unsupported { .. })) => return Err(e),
+            Err(_) => augment::ValidationData::default(),
+        };
         for sig in sigs {
             let claimed = sig.signing_time_m;
             let parsed = match &sig.contents {
@@ -412,12 +446,21 @@ impl Verifier {
                         Format::PdfPkcs7(sig.sub_filter.clone())
                     };
                     let embedded = EmbeddedRevocation::of_signature(&parsed, Some(&dss));
+                    // A signature that does not cover its revision is a format failure, decided
+                    // before anything else (so that, like any broken signature, it is not
+                    // answered with its signer's revocation status).
+                    let broken = match &sig.coverage {
+                        Coverage::Broken(why) => {
+                            Some(format!("the signature does not cover its revision: {why}"))
+                        }
+                        Coverage::WholeRevision { .. } => None,
+                    };
                     self.verify_parsed(
                         &parsed,
                         Content(&[first, second]),
                         now,
                         &format,
-                        claimed,
+                        PdfFacts { claimed, broken },
                         &embedded,
                     )
                 }
@@ -434,6 +477,7 @@ impl Verifier {
                     }
                 }
                 Coverage::Broken(why) => {
+                    report.revocation = None;
                     if report.indication != Indication::TotalFailed {
                         report.indication = Indication::TotalFailed;
                         report.sub_indication = Some(SubIndication::FormatFailure);
@@ -459,10 +503,20 @@ impl Verifier {
         content: Content<'_>,
         now: OffsetDateTime,
         format: &Format,
-        claimed_pdf: Option<OffsetDateTime>,
+        pdf_facts: PdfFacts,
         embedded: &EmbeddedRevocation,
     ) -> Report {
+        let PdfFacts {
+            claimed: claimed_pdf,
+            broken: format_failure,
+        } = pdf_facts;
         let mut findings: Vec<Finding> = Vec::new();
+        if let Some(reason) = format_failure {
+            findings.push(Finding {
+                sub: SubIndication::FormatFailure,
+                reason,
+            });
+        }
         let mut warnings = Vec::new();
         let mut report = Report {
             indication: Indication::TotalPassed,
@@ -479,7 +533,14 @@ impl Verifier {
             timestamp: None,
             digest_algorithm: None,
         };
-        let mut fail = |sub: SubIndication, reason: String| findings.push(Finding { sub, reason });
+        // Whether a format, digest or signature-value check failed (see the module docs).
+        let broken = std::cell::Cell::new(findings.iter().any(|f| is_broken(f.sub)));
+        let mut fail = |sub: SubIndication, reason: String| {
+            if is_broken(sub) {
+                broken.set(true);
+            }
+            findings.push(Finding { sub, reason });
+        };
         let Some(signer) = parsed.signers.first() else {
             return failed_format(now, "the CMS carries no signer".into());
         };
@@ -715,9 +776,11 @@ impl Verifier {
                 _ => {}
             }
         }
-        // Revocation of the signing certificate.
+        // Revocation of the signing certificate: only for a signature that is what it claims. One
+        // whose content digest, signature value or format fails proves nothing about its signer,
+        // and its report must not become a way to ask the status of any certificate one holds.
         let issuer = chain.certs.get(1).map_or(&cert, |c| c);
-        if chain.certs.len() > 1 {
+        if chain.certs.len() > 1 && !broken.get() {
             let status = self.status(embedded, &cert, issuer);
             report.revocation = Some(revocation_report(&status));
             match status {
@@ -940,6 +1003,15 @@ impl Verifier {
             },
         })
     }
+}
+
+/// What the PDF around a signature says of it (nothing for a CAdES signature).
+#[derive(Debug, Default)]
+struct PdfFacts {
+    /// The signing time the signature dictionary claims (`/M`).
+    claimed: Option<OffsetDateTime>,
+    /// Why the signature does not cover its revision, if it does not (a format failure).
+    broken: Option<String>,
 }
 
 /// What a time-stamp token's imprint must cover.
