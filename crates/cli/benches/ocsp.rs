@@ -205,6 +205,10 @@ struct ValidityApi {
 }
 
 impl jpki_server::JsonApi for ValidityApi {
+    fn blocks(&self, operation: &str) -> bool {
+        operation != "certificates/validity"
+    }
+
     fn call(&self, caller: &Caller, operation: &str, body: &[u8]) -> (u16, String) {
         let may = |cap: jpki_platform::Capability| caller.may(cap.as_str());
         let rights = jpki_platform::api::Rights {
@@ -533,6 +537,38 @@ fn main() -> Result<(), BoxError> {
         );
     }
 
+    // Writing access records: what the server's flush does with the checks (one transaction and
+    // one batch signature per flush), 20,000 checks of 5,000 people per flush.
+    {
+        let mut store = jpki_platform::AccessStore::open(&dir.path().join("access-log.sqlite"))?;
+        let log_key = SigningKey::generate(KeyType::P384)?;
+        let t = Instant::now();
+        let mut written = 0usize;
+        for round in 0..5u32 {
+            let checks = (0..20_000u32)
+                .map(|i| {
+                    (
+                        format!("{:032x}", (i % 5_000) * 7919 + round),
+                        jpki_platform::CheckRecord {
+                            at: now,
+                            rp_id: "rp-0123456789abcdef".into(),
+                            rp_name: "bench".into(),
+                            cert_kind: CertKind::Signature,
+                            check: "validity".into(),
+                            purpose: "bench".into(),
+                            result: "valid".into(),
+                        },
+                    )
+                })
+                .collect();
+            written += store.append(&log_key, checks, now)?;
+        }
+        println!(
+            "AccessStore::append, 1 thread: {:.0} records/s",
+            written as f64 / t.elapsed().as_secs_f64()
+        );
+    }
+
     if std::env::var_os("JPKI_BENCH_IN_PROCESS_ONLY").is_some() {
         return Ok(());
     }
@@ -622,6 +658,20 @@ fn main() -> Result<(), BoxError> {
         report,
         "validity JSON API, one certificate again and again (PEM, bearer key, metered and recorded) {v_rate:>9.0} checks/s (p50 {v_p50:.2} ms, p99 {v_p99:.2} ms)"
     );
+    // The same distinct certificates against the caching server (each seen before).
+    {
+        let (rate, p50, p99) = wrk_with(
+            &format!("http://{ours}/v1/certificates/validity"),
+            &distinct_list,
+            "application/json",
+            Some(api_key.expose()),
+            secs,
+        )?;
+        let _ = writeln!(
+            report,
+            "validity JSON API, {distinct} distinct certificates, each seen before (cache) {rate:>9.0} checks/s (p50 {p50:.2} ms, p99 {p99:.2} ms)"
+        );
+    }
     let (c_rate, c_p50, c_p99) = wrk_with(
         &format!("http://{cold}/v1/certificates/validity"),
         &distinct_list,

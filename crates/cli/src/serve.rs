@@ -86,6 +86,12 @@ impl jpki_server::OcspResponder for PlatformOcsp {
 struct PlatformApi(Api, Arc<Meter>, Arc<Recorder>);
 
 impl jpki_server::JsonApi for PlatformApi {
+    fn blocks(&self, operation: &str) -> bool {
+        // The validity check reads only memory (status snapshot, caches); the rest may read the
+        // registry or work on whole documents.
+        operation != "certificates/validity"
+    }
+
     fn call(&self, caller: &Caller, operation: &str, body: &[u8]) -> (u16, String) {
         let may = |cap: Capability| caller.may(cap.as_str());
         let ages: Vec<u8> = caller
@@ -321,6 +327,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
         let recorder = Arc::clone(&recorder);
         let mut log = AccessStore::open(&data.join(ACCESS_LOG_FILE))?;
         let mut names: HashMap<String, String> = HashMap::new();
+        let mut holders = HolderCache::default();
         let mut flush = move |ledger: &mut Registry, follow: &Authority| {
             // Nothing taken is lost on a failed write: it goes back for the next flush.
             let counts = meter.take();
@@ -332,7 +339,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
             if seen.is_empty() {
                 return;
             }
-            let (checks, unresolved) = resolve_checks(&seen, follow, ledger, &mut names);
+            let (checks, unresolved) = resolve_checks(&seen, follow, ledger, &mut names, &mut holders);
             let n = checks.len();
             let retry = match log.append(&log_key, checks, OffsetDateTime::now_utc()) {
                 Ok(_) => unresolved,
@@ -634,17 +641,46 @@ pub(crate) fn access_log(serial: &jpki_model::Serial, data: &Path) -> Result<Rep
 
 /// Resolves answered checks to their holders (the authority's opaque reference) and relying-party
 /// names. A certificate the authority does not know has no holder and leaves no record.
+/// Holders of recently checked certificates (serial → the platform's person reference; a
+/// certificate's holder never changes), so that a certificate checked again costs no registry read.
+#[derive(Default)]
+struct HolderCache(HashMap<Vec<u8>, String>);
+
+/// How many certificates' holders [`HolderCache`] remembers.
+const HOLDER_CACHE_ENTRIES: usize = 100_000;
+
+impl HolderCache {
+    fn get(
+        &mut self,
+        authority: &Authority,
+        serial: &[u8],
+    ) -> Result<Option<String>, jpki_authority::AuthorityError> {
+        if let Some(p) = self.0.get(serial) {
+            return Ok(Some(p.clone()));
+        }
+        let found = authority.person_ref(serial)?;
+        if let Some(p) = &found {
+            if self.0.len() >= HOLDER_CACHE_ENTRIES {
+                self.0.clear();
+            }
+            self.0.insert(serial.to_vec(), p.clone());
+        }
+        Ok(found)
+    }
+}
+
 /// Checks whose holder could not be looked up (a registry error) come back second, to retry.
 fn resolve_checks(
     seen: &[Seen],
     authority: &Authority,
     registry: &Registry,
     names: &mut HashMap<String, String>,
+    holders: &mut HolderCache,
 ) -> (Vec<(String, CheckRecord)>, Vec<Seen>) {
     let mut out = Vec::with_capacity(seen.len());
     let mut unresolved = Vec::new();
     for s in seen {
-        let person = match authority.person_ref(&s.serial) {
+        let person = match holders.get(authority, &s.serial) {
             Ok(Some(p)) => p,
             Ok(None) => continue,
             Err(e) => {

@@ -203,7 +203,14 @@ pub(crate) fn random_hex<const N: usize>() -> Result<String, PlatformError> {
 #[derive(Debug)]
 pub struct Registry {
     pub(crate) conn: Connection,
+    /// Answers of [`Registry::authenticate`] by key hash, valid while the database's
+    /// `data_version` stays what it was when they were read: any commit by another connection
+    /// (`jpki rp revoke-key` in another process) empties it before the next request is answered.
+    auth_cache: std::cell::RefCell<(i64, std::collections::HashMap<Vec<u8>, Option<RelyingParty>>)>,
 }
+
+/// The most keys [`Registry::authenticate`] remembers.
+const AUTH_CACHE_ENTRIES: usize = 4096;
 
 impl Registry {
     /// Opens (creating if needed) the registry at `path`.
@@ -214,7 +221,10 @@ impl Registry {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         migrate(&mut conn)?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            auth_cache: std::cell::RefCell::new((-1, std::collections::HashMap::new())),
+        })
     }
 
     /// Registers a relying party and makes its first API key.
@@ -301,6 +311,7 @@ impl Registry {
 
     /// Revokes every API key of `id`; returns how many were usable.
     pub fn revoke_keys(&mut self, id: &str, now: OffsetDateTime) -> Result<usize, PlatformError> {
+        self.forget_authentications();
         self.get(id)?;
         Ok(self.conn.execute(
             "UPDATE api_keys SET revoked_at = ?2 WHERE rp_id = ?1 AND revoked_at IS NULL",
@@ -310,6 +321,7 @@ impl Registry {
 
     /// Makes an additional API key for `id` (to rotate: make one, hand it over, revoke the old).
     pub fn new_key(&mut self, id: &str, now: OffsetDateTime) -> Result<ApiKey, PlatformError> {
+        self.forget_authentications();
         self.get(id)?;
         let key = ApiKey(Zeroizing::new(format!("jpki_{}", random_hex::<24>()?)));
         self.conn.execute(
@@ -366,12 +378,37 @@ impl Registry {
         if !key.starts_with("jpki_") || key.len() > 128 {
             return Ok(None);
         }
+        let hash = key_hash(key);
+        let version: i64 = self
+            .conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        {
+            let mut cache = self.auth_cache.borrow_mut();
+            if cache.0 != version {
+                *cache = (version, std::collections::HashMap::new());
+            } else if let Some(hit) = cache.1.get(&hash) {
+                return Ok(hit.clone());
+            }
+        }
         let id: Option<String> = self
             .conn
             .prepare_cached("SELECT rp_id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL")?
-            .query_row([key_hash(key)], |r| r.get(0))
+            .query_row([&hash], |r| r.get(0))
             .optional()?;
-        id.map(|id| self.get(&id)).transpose()
+        let rp = id.map(|id| self.get(&id)).transpose()?;
+        let mut cache = self.auth_cache.borrow_mut();
+        if cache.1.len() >= AUTH_CACHE_ENTRIES {
+            cache.1.clear();
+        }
+        cache.1.insert(hash, rp.clone());
+        Ok(rp)
+    }
+
+    /// Forgets remembered authentications (after a write through this connection, which does
+    /// not change `data_version`).
+    fn forget_authentications(&self) {
+        self.auth_cache.borrow_mut().1.clear();
     }
 }
 

@@ -30,6 +30,15 @@ pub trait JsonApi: Send + Sync + 'static {
     /// Handles `POST /v1/{operation}` with the JSON `body` from `caller`. May block.
     fn call(&self, caller: &Caller, operation: &str, body: &[u8]) -> (u16, String);
 
+    /// Whether `operation` may block (a database read, a signature over a large document): then it
+    /// runs on the blocking pool; otherwise (a few microseconds of memory lookups, like the validity
+    /// check) it runs on the request's own task, sparing the hand-off. Blocking unless the API
+    /// says otherwise.
+    fn blocks(&self, operation: &str) -> bool {
+        let _ = operation;
+        true
+    }
+
     /// The largest request body `operation` takes: [`MAX_LARGE_JSON_BYTES`] for the
     /// [`LARGE_OPERATIONS`], else [`MAX_JSON_BYTES`], unless the API says otherwise (never more
     /// than [`MAX_LARGE_JSON_BYTES`]). A larger body is answered 413.
@@ -151,7 +160,12 @@ async fn call(State(api): State<Api>, Path(operation): Path<String>, req: Reques
         Err(r) => return json_error(r.status(), "cannot read the request body"),
     };
     let handler = Arc::clone(&api.api);
-    match tokio::task::spawn_blocking(move || handler.call(&caller, &operation, &body)).await {
+    let answered = if handler.blocks(&operation) {
+        tokio::task::spawn_blocking(move || handler.call(&caller, &operation, &body)).await
+    } else {
+        Ok(handler.call(&caller, &operation, &body))
+    };
+    match answered {
         Ok((status, body)) => (
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
