@@ -206,8 +206,11 @@ pub struct Registry {
     /// Answers of [`Registry::authenticate`] by key hash, valid while the database's
     /// `data_version` stays what it was when they were read: any commit by another connection
     /// (`jpki rp revoke-key` in another process) empties it before the next request is answered.
-    auth_cache: std::cell::RefCell<(i64, std::collections::HashMap<Vec<u8>, Option<RelyingParty>>)>,
+    auth_cache: std::cell::RefCell<(i64, AuthAnswers)>,
 }
+
+/// Remembered [`Registry::authenticate`] answers by key hash.
+type AuthAnswers = std::collections::HashMap<Vec<u8>, Option<RelyingParty>>;
 
 /// The most keys [`Registry::authenticate`] remembers.
 const AUTH_CACHE_ENTRIES: usize = 4096;
