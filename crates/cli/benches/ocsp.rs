@@ -416,6 +416,7 @@ fn main() -> Result<(), BoxError> {
             name: "bench",
             capabilities: [jpki_platform::Capability::SignStatus].into_iter().collect(),
             age_thresholds: Vec::new(),
+            purpose: None,
         },
         now,
     )?;

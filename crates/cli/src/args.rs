@@ -99,6 +99,10 @@ pub(crate) enum RpCmd {
         /// The ages the RP may ask about (with the age capability), comma-separated.
         #[arg(long, value_delimiter = ',')]
         age_thresholds: Vec<u8>,
+        /// Why it checks certificates (e.g. "口座開設の本人確認"), shown to people in their access
+        /// records for its checks that state no purpose of their own (OCSP requests cannot).
+        #[arg(long, value_name = "TEXT")]
+        purpose: Option<String>,
     },
     /// List the relying parties.
     List,

@@ -189,6 +189,7 @@ fn rp_json(rp: &RelyingParty) -> serde_json::Value {
         "name": rp.name,
         "capabilities": rp.capabilities.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         "age_thresholds": rp.age_thresholds,
+        "purpose": rp.purpose,
         "active_keys": rp.active_keys,
     })
 }
@@ -202,6 +203,7 @@ pub(crate) fn rp(cmd: RpCmd, data: &Path) -> Result<Report, Failure> {
             name,
             allow,
             age_thresholds,
+            purpose,
         } => {
             let (rp, key) = reg
                 .add(
@@ -209,6 +211,7 @@ pub(crate) fn rp(cmd: RpCmd, data: &Path) -> Result<Report, Failure> {
                         name: &name,
                         capabilities: allow.into_iter().collect(),
                         age_thresholds,
+                        purpose: purpose.as_deref(),
                     },
                     now,
                 )
@@ -326,7 +329,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
         let (meter, mut ledger) = (Arc::clone(&meter), registry(&data)?);
         let recorder = Arc::clone(&recorder);
         let mut log = AccessStore::open(&data.join(ACCESS_LOG_FILE))?;
-        let mut names: HashMap<String, String> = HashMap::new();
+        let mut names: HashMap<String, (String, String)> = HashMap::new();
         let mut holders = HolderCache::default();
         let mut flush = move |ledger: &mut Registry, follow: &Authority| {
             // Nothing taken is lost on a failed write: it goes back for the next flush.
@@ -674,7 +677,7 @@ fn resolve_checks(
     seen: &[Seen],
     authority: &Authority,
     registry: &Registry,
-    names: &mut HashMap<String, String>,
+    names: &mut HashMap<String, (String, String)>,
     holders: &mut HolderCache,
 ) -> (Vec<(String, CheckRecord)>, Vec<Seen>) {
     let mut out = Vec::with_capacity(seen.len());
@@ -689,12 +692,12 @@ fn resolve_checks(
                 continue;
             }
         };
-        let rp_name = match names.get(&s.rp_id) {
+        let (rp_name, registered_purpose) = match names.get(&s.rp_id) {
             Some(n) => n.clone(),
             None => {
                 let n = registry
                     .get(&s.rp_id)
-                    .map_or_else(|_| s.rp_id.clone(), |rp| rp.name);
+                    .map_or_else(|_| (s.rp_id.clone(), String::new()), |rp| (rp.name, rp.purpose));
                 names.insert(s.rp_id.clone(), n.clone());
                 n
             }
@@ -707,7 +710,13 @@ fn resolve_checks(
                 rp_name,
                 cert_kind: s.kind,
                 check: s.check.clone(),
-                purpose: s.purpose.clone().unwrap_or_else(|| NO_PURPOSE.to_owned()),
+                purpose: s.purpose.clone().unwrap_or_else(|| {
+                    if registered_purpose.is_empty() {
+                        NO_PURPOSE.to_owned()
+                    } else {
+                        registered_purpose.clone()
+                    }
+                }),
                 result: s.result.clone(),
             },
         ));

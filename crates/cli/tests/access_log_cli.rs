@@ -35,6 +35,8 @@ fn checks_are_recorded_for_the_holder_and_tampering_is_found() {
         "auth-status,sign-status,age",
         "--age-thresholds",
         "18",
+        "--purpose",
+        "口座開設",
     ]);
     let key = bank["api_key"].as_str().unwrap().to_owned();
 
@@ -87,7 +89,9 @@ fn checks_are_recorded_for_the_holder_and_tampering_is_found() {
     assert_eq!(records[0]["rp_name"], "みずほ銀行");
     assert_eq!(records[1]["check"], "age ≥ 18");
     assert_eq!(records[1]["result"], "yes, certificate valid");
-    assert_eq!(records[1]["purpose"], "(not stated)");
+    // Checks without a purpose of their own carry the one the bank registered.
+    assert_eq!(records[1]["purpose"], "口座開設");
+    assert_eq!(records[2]["purpose"], "口座開設");
     assert_eq!(records[2]["check"], "ocsp");
     assert_eq!(records[2]["kind"], "sign");
     assert_eq!(records[2]["result"], "good");

@@ -394,6 +394,7 @@ mod tests {
                 name,
                 capabilities: BTreeSet::from([Capability::Linkage]),
                 age_thresholds: vec![],
+                purpose: None,
             },
             now(),
         )
@@ -580,7 +581,9 @@ mod tests {
             let bank = rp(&mut reg, "Bank");
             // As the first release left it: no consents table, user_version 0.
             reg.conn
-                .execute_batch("DROP TABLE consents; PRAGMA user_version = 0;")
+                .execute_batch(
+                    "DROP TABLE consents; ALTER TABLE relying_parties DROP COLUMN purpose; PRAGMA user_version = 0;",
+                )
                 .unwrap();
             bank
         };
@@ -590,7 +593,7 @@ mod tests {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
         let cert = signer_cert();
         let c = NewConsent {
             person_ref: "p",

@@ -100,6 +100,9 @@ pub struct RelyingParty {
     pub registered_at: OffsetDateTime,
     /// How many of its API keys are usable.
     pub active_keys: u32,
+    /// Why it checks certificates, as registered (empty if not given): recorded in people's
+    /// access records for its checks that carry no purpose of their own.
+    pub purpose: String,
 }
 
 impl RelyingParty {
@@ -135,6 +138,8 @@ pub struct NewRelyingParty<'a> {
     pub capabilities: BTreeSet<Capability>,
     /// Age thresholds (required with, and only with, [`Capability::Age`]).
     pub age_thresholds: Vec<u8>,
+    /// Why it checks certificates (at most 200 characters), if given.
+    pub purpose: Option<&'a str>,
 }
 
 /// Schema version 1 (`IF NOT EXISTS`: registries made before versions were counted have it).
@@ -164,7 +169,10 @@ CREATE TABLE IF NOT EXISTS metered_checks (
 ";
 
 /// Migrations in order; index + 1 is the schema version (`PRAGMA user_version`) they produce.
-const MIGRATIONS: &[&str] = &[SCHEMA, crate::consent::SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA, crate::consent::SCHEMA_V2, SCHEMA_V3];
+
+/// 3: a relying party's registered purpose, recorded with its checks that carry none (OCSP).
+const SCHEMA_V3: &str = "ALTER TABLE relying_parties ADD COLUMN purpose TEXT NOT NULL DEFAULT '';";
 
 /// Brings the schema up to date, each migration in its own transaction.
 fn migrate(conn: &mut Connection) -> Result<(), PlatformError> {
@@ -266,14 +274,20 @@ impl Registry {
                 "age threshold {bad}: must be 1 to 150"
             )));
         }
+        let purpose = rp.purpose.map_or("", str::trim);
+        if purpose.chars().count() > 200 || purpose.chars().any(char::is_control) {
+            return Err(PlatformError::Input(
+                "purpose: at most 200 characters, no control characters".into(),
+            ));
+        }
         let id = format!("rp-{}", random_hex::<8>()?);
         let caps: Vec<&str> = rp.capabilities.iter().map(|c| c.as_str()).collect();
         let ages_text: Vec<String> = ages.iter().map(u8::to_string).collect();
         let key = ApiKey(Zeroizing::new(format!("jpki_{}", random_hex::<24>()?)));
         let tx = self.conn.transaction()?;
         tx.execute(
-            "INSERT INTO relying_parties (id, name, capabilities, age_thresholds, registered_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, name, caps.join(","), ages_text.join(","), now.unix_timestamp()],
+            "INSERT INTO relying_parties (id, name, capabilities, age_thresholds, registered_at, purpose) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, name, caps.join(","), ages_text.join(","), now.unix_timestamp(), purpose],
         )?;
         tx.execute(
             "INSERT INTO api_keys (key_hash, rp_id, created_at) VALUES (?1, ?2, ?3)",
@@ -289,7 +303,7 @@ impl Registry {
         self.conn
             .prepare_cached(
                 "SELECT id, name, capabilities, age_thresholds, registered_at, \
-                 (SELECT COUNT(*) FROM api_keys k WHERE k.rp_id = r.id AND k.revoked_at IS NULL) \
+                 (SELECT COUNT(*) FROM api_keys k WHERE k.rp_id = r.id AND k.revoked_at IS NULL), purpose \
                  FROM relying_parties r WHERE id = ?1",
             )?
             .query_row([id], row_to_rp)
@@ -301,7 +315,7 @@ impl Registry {
     pub fn list(&self) -> Result<Vec<RelyingParty>, PlatformError> {
         let mut stmt = self.conn.prepare(
             "SELECT id, name, capabilities, age_thresholds, registered_at, \
-             (SELECT COUNT(*) FROM api_keys k WHERE k.rp_id = r.id AND k.revoked_at IS NULL) \
+             (SELECT COUNT(*) FROM api_keys k WHERE k.rp_id = r.id AND k.revoked_at IS NULL), purpose \
              FROM relying_parties r ORDER BY registered_at, id",
         )?;
         let rows = stmt.query_map([], row_to_rp)?;
@@ -422,6 +436,7 @@ fn row_to_rp(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RelyingParty, Pla
     let keys: i64 = r.get(5)?;
     let id: String = r.get(0)?;
     let name: String = r.get(1)?;
+    let purpose: String = r.get(6)?;
     Ok((|| {
         let capabilities = caps
             .split(',')
@@ -444,6 +459,7 @@ fn row_to_rp(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RelyingParty, Pla
             registered_at: OffsetDateTime::from_unix_timestamp(at)
                 .map_err(|_| PlatformError::Corrupt(format!("registration time {at}")))?,
             active_keys: u32::try_from(keys).unwrap_or(u32::MAX),
+            purpose,
         })
     })())
 }
@@ -471,12 +487,14 @@ mod tests {
                     name: "みずほ銀行",
                     capabilities: caps("sign-status,personal-data,age"),
                     age_thresholds: vec![20, 18, 18],
+                    purpose: Some("account opening"),
                 },
                 now(),
             )
             .unwrap();
         assert!(bank.id.starts_with("rp-") && bank.id.len() == 19, "{}", bank.id);
         assert_eq!(bank.age_thresholds, vec![18, 20]);
+        assert_eq!(bank.purpose, "account opening");
         assert!(bank.may(Capability::SignStatus) && !bank.may(Capability::AuthStatus));
         assert_eq!(reg.authenticate(key.expose()).unwrap().unwrap().id, bank.id);
         assert!(reg.authenticate("jpki_0000").unwrap().is_none());
@@ -514,6 +532,7 @@ mod tests {
             name,
             capabilities: if c.is_empty() { BTreeSet::new() } else { caps(c) },
             age_thresholds: ages,
+            purpose: None,
         };
         for (rp, needle) in [
             (bad("", "age", vec![18]), "name"),
