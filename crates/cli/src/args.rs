@@ -126,11 +126,22 @@ pub(crate) enum RpCmd {
         #[arg(long)]
         csv: bool,
     },
-    /// Revoke every API key of a relying party; refused from the next request on.
+    /// Revoke every API key and client certificate of a relying party; refused from the next
+    /// request on.
     RevokeKey {
         /// The relying party.
         #[arg(long, value_name = "RP_ID")]
         rp: String,
+    },
+    /// Register a client certificate a relying party authenticates with over mutual TLS, instead
+    /// of an API key (`jpki serve --tls-client-ca` names the CA its certificates come from).
+    AddClientCert {
+        /// The relying party.
+        #[arg(long, value_name = "RP_ID")]
+        rp: String,
+        /// The certificate (PEM or DER).
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
     },
 }
 
@@ -188,6 +199,10 @@ pub(crate) struct ServeArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, value_name = "FILE.pem", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Also let relying parties authenticate with client certificates issued under these CAs
+    /// (PEM; mutual TLS, optional per connection; register each with `jpki rp add-client-cert`).
+    #[arg(long, value_name = "FILE.pem", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

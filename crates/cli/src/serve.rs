@@ -143,19 +143,36 @@ const AGE_SCOPE: &str = "age:";
 /// API keys checked against the relying-party registry on every request.
 struct RegistryKeys(Mutex<Registry>);
 
+impl RegistryKeys {
+    fn caller(rp: RelyingParty) -> Caller {
+        Caller {
+            scopes: rp
+                .capabilities
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .chain(rp.age_thresholds.iter().map(|a| format!("{AGE_SCOPE}{a}")))
+                .collect(),
+            id: rp.id,
+        }
+    }
+}
+
 impl ApiKeys for RegistryKeys {
+    fn identify_client(&self, fingerprint: &[u8; 32]) -> Option<Caller> {
+        let registry = self.0.lock().ok()?;
+        match registry.authenticate_client(fingerprint) {
+            Ok(rp) => rp.map(Self::caller),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check a client certificate");
+                None
+            }
+        }
+    }
+
     fn identify(&self, key: &str) -> Option<Caller> {
         let registry = self.0.lock().ok()?;
         match registry.authenticate(key) {
-            Ok(rp) => rp.map(|rp| Caller {
-                scopes: rp
-                    .capabilities
-                    .iter()
-                    .map(|c| c.as_str().to_owned())
-                    .chain(rp.age_thresholds.iter().map(|a| format!("{AGE_SCOPE}{a}")))
-                    .collect(),
-                id: rp.id,
-            }),
+            Ok(rp) => rp.map(Self::caller),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot check an API key");
                 None
@@ -264,7 +281,29 @@ pub(crate) fn rp(cmd: RpCmd, data: &Path) -> Result<Report, Failure> {
             let n = reg.revoke_keys(&rp, now)?;
             Ok(Report::new(
                 json!({ "rp_id": rp, "revoked_keys": n }),
-                format!("Revoked {n} API key(s) of {rp}; they are refused from the next request on."),
+                format!(
+                    "Revoked {n} API key(s) and client certificate(s) of {rp}; they are refused from the next request on."
+                ),
+            ))
+        }
+        RpCmd::AddClientCert { rp, cert } => {
+            let bytes =
+                std::fs::read(&cert).map_err(|e| Failure::Usage(format!("{}: {e}", cert.display())))?;
+            let der = jpki_pki::x509::certificates_from_pem_or_der(&bytes)
+                .ok()
+                .and_then(|mut v| (v.len() == 1).then(|| v.remove(0)))
+                .ok_or_else(|| Failure::Usage(format!("{}: not one certificate", cert.display())))?;
+            let fp = match reg.add_client_cert(&rp, &der, now) {
+                Ok(fp) => fp,
+                Err(e @ jpki_platform::PlatformError::Input(_)) => return Err(Failure::Usage(e.to_string())),
+                Err(e) => return Err(e.into()),
+            };
+            Ok(Report::new(
+                json!({ "rp_id": rp, "client_cert_sha256": hex::encode(fp) }),
+                format!(
+                    "Registered the client certificate (SHA-256 {}) for {rp}: over mutual TLS it authenticates without an API key.",
+                    hex::encode(fp)
+                ),
             ))
         }
     }
@@ -293,7 +332,11 @@ fn ocsp_service(authority: &mut Authority, passphrase: &[u8]) -> Result<OcspServ
 pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Report, Failure> {
     // TLS first: a bad certificate or key is reported before anything else starts.
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(jpki_server::tls_config(cert, key)?),
+        (Some(cert), Some(key)) => Some(jpki_server::tls_config_with_clients(
+            cert,
+            key,
+            args.tls_client_ca.as_deref(),
+        )?),
         _ => None,
     };
     let publish_dir = args.publish_dir.clone().unwrap_or_else(|| data.join("public"));

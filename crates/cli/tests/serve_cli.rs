@@ -958,3 +958,151 @@ fn the_first_serve_initialises_the_data_directory() {
     assert!(rp["api_key"].as_str().unwrap().starts_with("jpki_"));
     assert!(again.stop().success());
 }
+
+#[test]
+fn relying_parties_may_authenticate_with_client_certificates() {
+    if !have("openssl") || !have("curl") {
+        return;
+    }
+    let j = Jpki::demo("p384");
+    let card = j.issue_card(j.add_resident(Person::ADULT));
+    let auth_pem = std::fs::read_to_string(j.export_cert(card.serial("auth").unwrap(), "auth.pem")).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    };
+    let p = |name: &str| j.path(name).to_str().unwrap().to_owned();
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    // The server's certificate, the relying parties' client CA, and two client certificates.
+    openssl(
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+                &p("tls.key"),
+                "-out",
+                &p("tls.pem"),
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=RP client CA",
+                "-keyout",
+                &p("ca.key"),
+                "-out",
+                &p("ca.pem"),
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(j.path("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for name in ["bank", "stranger"] {
+        openssl(
+            &[
+                &["req", "-new"],
+                &ec[..],
+                &[
+                    "-subj",
+                    &format!("/CN={name}"),
+                    "-keyout",
+                    &p(&format!("{name}.key")),
+                    "-out",
+                    &p(&format!("{name}.csr")),
+                ],
+            ]
+            .concat(),
+        );
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &p(&format!("{name}.csr")),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &p("client.ext"),
+            "-out",
+            &p(&format!("{name}.pem")),
+        ]);
+    }
+    let bank = j.json(&["rp", "add", "--name", "Bank", "--allow", "auth-status"]);
+    let rp_id = bank["rp_id"].as_str().unwrap().to_owned();
+    let added = j.json(&["rp", "add-client-cert", "--rp", &rp_id, "--cert", &p("bank.pem")]);
+    assert_eq!(added["client_cert_sha256"].as_str().unwrap().len(), 64);
+    let again = j.run(&["rp", "add-client-cert", "--rp", &rp_id, "--cert", &p("bank.pem")]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    let server = Served::start(
+        &j,
+        &[
+            "serve",
+            "--tls-cert",
+            &p("tls.pem"),
+            "--tls-key",
+            &p("tls.key"),
+            "--tls-client-ca",
+            &p("ca.pem"),
+        ],
+    );
+    let url = format!("https://{}/v1/certificates/validity", server.addr());
+    let body = serde_json::json!({ "certificate": auth_pem }).to_string();
+    let call = |client: Option<&str>, key: Option<&str>| -> String {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            &p("tls.pem"),
+        ])
+        .args(["-H", "Content-Type: application/json", "--data-binary", &body]);
+        if let Some(c) = client {
+            cmd.args([
+                "--cert",
+                &p(&format!("{c}.pem")),
+                "--key",
+                &p(&format!("{c}.key")),
+            ]);
+        }
+        if let Some(k) = key {
+            cmd.args(["-H", &format!("Authorization: Bearer {k}")]);
+        }
+        String::from_utf8_lossy(&cmd.arg(&url).output().unwrap().stdout).into_owned()
+    };
+    assert_eq!(
+        call(Some("bank"), None),
+        "200",
+        "the registered client certificate is enough"
+    );
+    assert_eq!(call(None, None), "401");
+    assert_eq!(
+        call(Some("stranger"), None),
+        "401",
+        "issued by the CA but not registered"
+    );
+    assert_eq!(call(None, bank["api_key"].as_str()), "200", "API keys still work");
+    j.json(&["rp", "revoke-key", "--rp", &rp_id]);
+    assert_eq!(call(Some("bank"), None), "401", "revoked with the keys, at once");
+    assert!(server.stop().success());
+}

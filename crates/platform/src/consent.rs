@@ -593,7 +593,7 @@ mod tests {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         let cert = signer_cert();
         let c = NewConsent {
             person_ref: "p",

@@ -169,7 +169,19 @@ CREATE TABLE IF NOT EXISTS metered_checks (
 ";
 
 /// Migrations in order; index + 1 is the schema version (`PRAGMA user_version`) they produce.
-const MIGRATIONS: &[&str] = &[SCHEMA, crate::consent::SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: &[&str] = &[SCHEMA, crate::consent::SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+
+/// 4: client certificates relying parties authenticate with over mutual TLS (by SHA-256).
+const SCHEMA_V4: &str = "
+CREATE TABLE client_certs (
+    fingerprint BLOB    PRIMARY KEY CHECK (length(fingerprint) = 32),
+    rp_id       TEXT    NOT NULL REFERENCES relying_parties (id),
+    subject     TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+CREATE INDEX client_certs_rp ON client_certs (rp_id);
+";
 
 /// 3: a relying party's registered purpose, recorded with its checks that carry none (OCSP).
 const SCHEMA_V3: &str = "ALTER TABLE relying_parties ADD COLUMN purpose TEXT NOT NULL DEFAULT '';";
@@ -330,10 +342,61 @@ impl Registry {
     pub fn revoke_keys(&mut self, id: &str, now: OffsetDateTime) -> Result<usize, PlatformError> {
         self.forget_authentications();
         self.get(id)?;
-        Ok(self.conn.execute(
+        let tx = self.conn.transaction()?;
+        let keys = tx.execute(
             "UPDATE api_keys SET revoked_at = ?2 WHERE rp_id = ?1 AND revoked_at IS NULL",
             params![id, now.unix_timestamp()],
-        )?)
+        )?;
+        let certs = tx.execute(
+            "UPDATE client_certs SET revoked_at = ?2 WHERE rp_id = ?1 AND revoked_at IS NULL",
+            params![id, now.unix_timestamp()],
+        )?;
+        tx.commit()?;
+        Ok(keys + certs)
+    }
+
+    /// Registers a client certificate (DER) for `id` to authenticate with over mutual TLS;
+    /// returns its SHA-256 fingerprint. [`Self::revoke_keys`] revokes it with the API keys.
+    pub fn add_client_cert(
+        &mut self,
+        id: &str,
+        der: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<[u8; 32], PlatformError> {
+        self.forget_authentications();
+        self.get(id)?;
+        let cert = jpki_pki::x509::ParsedCert::from_der(der)
+            .map_err(|e| PlatformError::Input(format!("client certificate: {e}")))?;
+        let mut fingerprint = [0u8; 32];
+        fingerprint.copy_from_slice(digest::digest(&digest::SHA256, der).as_ref());
+        let taken: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT rp_id FROM client_certs WHERE fingerprint = ?1",
+                [fingerprint.as_slice()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(other) = taken {
+            return Err(PlatformError::Input(format!(
+                "client certificate: already registered (for {other})"
+            )));
+        }
+        self.conn.execute(
+            "INSERT INTO client_certs (fingerprint, rp_id, subject, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![fingerprint.as_slice(), id, cert.subject, now.unix_timestamp()],
+        )?;
+        Ok(fingerprint)
+    }
+
+    /// The relying party whose usable client certificate has SHA-256 `fingerprint`.
+    pub fn authenticate_client(&self, fingerprint: &[u8; 32]) -> Result<Option<RelyingParty>, PlatformError> {
+        let id: Option<String> = self
+            .conn
+            .prepare_cached("SELECT rp_id FROM client_certs WHERE fingerprint = ?1 AND revoked_at IS NULL")?
+            .query_row([fingerprint.as_slice()], |r| r.get(0))
+            .optional()?;
+        id.map(|id| self.get(&id)).transpose()
     }
 
     /// Makes an additional API key for `id` (to rotate: make one, hand it over, revoke the old).
@@ -522,6 +585,49 @@ mod tests {
             reg.revoke_keys("rp-nobody", now()),
             Err(PlatformError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn client_certificates_authenticate_until_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::open(&dir.path().join("r.sqlite")).unwrap();
+        let (rp, _key) = reg
+            .add(
+                &NewRelyingParty {
+                    name: "Bank",
+                    capabilities: caps("auth-status"),
+                    age_thresholds: Vec::new(),
+                    purpose: None,
+                },
+                now(),
+            )
+            .unwrap();
+        let key = jpki_pki::SigningKey::generate(jpki_pki::KeyType::P384).unwrap();
+        let der = jpki_pki::issue_root(&jpki_pki::RootSpec {
+            kind: jpki_model::CertKind::Authentication,
+            key: &key,
+            serial: &jpki_model::Serial::from_be_bytes(&[9]).unwrap(),
+            not_before: now(),
+            not_after: now() + time::Duration::days(1),
+            endpoints: &jpki_pki::Endpoints::new("http://127.0.0.1:7700").unwrap(),
+        })
+        .unwrap();
+        let fp = reg.add_client_cert(&rp.id, &der, now()).unwrap();
+        assert_eq!(reg.authenticate_client(&fp).unwrap().unwrap().id, rp.id);
+        assert!(reg.authenticate_client(&[0; 32]).unwrap().is_none());
+        assert!(
+            reg.add_client_cert(&rp.id, &der, now())
+                .unwrap_err()
+                .to_string()
+                .contains("already")
+        );
+        assert!(reg.add_client_cert(&rp.id, b"junk", now()).is_err());
+        assert_eq!(
+            reg.revoke_keys(&rp.id, now()).unwrap(),
+            2,
+            "the key and the certificate"
+        );
+        assert!(reg.authenticate_client(&fp).unwrap().is_none());
     }
 
     #[test]

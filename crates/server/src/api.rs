@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::ocsp::{ApiKeys, Caller, bearer};
+use crate::ocsp::{ApiKeys, Caller};
 use crate::tsa::is_media_type;
 
 /// The OpenAPI 3 document served at `/openapi.json`.
@@ -112,7 +112,11 @@ fn json_error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn call(State(api): State<Api>, Path(operation): Path<String>, req: Request) -> Response {
-    let Some(caller) = bearer(req.headers()).and_then(|k| api.keys.identify(k)) else {
+    let Some(caller) = crate::ocsp::identify(
+        api.keys.as_ref(),
+        req.headers(),
+        req.extensions().get::<crate::ocsp::ClientCertificate>(),
+    ) else {
         return json_error(
             StatusCode::UNAUTHORIZED,
             "the API is for registered relying parties: send Authorization: Bearer KEY",

@@ -42,12 +42,12 @@ pub use client::{MAX_REPLY_BYTES, post_timestamp_query};
 pub use error::ServerError;
 pub use logging::init_logging;
 pub use ocsp::{
-    ApiKeys, Caller, MAX_OCSP_REQUEST_BYTES, OCSP_PATH, OCSP_REQUEST, OCSP_RESPONSE, OcspResponder,
-    RevocationAccess,
+    ApiKeys, Caller, ClientCertificate, MAX_OCSP_REQUEST_BYTES, OCSP_PATH, OCSP_REQUEST, OCSP_RESPONSE,
+    OcspResponder, RevocationAccess,
 };
 pub use published::{MAX_PUBLISHED_BYTES, PKIX_CERT, PKIX_CRL};
 pub use serve::{
     DEFAULT_GRACE, DEFAULT_HEADER_TIMEOUT, Server, run_blocking, serve_blocking, serve_blocking_tls,
 };
-pub use tls::tls_config;
+pub use tls::{tls_config, tls_config_with_clients};
 pub use tsa::{MAX_QUERY_BYTES, TIMESTAMP_QUERY, TIMESTAMP_REPLY, TSA_PATH, TimeStamper};

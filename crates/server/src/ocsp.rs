@@ -48,6 +48,13 @@ pub trait ApiKeys: Send + Sync + 'static {
     /// The relying party whose usable key `key` is, if any. Called on every request (a revoked
     /// key is refused at once); may block briefly.
     fn identify(&self, key: &str) -> Option<Caller>;
+
+    /// The relying party whose registered client certificate has SHA-256 `fingerprint` (mutual
+    /// TLS), if any; none by default.
+    fn identify_client(&self, fingerprint: &[u8; 32]) -> Option<Caller> {
+        let _ = fingerprint;
+        None
+    }
 }
 
 /// Who may ask for revocation information.
@@ -96,6 +103,32 @@ pub(crate) fn routes(responder: Arc<dyn OcspResponder>, access: RevocationAccess
 }
 
 /// The bearer key of `Authorization: Bearer KEY`, if any.
+/// The SHA-256 of the client certificate a relying party presented over mutual TLS (verified
+/// against the server's client CAs during the handshake); the request extension the server sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientCertificate(pub [u8; 32]);
+
+impl ClientCertificate {
+    /// The fingerprint of the DER certificate `der`.
+    pub fn of(der: &[u8]) -> Self {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref());
+        Self(out)
+    }
+}
+
+/// The relying party a request comes from: its bearer key, else its client certificate.
+pub(crate) fn identify(
+    keys: &dyn ApiKeys,
+    headers: &HeaderMap,
+    client: Option<&ClientCertificate>,
+) -> Option<Caller> {
+    match bearer(headers) {
+        Some(key) => keys.identify(key),
+        None => client.and_then(|c| keys.identify_client(&c.0)),
+    }
+}
+
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
@@ -109,10 +142,14 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// Who may be answered: `Some(None)` anyone (public access), `Some(Some(caller))` an identified
 /// relying party, `None` nobody (401).
-fn authorize(access: &RevocationAccess, headers: &HeaderMap) -> Option<Option<Caller>> {
+fn authorize(
+    access: &RevocationAccess,
+    headers: &HeaderMap,
+    client: Option<&ClientCertificate>,
+) -> Option<Option<Caller>> {
     match access {
         RevocationAccess::Public => Some(None),
-        RevocationAccess::Keys(keys) => bearer(headers).and_then(|key| keys.identify(key)).map(Some),
+        RevocationAccess::Keys(keys) => identify(keys.as_ref(), headers, client).map(Some),
     }
 }
 
@@ -142,7 +179,11 @@ async fn answer(ocsp: Ocsp, caller: Option<Caller>, request: Vec<u8>) -> Respons
 }
 
 async fn post_request(State(ocsp): State<Ocsp>, req: Request) -> Response {
-    let Some(caller) = authorize(&ocsp.access, req.headers()) else {
+    let Some(caller) = authorize(
+        &ocsp.access,
+        req.headers(),
+        req.extensions().get::<ClientCertificate>(),
+    ) else {
         return unauthorized();
     };
     let content_type = req
@@ -174,9 +215,10 @@ async fn post_request(State(ocsp): State<Ocsp>, req: Request) -> Response {
 async fn get_request(
     State(ocsp): State<Ocsp>,
     headers: HeaderMap,
+    client: Option<axum::Extension<ClientCertificate>>,
     Path((_ca, encoded)): Path<(String, String)>,
 ) -> Response {
-    let Some(caller) = authorize(&ocsp.access, &headers) else {
+    let Some(caller) = authorize(&ocsp.access, &headers, client.as_ref().map(|c| &c.0)) else {
         return unauthorized();
     };
     if encoded.len() > MAX_OCSP_REQUEST_BYTES {

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::ocsp::{RevocationAccess, bearer};
+use crate::ocsp::RevocationAccess;
 use crate::tsa::text;
 
 /// The media type of a DER CRL (RFC 2585).
@@ -55,14 +55,20 @@ fn plain(rel: &str, suffix: &str) -> bool {
         })
 }
 
-async fn get_crl(State(p): State<Published>, headers: HeaderMap, UrlPath(rel): UrlPath<String>) -> Response {
+async fn get_crl(
+    State(p): State<Published>,
+    headers: HeaderMap,
+    client: Option<axum::Extension<crate::ocsp::ClientCertificate>>,
+    UrlPath(rel): UrlPath<String>,
+) -> Response {
     if !plain(&rel, ".crl") {
         return text(StatusCode::NOT_FOUND, "not found\n");
     }
     let private = match &p.access {
         RevocationAccess::Public => false,
         RevocationAccess::Keys(keys) => {
-            let Some(caller) = bearer(&headers).and_then(|k| keys.identify(k)) else {
+            let Some(caller) = crate::ocsp::identify(keys.as_ref(), &headers, client.as_ref().map(|c| &c.0))
+            else {
                 return crate::ocsp::unauthorized();
             };
             // A CRL is the revocation information of one CA: the caller needs that CA's status

@@ -144,7 +144,7 @@ impl Server {
                     };
                     let _ = stream.set_nodelay(true);
                     let service = TowerToHyperService::new(router.clone());
-                    let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+                    let (builder, watcher, tls, router) = (builder.clone(), graceful.watcher(), tls.clone(), router.clone());
                     tokio::spawn(async move {
                         let served = match tls {
                             None => {
@@ -153,6 +153,23 @@ impl Server {
                             }
                             Some(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
                                 Ok(Ok(tls_stream)) => {
+                                    // A verified client certificate travels with every request of
+                                    // the connection, for relying parties that use mutual TLS.
+                                    let client = tls_stream
+                                        .get_ref()
+                                        .1
+                                        .peer_certificates()
+                                        .and_then(|c| c.first())
+                                        .map(|c| crate::ClientCertificate::of(c.as_ref()));
+                                    let service = TowerToHyperService::new(tower::util::MapRequest::new(
+                                        router.clone(),
+                                        move |mut req: hyper::Request<hyper::body::Incoming>| {
+                                            if let Some(c) = client {
+                                                req.extensions_mut().insert(c);
+                                            }
+                                            req
+                                        },
+                                    ));
                                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
                                     watcher.watch(conn.into_owned()).await
                                 }
