@@ -737,13 +737,15 @@ fn resolve_checks(
         };
         let (rp_name, registered_purpose) = match names.get(&s.rp_id) {
             Some(n) => n.clone(),
-            None => {
-                let n = registry
-                    .get(&s.rp_id)
-                    .map_or_else(|_| (s.rp_id.clone(), String::new()), |rp| (rp.name, rp.purpose));
-                names.insert(s.rp_id.clone(), n.clone());
-                n
-            }
+            None => match registry.get(&s.rp_id) {
+                Ok(rp) => {
+                    let n = (rp.name, rp.purpose);
+                    names.insert(s.rp_id.clone(), n.clone());
+                    n
+                }
+                // Not remembered: the next flush asks again.
+                Err(_) => (s.rp_id.clone(), String::new()),
+            },
         };
         out.push((
             person,

@@ -347,6 +347,9 @@ impl<'a> CertCore<'a> {
         let tbs = next("tbsCertificate")?;
         let alg = next("signatureAlgorithm")?;
         let sig = next("signatureValue")?;
+        if parts.next().is_some() {
+            return Err(bad("data after signatureValue"));
+        }
         if tbs.tag != der::Tag::Sequence || alg.tag != der::Tag::Sequence || sig.tag != der::Tag::BitString {
             return Err(bad("certificate fields"));
         }
@@ -697,6 +700,13 @@ mod tests {
                 .unwrap()
                 .is_signed_by(&full.public_key)
         );
+        // An element after signatureValue: refused, as the full decoder refuses it.
+        let mut inner = crate::tlv::read_tlv(&der).unwrap().value.to_vec();
+        inner.extend_from_slice(&[0x05, 0x00]);
+        let extra =
+            der::Encode::to_der(&der::asn1::AnyRef::new(der::Tag::Sequence, &inner).unwrap()).unwrap();
+        assert!(CertCore::from_der(&extra).is_err());
+        assert!(ParsedCert::from_der(&extra).is_err());
         for bad in [&b""[..], &b"\x30\x00"[..], &der[..der.len() - 1]] {
             assert!(CertCore::from_der(bad).is_err());
         }

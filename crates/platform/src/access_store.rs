@@ -166,9 +166,43 @@ type HeadRow = (i64, Vec<u8>, i64, i64, i64, String, Vec<u8>, Vec<u8>);
 #[derive(Debug)]
 pub struct AccessStore {
     conn: Connection,
-    /// Batches whose signature this process has checked (against tampering with the database
-    /// between flushes).
-    verified_batches: std::collections::HashSet<i64>,
+    /// What this process signed or verified itself, kept in memory so that the database cannot
+    /// change it between flushes.
+    trusted: Trusted,
+}
+
+/// Heads and batch contents this process trusts: it signed them, or it verified them once.
+#[derive(Debug, Default)]
+struct Trusted {
+    /// person → (count, last hash) of the log's head.
+    heads: HashMap<String, (i64, Vec<u8>)>,
+    /// batch → its leaves, for batches whose signature was verified.
+    batches: HashMap<i64, Vec<[u8; 32]>>,
+    /// How many leaves `batches` holds.
+    leaves: usize,
+}
+
+/// The most heads [`Trusted`] keeps (≈ 100 bytes each); beyond, it starts again from the database.
+const MAX_TRUSTED_HEADS: usize = 1_000_000;
+/// The most batch leaves [`Trusted`] keeps (32 bytes each).
+const MAX_TRUSTED_LEAVES: usize = 4_000_000;
+
+impl Trusted {
+    fn head(&mut self, person: &str, seq: i64, hash: Vec<u8>) {
+        if self.heads.len() >= MAX_TRUSTED_HEADS {
+            self.heads.clear();
+        }
+        self.heads.insert(person.to_owned(), (seq, hash));
+    }
+
+    fn batch(&mut self, id: i64, leaves: Vec<[u8; 32]>) {
+        if self.leaves + leaves.len() > MAX_TRUSTED_LEAVES {
+            self.batches.clear();
+            self.leaves = 0;
+        }
+        self.leaves += leaves.len();
+        self.batches.insert(id, leaves);
+    }
 }
 
 /// How a person's log checked out.
@@ -195,7 +229,7 @@ impl AccessStore {
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
             conn,
-            verified_batches: std::collections::HashSet::new(),
+            trusted: Trusted::default(),
         })
     }
 
@@ -212,20 +246,24 @@ impl AccessStore {
             return Ok(0);
         }
         let spki = key.spki_der()?;
+        // One immediate transaction: no other writer between the checks and the appends.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Each person's log is extended only from where its signed head says it ends: a log
-        // changed in the database since (records edited, dropped or added) is not extended, so
-        // the next signature never covers the change; its new records wait in the quarantine.
+        // changed in the database since (records edited, dropped or added, or rolled back to an
+        // older head) is not extended, so the next signature never covers the change; its new
+        // records wait in the quarantine.
         let mut damaged: HashMap<String, String> = HashMap::new();
         let mut looked: std::collections::HashSet<String> = std::collections::HashSet::new();
         for (person, _) in &checks {
             if looked.insert(person.clone())
-                && let Some(why) = self.damage(person, &spki)?
+                && let Some(why) = damage(&tx, &mut self.trusted, person, &spki)?
             {
                 damaged.insert(person.clone(), why);
             }
         }
         let checks_ok = checks;
-        let tx = self.conn.transaction()?;
         let mut last: HashMap<String, AccessRecord> = HashMap::new();
         let n = checks_ok.len();
         {
@@ -296,6 +334,16 @@ impl AccessStore {
             tx.commit()?;
             return Ok(n);
         }
+        let signed_heads: Vec<(String, i64, Vec<u8>)> = last
+            .values()
+            .map(|r| {
+                (
+                    r.person.clone(),
+                    i64::try_from(r.seq).unwrap_or(i64::MAX),
+                    r.hash.to_vec(),
+                )
+            })
+            .collect();
         let batch_no: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM access_batches", [], |r| {
             r.get(0)
         })?;
@@ -333,70 +381,11 @@ impl AccessStore {
             }
         }
         tx.commit()?;
+        for (person, seq, hash) in signed_heads {
+            self.trusted.head(&person, seq, hash);
+        }
+        self.trusted.batch(batch_no, batch.leaves);
         Ok(n)
-    }
-
-    /// Why `person`'s log may not be extended, if it may not: its last record is not the one its
-    /// signed head names, or the head is not in its batch, or the batch's signature fails.
-    fn damage(&mut self, person: &str, spki: &[u8]) -> Result<Option<String>, PlatformError> {
-        let tail: Option<(i64, Vec<u8>)> = self
-            .conn
-            .prepare_cached(
-                "SELECT seq, hash FROM access_records WHERE person = ?1 ORDER BY seq DESC LIMIT 1",
-            )?
-            .query_row([person], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let head: Option<(i64, Vec<u8>, i64, Vec<u8>)> = self
-            .conn
-            .prepare_cached(
-                "SELECT h.seq, h.hash, h.batch, substr(b.leaves, h.leaf_index * 32 + 1, 32)
-                 FROM access_heads h JOIN access_batches b ON b.id = h.batch WHERE h.person = ?1",
-            )?
-            .query_row([person], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .optional()?;
-        let (head_seq, head_hash, batch, leaf) = match (tail, head) {
-            (None, None) => return Ok(None),
-            (Some(_), None) => return Ok(Some("records without a signed head".into())),
-            (None, Some(_)) => return Ok(Some("the signed head counts records that are gone".into())),
-            (Some((seq, hash)), Some((head_seq, head_hash, batch, leaf))) => {
-                if seq != head_seq || hash != head_hash {
-                    return Ok(Some(format!(
-                        "the log ends at record {seq} but its signed head is at record {head_seq}"
-                    )));
-                }
-                (head_seq, head_hash, batch, leaf)
-            }
-        };
-        let expected =
-            crate::access_log::head_leaf(person, u64::try_from(head_seq).unwrap_or(0), &hash32(&head_hash)?);
-        if leaf != expected {
-            return Ok(Some("the signed head is not in its batch".into()));
-        }
-        if !self.verified_batches.contains(&batch) {
-            if !self.batch(batch)?.verify(spki) {
-                return Ok(Some(format!("batch {batch} does not verify with the log key")));
-            }
-            self.verified_batches.insert(batch);
-        }
-        Ok(None)
-    }
-
-    /// Batch `id` as stored.
-    fn batch(&self, id: i64) -> Result<SignedBatch, PlatformError> {
-        let (signed_at, root, key_type, signature, leaves): (i64, Vec<u8>, String, Vec<u8>, Vec<u8>) =
-            self.conn.query_row(
-                "SELECT signed_at, root, key_type, signature, leaves FROM access_batches WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )?;
-        Ok(SignedBatch {
-            batch: u64::try_from(id).unwrap_or(0),
-            signed_at: time_of(signed_at)?,
-            leaves: leaves.chunks(32).map(hash32).collect::<Result<_, _>>()?,
-            root: hash32(&root)?,
-            key_type: key_type_of(&key_type)?,
-            signature,
-        })
     }
 
     /// How many of `person`'s checks wait in the quarantine because their log was found damaged.
@@ -516,6 +505,99 @@ impl AccessStore {
             Err(t) => Integrity::Tampered(t),
         })
     }
+}
+
+/// Why `person`'s log may not be extended, if it may not: it no longer ends where this process
+/// last signed it, or (for a log this process has not seen yet) its last record is not the one its
+/// signed head names, the head is not in its batch, or the batch's signature fails. A row that
+/// cannot be read is damage too (only that person's checks are held apart).
+fn damage(
+    conn: &Connection,
+    trusted: &mut Trusted,
+    person: &str,
+    spki: &[u8],
+) -> Result<Option<String>, PlatformError> {
+    match damage_of(conn, trusted, person, spki) {
+        Err(PlatformError::Corrupt(why)) => Ok(Some(why)),
+        other => other,
+    }
+}
+
+fn damage_of(
+    conn: &Connection,
+    trusted: &mut Trusted,
+    person: &str,
+    spki: &[u8],
+) -> Result<Option<String>, PlatformError> {
+    let tail: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, hash FROM access_records WHERE person = ?1 ORDER BY seq DESC LIMIT 1")?
+        .query_row([person], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((seq, hash)) = trusted.heads.get(person) {
+        return Ok(match &tail {
+            Some((s, h)) if s == seq && h == hash => None,
+            _ => Some(format!(
+                "the log no longer ends at record {seq}, where the platform last signed it"
+            )),
+        });
+    }
+    let head: Option<(i64, Vec<u8>, i64, i64)> = conn
+        .prepare_cached("SELECT seq, hash, batch, leaf_index FROM access_heads WHERE person = ?1")?
+        .query_row([person], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    let (head_seq, head_hash, batch, index) = match (tail, head) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => return Ok(Some("records without a signed head".into())),
+        (None, Some(_)) => return Ok(Some("the signed head counts records that are gone".into())),
+        (Some((seq, hash)), Some((head_seq, head_hash, batch, index))) => {
+            if seq != head_seq || hash != head_hash {
+                return Ok(Some(format!(
+                    "the log ends at record {seq} but its signed head is at record {head_seq}"
+                )));
+            }
+            (head_seq, head_hash, batch, index)
+        }
+    };
+    if !trusted.batches.contains_key(&batch) {
+        let stored = stored_batch(conn, batch)?;
+        if !stored.verify(spki) {
+            return Ok(Some(format!("batch {batch} does not verify with the log key")));
+        }
+        trusted.batch(batch, stored.leaves);
+    }
+    let expected =
+        crate::access_log::head_leaf(person, u64::try_from(head_seq).unwrap_or(0), &hash32(&head_hash)?);
+    let in_batch = usize::try_from(index)
+        .ok()
+        .and_then(|i| trusted.batches.get(&batch)?.get(i).copied());
+    if in_batch != Some(expected) {
+        return Ok(Some("the signed head is not in its batch".into()));
+    }
+    trusted.head(person, head_seq, head_hash);
+    Ok(None)
+}
+
+/// Batch `id` as stored.
+fn stored_batch(conn: &Connection, id: i64) -> Result<SignedBatch, PlatformError> {
+    let (signed_at, root, key_type, signature, leaves): (i64, Vec<u8>, String, Vec<u8>, Vec<u8>) = conn
+        .query_row(
+            "SELECT signed_at, root, key_type, signature, leaves FROM access_batches WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?
+        .ok_or_else(|| PlatformError::Corrupt(format!("batch {id} is missing")))?;
+    if leaves.len() % 32 != 0 {
+        return Err(PlatformError::Corrupt(format!("batch {id}'s leaves are cut")));
+    }
+    Ok(SignedBatch {
+        batch: u64::try_from(id).unwrap_or(0),
+        signed_at: time_of(signed_at)?,
+        leaves: leaves.chunks(32).map(hash32).collect::<Result<_, _>>()?,
+        root: hash32(&root)?,
+        key_type: key_type_of(&key_type)?,
+        signature,
+    })
 }
 
 #[cfg(test)]
@@ -674,6 +756,92 @@ mod tests {
         fresh
             .append(&key, vec![("R".to_owned(), check(9, "valid"))], now)
             .unwrap();
+        assert!(matches!(
+            fresh.check("R", &spki).unwrap(),
+            Integrity::Intact { records: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn forged_chains_rollbacks_and_broken_batches_are_not_extended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access-log.sqlite");
+        let key = SigningKey::generate(KeyType::P384).unwrap();
+        let spki = key.spki_der().unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(1_790_000_100).unwrap();
+        let mut store = AccessStore::open(&path).unwrap();
+        let some = |p: &str, n: i64, from: i64| -> Vec<(String, CheckRecord)> {
+            (0..n).map(|i| (p.to_owned(), check(from + i, "valid"))).collect()
+        };
+        store.append(&key, some("P", 3, 0), now).unwrap();
+        store.append(&key, some("P", 2, 10), now).unwrap();
+        store.append(&key, some("Q", 2, 20), now).unwrap();
+        let raw = Connection::open(&path).unwrap();
+        // Rollback: P's last two records dropped and its head pointed back at batch 1, which
+        // genuinely signed the shorter log. This process remembers it signed five.
+        raw.execute("DELETE FROM access_records WHERE person = 'P' AND seq > 3", [])
+            .unwrap();
+        let hash3: Vec<u8> = raw
+            .query_row(
+                "SELECT hash FROM access_records WHERE person = 'P' AND seq = 3",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        raw.execute(
+            "UPDATE access_heads SET seq = 3, hash = ?1, batch = 1, leaf_index = ?2 WHERE person = 'P'",
+            params![hash3, 0],
+        )
+        .unwrap();
+        assert!(matches!(
+            store.check("P", &spki).unwrap(),
+            Integrity::Intact { records: 3, .. }
+        ));
+        store.append(&key, some("P", 1, 30), now).unwrap();
+        assert_eq!(
+            store.quarantined("P").unwrap(),
+            1,
+            "not extended over the rollback"
+        );
+        // A forged chain with its head and the verified batch's leaf rewritten to match.
+        let r1 = AccessRecord::append(None, "Q", check(20, "revoked")).unwrap();
+        let r2 = AccessRecord::append(Some(&r1), "Q", check(21, "valid")).unwrap();
+        for r in [&r1, &r2] {
+            raw.execute(
+                "UPDATE access_records SET result = ?1, prev = ?2, hash = ?3 WHERE person = 'Q' AND seq = ?4",
+                params![r.check.result, r.prev.as_slice(), r.hash.as_slice(), r.seq as i64],
+            )
+            .unwrap();
+        }
+        let leaf = crate::access_log::head_leaf("Q", 2, &r2.hash);
+        raw.execute(
+            "UPDATE access_heads SET hash = ?1 WHERE person = 'Q'",
+            params![r2.hash.as_slice()],
+        )
+        .unwrap();
+        raw.execute(
+            "UPDATE access_batches SET leaves = ?1 WHERE id = (SELECT batch FROM access_heads WHERE person = 'Q')",
+            params![leaf.as_slice()],
+        )
+        .unwrap();
+        store.append(&key, some("Q", 1, 40), now).unwrap();
+        assert_eq!(
+            store.quarantined("Q").unwrap(),
+            1,
+            "not extended over the forgery"
+        );
+        assert!(matches!(store.check("Q", &spki).unwrap(), Integrity::Tampered(_)));
+        // A fresh process finds a broken batch row: only that person's checks are held apart.
+        let mut fresh = AccessStore::open(&path).unwrap();
+        raw.execute(
+            "UPDATE access_batches SET leaves = x'00' WHERE id = (SELECT batch FROM access_heads WHERE person = 'Q')",
+            [],
+        )
+        .unwrap();
+        let mut mixed = some("Q", 1, 50);
+        mixed.extend(some("R", 1, 60));
+        fresh.append(&key, mixed, now).unwrap();
+        assert_eq!(fresh.quarantined("Q").unwrap(), 2);
         assert!(matches!(
             fresh.check("R", &spki).unwrap(),
             Integrity::Intact { records: 1, .. }

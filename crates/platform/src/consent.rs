@@ -582,7 +582,8 @@ mod tests {
             // As the first release left it: no consents table, user_version 0.
             reg.conn
                 .execute_batch(
-                    "DROP TABLE consents; ALTER TABLE relying_parties DROP COLUMN purpose; PRAGMA user_version = 0;",
+                    "DROP TABLE consents; DROP TABLE client_certs; ALTER TABLE relying_parties DROP COLUMN purpose; \
+                     PRAGMA user_version = 0;",
                 )
                 .unwrap();
             bank
