@@ -548,13 +548,27 @@ fn the_validity_api_answers_by_capability_and_schemathesis_finds_nothing() {
         .output()
         .unwrap();
     assert!(made.status.success(), "{}", text(&made));
+    // A relying party with every capability, so that every operation gets past its 403.
+    let everything = j.json(&[
+        "rp",
+        "add",
+        "--name",
+        "Everything",
+        "--allow",
+        "auth-status,sign-status,personal-data,linkage,age,liveness,signature-verify,augment",
+        "--age-thresholds",
+        "18,20",
+    ])["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let out = Command::new(&schemathesis)
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests"))
         .env("SCHEMATHESIS_HOOKS", "st_hooks")
         .env("PYTHONPATH", ".")
         .env("JPKI_ST_OCSP", hex_of(&std::fs::read(&req).unwrap()))
         .args(["run", &format!("http://{}/openapi.json", server.addr())])
-        .args(["-H", &format!("Authorization: Bearer {bank}")])
+        .args(["-H", &format!("Authorization: Bearer {everything}")])
         .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance"])
         .args([
             "--max-examples",

@@ -20,8 +20,11 @@
 //! panic inside it on hostile input becomes [`SigError::Malformed`] instead of unwinding through
 //! the caller (under a fuzzer's abort-on-panic hook it still shows up as a crash, as it should).
 //! lopdf decodes every object stream while loading; reading a PDF bounds what they decode to for the
-//! whole file ([`MIN_OBJECT_STREAMS_DECODED`]) and refuses an encrypted file before lopdf decrypts
-//! it, so that a few kilobytes of compressed streams cannot take gigabytes.
+//! whole file ([`MIN_OBJECT_STREAMS_DECODED`]) and what lopdf builds from them and from the objects
+//! written out in the file ([`MAX_OBJECT_STREAMS_PARSED`], estimated before lopdf parses any), and
+//! refuses before lopdf loads anything an encrypted file (decrypted without that bound) and one
+//! whose stream length may be read from an object stream (decoded without it), so that a few
+//! kilobytes of compressed streams, or a few megabytes of `[0 0 0 …]`, cannot take gigabytes.
 
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -260,78 +263,441 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Whether the file names an encryption dictionary: `/Encrypt` followed by an indirect reference
-/// (`12 0 R`) or a dictionary (`<<`), as a trailer or a cross-reference stream has it.
-fn declares_encryption(pdf: &[u8]) -> bool {
-    let ws = |b: u8| matches!(b, b'\0' | b'\t' | b'\n' | 0x0c | b'\r' | b' ');
-    let mut from = 0;
-    while let Some(at) = pdf.get(from..).and_then(|rest| find(rest, b"/Encrypt")) {
-        let mut i = from + at + b"/Encrypt".len();
-        from = i;
-        while pdf.get(i).copied().is_some_and(ws) {
-            i += 1;
-        }
-        if pdf.get(i..).is_some_and(|r| r.starts_with(b"<<")) {
-            return true;
-        }
-        // An indirect reference: digits, whitespace, digits, whitespace, `R`.
-        let mut parts = 0;
-        while parts < 2 {
-            let start = i;
-            while pdf.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
+fn is_pdf_delimiter(b: u8) -> bool {
+    b"()<>[]{}/%".contains(&b)
+}
+
+/// Skips white space and comments (`%` to the end of the line) from `i`, as lopdf's lexer does.
+fn skip_space(pdf: &[u8], i: usize) -> usize {
+    skip_space_in(pdf, i, &Cell::new((0, 0)))
+}
+
+/// [`skip_space`], remembering in `memo` the last comment it skipped (where it started, where its
+/// line ends), so that scanning many keys within one long comment reads the comment once.
+fn skip_space_in(pdf: &[u8], mut i: usize, memo: &Cell<(usize, usize)>) -> usize {
+    loop {
+        match pdf.get(i) {
+            Some(&b) if is_pdf_space(b) => i += 1,
+            Some(b'%') => {
+                let (start, end) = memo.get();
+                if (start..end).contains(&i) {
+                    // No end of line between `start` and `end`.
+                    i = end;
+                } else {
+                    let start = i;
+                    while pdf.get(i).is_some_and(|&b| b != b'\r' && b != b'\n') {
+                        i += 1;
+                    }
+                    memo.set((start, i));
+                }
             }
-            if i == start || !pdf.get(i).copied().is_some_and(ws) {
-                break;
-            }
-            while pdf.get(i).copied().is_some_and(ws) {
-                i += 1;
-            }
-            parts += 1;
-        }
-        if parts == 2 && pdf.get(i) == Some(&b'R') {
-            return true;
+            _ => return i,
         }
     }
-    false
+}
+
+/// The name starting at `pdf[at] == b'/'`, decoded as lopdf decodes it (`#` and two hexadecimal
+/// digits are one byte; any other `#` ends the name), and the index after it.
+fn name_at(pdf: &[u8], at: usize) -> (Vec<u8>, usize) {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut name = Vec::new();
+    let mut i = at + 1;
+    while let Some(&b) = pdf.get(i) {
+        if b == b'#' {
+            match (
+                pdf.get(i + 1).copied().and_then(hex),
+                pdf.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(h), Some(l)) => {
+                    name.push(h << 4 | l);
+                    i += 3;
+                }
+                _ => break,
+            }
+        } else if is_pdf_space(b) || is_pdf_delimiter(b) {
+            break;
+        } else {
+            name.push(b);
+            i += 1;
+        }
+    }
+    (name, i)
+}
+
+/// Where the value after every name spelled `key` in the raw bytes starts (after white space and
+/// comments). Every `/` is taken for the start of a name, also in strings and stream data, so
+/// this finds at least every key lopdf reads from the file's own bytes, however it is escaped.
+fn values_of_key<'a>(
+    pdf: &'a [u8],
+    key: &'a [u8],
+    memo: &'a Cell<(usize, usize)>,
+) -> impl Iterator<Item = usize> + 'a {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while let Some(at) = pdf.get(i..).and_then(|rest| rest.iter().position(|&b| b == b'/')) {
+            let (name, after) = name_at(pdf, i + at);
+            i = after.max(i + at + 1);
+            if name == key {
+                return Some(skip_space_in(pdf, after, memo));
+            }
+        }
+        None
+    })
+}
+
+/// The end of the unsigned integer at `i`, if one starts there.
+fn integer_end(pdf: &[u8], i: usize) -> Option<usize> {
+    let digits = pdf.get(i..)?.iter().take_while(|b| b.is_ascii_digit()).count();
+    (digits > 0).then_some(i + digits)
+}
+
+/// Whether an indirect reference (`12 0 R`, white space and comments allowed between the parts)
+/// starts at `i`.
+fn is_reference_at(pdf: &[u8], i: usize, memo: &Cell<(usize, usize)>) -> bool {
+    let Some(end) = integer_end(pdf, i) else {
+        return false;
+    };
+    let i = skip_space_in(pdf, end, memo);
+    if i == end {
+        return false;
+    }
+    let Some(end) = integer_end(pdf, i) else {
+        return false;
+    };
+    pdf.get(skip_space_in(pdf, end, memo)) == Some(&b'R')
+}
+
+/// Whether the file names an encryption dictionary: a key `/Encrypt` (however its name is
+/// escaped, with any white space or comments after it) followed by an indirect reference
+/// (`12 0 R`) or a dictionary (`<<`), as a trailer or a cross-reference stream has it.
+fn declares_encryption(pdf: &[u8]) -> bool {
+    let memo = Cell::new((0, 0));
+    values_of_key(pdf, b"Encrypt", &memo)
+        .any(|i| pdf.get(i..).is_some_and(|r| r.starts_with(b"<<")) || is_reference_at(pdf, i, &memo))
+}
+
+/// Whether a stream dictionary in the raw bytes may take its `/Length` from an object in an
+/// object stream: some `/Length` is an indirect reference and some `/First` is not one (an object
+/// stream's is a direct integer, an outline's a reference). The object stream holding the length
+/// is read where the file has it, never from another object stream, so its `/First` is in the
+/// raw bytes.
+///
+/// lopdf resolves an indirect `/Length` while it parses the stream, and when the length is a
+/// compressed object it decodes and parses the whole object stream holding it, with only its
+/// per-stream limit and without the object filter that keeps the budget.
+fn may_take_length_from_object_stream(pdf: &[u8]) -> bool {
+    let memo = Cell::new((0, 0));
+    values_of_key(pdf, b"Length", &memo).any(|i| is_reference_at(pdf, i, &memo))
+        && values_of_key(pdf, b"First", &memo).any(|i| !is_reference_at(pdf, i, &memo))
 }
 
 /// The object streams (`/Type /ObjStm`) of one PDF may decode to at most this many bytes together,
 /// or [`OBJECT_STREAMS_PER_BYTE`] times the file's size if that is more. lopdf decodes every
-/// object stream while loading and keeps what it parses (a few dozen bytes per object, however
-/// short its text): its own bound is per stream only, so without a total a few kilobytes of
-/// crafted streams take gigabytes (a decompression bomb).
+/// object stream while loading and keeps what it parses: its own bound is per stream only, so
+/// without a total a few kilobytes of crafted streams take gigabytes (a decompression bomb).
 pub const MIN_OBJECT_STREAMS_DECODED: usize = 16 * 1024 * 1024;
 
 /// See [`MIN_OBJECT_STREAMS_DECODED`].
 pub const OBJECT_STREAMS_PER_BYTE: usize = 4;
 
-thread_local! {
-    /// What the object streams of the PDF [`load`] reads on this thread may still decode to, and
-    /// whether one went beyond it. (lopdf, built without rayon, loads on the calling thread and
-    /// takes a plain function as its object filter.)
-    static OBJECT_STREAM_BUDGET: Cell<(usize, bool)> = const { Cell::new((usize::MAX, false)) };
+/// What lopdf may build from the object streams of one PDF, estimated before it parses them: the
+/// decoded bytes and, for every token of them, the size of one [`Object`] (120 bytes with lopdf
+/// 0.47) and a little more for the array or dictionary holding it. The objects outside object
+/// streams count against the same budget, first ([`raw_objects_cost`]). Bytes alone do not bound
+/// it: `0 0 0 …` or `//////…` is one object for every byte or two. At most some 660,000 tokens, which
+/// lopdf builds into well under 200 MiB even when every one is an array element (with the spare
+/// capacity of a growing `Vec`); ordinary dictionaries take much less.
+pub const MAX_OBJECT_STREAMS_PARSED: usize = 96 * 1024 * 1024;
+
+/// Estimated size of what lopdf builds for one token of an object stream (see
+/// [`MAX_OBJECT_STREAMS_PARSED`]).
+const PARSED_TOKEN_COST: usize = std::mem::size_of::<Object>() + 32;
+
+/// What lopdf keeps for one entry of an object stream's index (the number pair, and the entry of
+/// the map of parsed objects).
+const PARSED_ENTRY_COST: usize = 64;
+
+/// The budget of one load: decoded bytes left, estimated parsed size left, and whether an object
+/// stream went beyond either.
+#[derive(Clone, Copy)]
+struct Budget {
+    decoded: usize,
+    parsed: usize,
+    over: bool,
 }
 
-/// lopdf's object filter for [`load`]: counts each object stream's decoded size against
-/// [`OBJECT_STREAM_BUDGET`] before lopdf decodes and parses it, and drops it once the budget is
-/// spent (the load then fails). Every other object is kept as it is.
+const UNLIMITED: Budget = Budget {
+    decoded: usize::MAX,
+    parsed: usize::MAX,
+    over: false,
+};
+
+thread_local! {
+    /// The budget of the PDF [`load`] reads on this thread. (lopdf, built without rayon, loads on
+    /// the calling thread and takes a plain function as its object filter.)
+    static OBJECT_STREAM_BUDGET: Cell<Budget> = const { Cell::new(UNLIMITED) };
+}
+
+/// One token of PDF objects as [`Lexer`] reads it: where it starts and ends, and how deeply it is
+/// nested in arrays and dictionaries (an opening or closing bracket counts as outside).
+struct Token {
+    start: usize,
+    end: usize,
+    depth: usize,
+}
+
+/// Splits PDF objects into tokens as lopdf's parser does, in one pass: white space and comments
+/// between them, a string (literal or hexadecimal) or a name as one token, `<<` `>>` `[` `]` as
+/// one each, and any other run of regular characters as one (numbers, keywords, `R`).
+struct Lexer<'a> {
+    content: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(content: &'a [u8], at: usize) -> Self {
+        Lexer {
+            content,
+            i: skip_space(content, at),
+            depth: 0,
+        }
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let content = self.content;
+        let mut i = self.i;
+        let b = *content.get(i)?;
+        let start = i;
+        let mut depth = self.depth;
+        match b {
+            b'(' => {
+                let mut nesting = 0usize;
+                while let Some(&c) = content.get(i) {
+                    i += 1;
+                    match c {
+                        b'\\' => i += 1,
+                        b'(' => nesting += 1,
+                        b')' => {
+                            nesting -= 1;
+                            if nesting == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            b'<' if content.get(i + 1) == Some(&b'<') => {
+                self.depth += 1;
+                i += 2;
+            }
+            b'<' => {
+                i += content[i..]
+                    .iter()
+                    .position(|&c| c == b'>')
+                    .map_or(content.len() - i, |p| p + 1);
+            }
+            b'>' if content.get(i + 1) == Some(&b'>') => {
+                self.depth = self.depth.saturating_sub(1);
+                depth = self.depth;
+                i += 2;
+            }
+            b'[' => {
+                self.depth += 1;
+                i += 1;
+            }
+            b']' => {
+                self.depth = self.depth.saturating_sub(1);
+                depth = self.depth;
+                i += 1;
+            }
+            b'/' => i = name_at(content, i).1,
+            b')' | b'>' | b'{' | b'}' => i += 1,
+            _ => {
+                i += content[i..]
+                    .iter()
+                    .position(|&c| is_pdf_space(c) || is_pdf_delimiter(c))
+                    .unwrap_or(content.len() - i);
+            }
+        }
+        let end = i.min(content.len());
+        self.i = skip_space(content, end);
+        Some(Token { start, end, depth })
+    }
+}
+
+/// The estimated size of what lopdf builds from the decoded object stream `content` whose objects
+/// start at `first` (see [`MAX_OBJECT_STREAMS_PARSED`]), or `None` when its index makes lopdf
+/// parse some bytes more than once: an entry whose object does not start at the top level of
+/// the objects (inside an array, a dictionary or a string, or within a token), or two entries
+/// with one offset. lopdf parses one object at every entry's offset, however those overlap.
+fn object_stream_cost(content: &[u8], first: usize) -> Option<usize> {
+    // The index as lopdf reads it (object_stream.rs): numbers split at white space, comments
+    // removed line by line, taken in pairs.
+    let Some(Ok(index)) = content.get(..first).map(std::str::from_utf8) else {
+        return Some(content.len()); // lopdf refuses the stream.
+    };
+    let mut numbers = index
+        .split(['\r', '\n'])
+        .flat_map(|line| line.split('%').next().unwrap_or_default().split_whitespace())
+        .map(|n| n.parse::<u32>().ok());
+    let (mut count, mut starts) = (0usize, Vec::new());
+    while let (Some(id), Some(offset)) = (numbers.next(), numbers.next()) {
+        count += 2;
+        if let (Some(_), Some(offset)) = (id, offset)
+            && let Some(offset) = first.checked_add(offset as usize)
+            && offset < content.len()
+        {
+            starts.push(offset);
+        }
+    }
+    starts.sort_unstable();
+    // Where lopdf starts parsing each entry's object (after white space and comments). An
+    // offset within what the one before it skipped is a second entry for one object or points
+    // into a comment's text; either way, refused (and no byte is skipped twice).
+    let mut skipped_to = 0;
+    for start in &mut starts {
+        if *start < skipped_to {
+            return None;
+        }
+        *start = skip_space(content, *start);
+        skipped_to = *start + 1;
+    }
+    starts.retain(|&start| start < content.len());
+    // One pass over the objects: every token, and whether each entry starts a top-level one
+    // (`starts` is sorted, as the tokens come).
+    let mut tokens = 0usize;
+    let mut entries = starts.iter().peekable();
+    let mut lexer = Lexer::new(content, first);
+    while let Some(token) = lexer.next() {
+        tokens += 1;
+        if token.depth == 0 {
+            if entries.next_if(|&&e| e < token.start).is_some() {
+                return None;
+            }
+            entries.next_if(|&&e| e == token.start);
+        }
+    }
+    if entries.next().is_some() {
+        return None;
+    }
+    Some(
+        content
+            .len()
+            .saturating_add(tokens.saturating_mul(PARSED_TOKEN_COST))
+            .saturating_add(count.saturating_mul(PARSED_ENTRY_COST)),
+    )
+}
+
+/// The estimated size of what lopdf builds from the objects written out in the file itself,
+/// counted against the same budget as object streams ([`MAX_OBJECT_STREAMS_PARSED`]), or some
+/// size over `limit` once it is clear the file goes beyond it.
+///
+/// lopdf parses an object wherever a cross-reference entry points, after `N G obj`, and a trailer
+/// dictionary after `trailer`. So one object is lexed after every `obj` that may end such a
+/// header (after a digit or white space) and after every `trailer`, wherever it is: also within
+/// stream data, a string or a comment, where an entry may point as well. Stream data is
+/// otherwise never read (lopdf does not parse it either), nor are cross-reference tables. Each
+/// costs [`PARSED_ENTRY_COST`], [`PARSED_TOKEN_COST`] for every token of its object, and the
+/// bytes the object spans (lopdf copies a string's bytes; and headers within strings or comments
+/// may make lopdf parse some bytes more than once): a string, such as a signature's `/Contents`,
+/// is one token. Lexing an object stops at the end of the first value or at a token lopdf's
+/// parser refuses there (a keyword such as `obj` or `endobj`, a stray delimiter); since every
+/// object costs at least the bytes read for it, and the scan stops once over `limit`, it takes
+/// time linear in the size of the file.
+fn raw_objects_cost(pdf: &[u8], limit: usize) -> usize {
+    let mut cost = 0usize;
+    let mut at = 0;
+    while let Some(p) = pdf
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'o' || b == b't'))
+    {
+        let found = at + p;
+        at = found + 1;
+        let value = if pdf[found..].starts_with(b"obj") {
+            if !pdf
+                .get(found.wrapping_sub(1))
+                .is_some_and(|&b| b.is_ascii_digit() || is_pdf_space(b))
+            {
+                continue;
+            }
+            found + 3
+        } else if pdf[found..].starts_with(b"trailer") {
+            found + 7
+        } else {
+            continue;
+        };
+        let mut lexer = Lexer::new(pdf, value);
+        let mut end = value;
+        let mut tokens = 0usize;
+        while let Some(token) = lexer.next() {
+            let first = pdf[token.start];
+            let refused = match first {
+                b'(' | b'<' | b'[' | b']' | b'/' => false,
+                b'>' => !pdf[token.start..].starts_with(b">>"),
+                b'0'..=b'9' | b'+' | b'-' | b'.' | b'n' | b't' | b'f' | b'R' => false,
+                _ => true,
+            };
+            if refused {
+                break;
+            }
+            tokens += 1;
+            end = token.end;
+            if lexer.depth == 0 {
+                break;
+            }
+        }
+        cost = cost
+            .saturating_add(PARSED_ENTRY_COST)
+            .saturating_add(tokens.saturating_mul(PARSED_TOKEN_COST))
+            .saturating_add(end - value);
+        if cost > limit {
+            break;
+        }
+    }
+    cost
+}
+
+/// lopdf's object filter for [`load`]: counts each object stream's decoded size, and what lopdf
+/// will build from it, against [`OBJECT_STREAM_BUDGET`] before lopdf decodes and parses it, and
+/// drops it once the budget is spent or when its index overlaps (the load then fails). Every
+/// other object is kept as it is.
 fn budget_object_streams(id: ObjectId, o: &mut Object) -> Option<(ObjectId, Object)> {
     if let Object::Stream(stream) = &*o
         && stream.dict.has_type(b"ObjStm")
     {
-        let (left, over) = OBJECT_STREAM_BUDGET.get();
-        if over {
+        let mut budget = OBJECT_STREAM_BUDGET.get();
+        if budget.over {
             return None;
         }
-        match stream.decompressed_content_with_limit(left) {
-            Ok(decoded) => OBJECT_STREAM_BUDGET.set((left - decoded.len().min(left), false)),
+        match stream.decompressed_content_with_limit(budget.decoded) {
+            Ok(decoded) => {
+                let first = stream
+                    .dict
+                    .get(b"First")
+                    .and_then(Object::as_i64)
+                    .ok()
+                    .and_then(|f| usize::try_from(f).ok());
+                let cost = match first {
+                    Some(first) if !decoded.is_empty() => object_stream_cost(&decoded, first),
+                    _ => Some(decoded.len()),
+                };
+                budget.decoded -= decoded.len().min(budget.decoded);
+                match cost {
+                    Some(cost) if cost <= budget.parsed => budget.parsed -= cost,
+                    _ => budget.over = true,
+                }
+            }
             Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { .. })) => {
-                OBJECT_STREAM_BUDGET.set((0, true));
-                return None;
+                budget.over = true;
             }
             // Undecodable: lopdf itself reports it (or passes over it).
             Err(_) => {}
+        }
+        OBJECT_STREAM_BUDGET.set(budget);
+        if budget.over {
+            return None;
         }
     }
     Some((id, o.clone()))
@@ -339,12 +705,31 @@ fn budget_object_streams(id: ObjectId, o: &mut Object) -> Option<(ObjectId, Obje
 
 /// Loads with lopdf; a panic inside lopdf becomes `Malformed` (lopdf is third-party code run on
 /// untrusted input; see the module docs). Object streams are decoded within a budget for the
-/// whole file ([`MIN_OBJECT_STREAMS_DECODED`]): beyond it, [`SigError::TooLarge`].
+/// whole file ([`MIN_OBJECT_STREAMS_DECODED`], [`MAX_OBJECT_STREAMS_PARSED`]), after what lopdf
+/// would build from the objects outside them ([`raw_objects_cost`]): beyond it, or when an object
+/// stream's index makes lopdf parse its objects more than once, [`SigError::TooLarge`].
 pub(crate) fn load(pdf: &[u8]) -> Result<Document, SigError> {
-    // Refused anyway, and lopdf decrypts (with the empty password) and decodes the object streams
-    // of an encrypted file without the object filter that keeps the budget: refused first.
+    // What lopdf would build from the objects outside object streams, however many tokens they
+    // hold (`[0 0 0 …]` or `[////…]` is one object for every byte or two), is bounded first (this
+    // stops as soon as it is over).
+    let raw = raw_objects_cost(pdf, MAX_OBJECT_STREAMS_PARSED);
+    if raw > MAX_OBJECT_STREAMS_PARSED {
+        return Err(SigError::TooLarge {
+            what: "PDF objects (estimated size once parsed)",
+            size: raw,
+            limit: MAX_OBJECT_STREAMS_PARSED,
+        });
+    }
+    // An encrypted file is refused anyway, and lopdf decrypts (with the empty password) and decodes
+    // the object streams of one without the object filter that keeps the budget: refused first.
     if declares_encryption(pdf) {
         return Err(unsupported("an encrypted PDF"));
+    }
+    // Nor could the budget hold an object stream lopdf decodes to read a stream's length.
+    if may_take_length_from_object_stream(pdf) {
+        return Err(unsupported(
+            "a stream /Length given by reference in a PDF with object streams",
+        ));
     }
     let budget = MIN_OBJECT_STREAMS_DECODED
         .max(pdf.len().saturating_mul(OBJECT_STREAMS_PER_BYTE))
@@ -354,9 +739,13 @@ pub(crate) fn load(pdf: &[u8]) -> Result<Document, SigError> {
         filter: Some(budget_object_streams),
         ..LoadOptions::default()
     };
-    OBJECT_STREAM_BUDGET.set((budget, false));
+    OBJECT_STREAM_BUDGET.set(Budget {
+        decoded: budget,
+        parsed: MAX_OBJECT_STREAMS_PARSED - raw,
+        over: false,
+    });
     let loaded = std::panic::catch_unwind(|| Document::load_mem_with_options(pdf, options));
-    let (_, over) = OBJECT_STREAM_BUDGET.replace((usize::MAX, false));
+    let over = OBJECT_STREAM_BUDGET.replace(UNLIMITED).over;
     let over_budget = || SigError::TooLarge {
         what: "PDF object streams (decoded)",
         size: budget.saturating_add(1),
@@ -371,7 +760,10 @@ pub(crate) fn load(pdf: &[u8]) -> Result<Document, SigError> {
             return Err(over_budget());
         }
         Ok(Err(e)) => {
-            if find(pdf, b"/Encrypt").is_some() {
+            if values_of_key(pdf, b"Encrypt", &Cell::new((0, 0)))
+                .next()
+                .is_some()
+            {
                 return Err(unsupported("an encrypted PDF"));
             }
             return Err(malformed(format!("cannot be parsed: {e}")));
@@ -2065,6 +2457,12 @@ mod tests {
         body.push(b'[');
         body.extend(std::iter::repeat_n(b"0 ".as_slice(), n).flatten());
         body.push(b']');
+        object_stream_pdf(body, first, "")
+    }
+
+    /// A PDF with one object stream (FlateDecode) of decoded content `body` whose objects start
+    /// at `first`, and `extra` (objects) before it.
+    fn object_stream_pdf(body: Vec<u8>, first: usize, extra: &str) -> Vec<u8> {
         let mut st = lopdf::Stream::new(Dictionary::new(), body);
         st.compress().unwrap();
         let mut out = b"%PDF-1.7\n".to_vec();
@@ -2078,6 +2476,7 @@ mod tests {
         {
             out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
         }
+        out.extend_from_slice(extra.as_bytes());
         out.extend_from_slice(
             format!(
                 "4 0 obj\n<< /Type /ObjStm /N 1 /First {first} /Filter /FlateDecode /Length {} >>\nstream\n",
@@ -2133,5 +2532,261 @@ mod tests {
         pdf.splice(at..at, b"/Encrypt 9 0 R ".iter().copied());
         assert!(matches!(load(&pdf), Err(SigError::Unsupported { .. })));
         assert!(load(&minimal_pdf("secret")).is_ok());
+    }
+
+    /// Asserts that `pdf` is refused by [`load`] and [`signatures`] within a second.
+    fn refused_quickly(pdf: &[u8]) -> SigError {
+        let started = std::time::Instant::now();
+        let err = load(pdf).unwrap_err();
+        assert!(signatures(pdf).is_err());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        err
+    }
+
+    #[test]
+    fn an_escaped_or_commented_encrypt_key_is_refused() {
+        for yes in [
+            b"trailer << /Size 4 /Encr#79pt 7 0 R /Root 1 0 R >>".as_slice(),
+            b"trailer << /#45#6e#63#72#79#70#74 7 0 R >>",
+            b"trailer << /Encrypt% a comment\n7 0 R >>",
+            b"trailer << /Encrypt %1 0 R\r\n 7 %c\n 0%c\rR >>",
+            b"<</Encrypt%x\n<</Filter/Standard>>>>",
+            b"/X/Encrypt 7 0 R",
+        ] {
+            assert!(declares_encryption(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [
+            b"/Encr#7 7 0 R".as_slice(),
+            b"/Encrypt#20 7 0 R",
+            b"/Encrypt % 7 0 R",
+            b"/Encr#79ptX 7 0 R",
+        ] {
+            assert!(!declares_encryption(no), "{}", String::from_utf8_lossy(no));
+        }
+        for key in ["/Encr#79pt 9 0 R ", "/Encrypt % no value yet\n 9 0 R "] {
+            let mut pdf = minimal_pdf("secret");
+            let at = find(&pdf, b"/Root").unwrap();
+            pdf.splice(at..at, key.bytes());
+            assert!(
+                matches!(refused_quickly(&pdf), SigError::Unsupported { .. }),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_indirect_length_with_object_streams_is_refused() {
+        assert!(may_take_length_from_object_stream(
+            b"<< /Length 6 0 R >> << /Type /ObjStm /N 1 /First 4 >>"
+        ));
+        assert!(may_take_length_from_object_stream(
+            b"<< /Len#67th %c\n 6 %c\n 0 R >> << /Fir#73t\n4 >>"
+        ));
+        // No object stream (an outline's /First is a reference), or no indirect /Length.
+        assert!(!may_take_length_from_object_stream(
+            b"<< /Length 6 0 R >> << /First 8 0 R /Last 9 0 R >>"
+        ));
+        assert!(!may_take_length_from_object_stream(
+            b"<< /Length 60 >> << /Type /ObjStm /N 1 /First 4 >>"
+        ));
+        assert!(may_take_length_from_object_stream(
+            b"<< /Length 6 0 R >> << /Type /ObjStm /N 1 /First +4 >>"
+        ));
+        // Object 6 (in the object stream 4) is the length of stream 7: lopdf would decode 4
+        // (an array of four million zeros) to read it, outside the budget.
+        let mut body = b"6 0 5 2 ".to_vec();
+        let first = body.len();
+        body.extend_from_slice(b"4 [");
+        body.extend(std::iter::repeat_n(b"0 ".as_slice(), 4_000_000).flatten());
+        body.push(b']');
+        let pdf = object_stream_pdf(
+            body,
+            first,
+            "7 0 obj\n<< /Length 6 0 R >>\nstream\nabcd\nendstream\nendobj\n",
+        );
+        assert!(pdf.len() < 100 * 1024, "{}", pdf.len());
+        assert!(matches!(refused_quickly(&pdf), SigError::Unsupported { .. }));
+    }
+
+    #[test]
+    fn object_streams_of_many_small_objects_are_refused() {
+        const { assert!(PARSED_TOKEN_COST >= 40) };
+        // Eight megabytes (within the decoded budget) of one array of four million zeros.
+        let pdf = object_stream_bomb(4_000_000);
+        assert!(pdf.len() < 100 * 1024, "{}", pdf.len());
+        assert!(matches!(refused_quickly(&pdf), SigError::TooLarge { .. }));
+        // Twelve million empty names: one object a byte.
+        let pdf = object_stream_pdf(
+            [b"5 0 [".as_slice(), &vec![b'/'; 12_000_000], b"]"].concat(),
+            4,
+            "",
+        );
+        assert!(matches!(refused_quickly(&pdf), SigError::TooLarge { .. }));
+        // A million objects, each a small integer, all in the index.
+        let mut index = String::new();
+        let mut objects = String::new();
+        for n in 0..1_000_000u32 {
+            write!(index, "{} {} ", n + 10, objects.len()).unwrap();
+            objects.push_str("0 ");
+        }
+        let first = index.len();
+        let pdf = object_stream_pdf((index + &objects).into_bytes(), first, "");
+        assert!(pdf.len() < 6 * 1024 * 1024, "{}", pdf.len());
+        assert!(matches!(refused_quickly(&pdf), SigError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn objects_of_many_small_objects_in_the_file_are_refused() {
+        const SIX_MIB: usize = 6 * 1024 * 1024;
+        let page = |extra: &str| {
+            build_pdf(&[
+                "<</Type /Catalog /Pages 2 0 R>>",
+                "<</Type /Pages /Kids [3 0 R] /Count 1>>",
+                "<</Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] /Contents 4 0 R>>",
+                extra,
+            ])
+        };
+        let slashes = format!("[{}]", "/".repeat(SIX_MIB));
+        let zeros = format!("[{}]", "0 ".repeat(SIX_MIB / 2));
+        // An object whose header is in stream data or a string, where a cross-reference entry may
+        // point, is read all the same.
+        let in_stream = format!(
+            "<</Length {}>>\nstream\n5 0 obj\n{zeros}\nendstream",
+            zeros.len() + 8
+        );
+        let in_string = format!("(5 0 obj\n{slashes})");
+        for body in [&slashes, &zeros, &in_stream, &in_string] {
+            let pdf = page(body);
+            assert!(pdf.len() >= SIX_MIB, "{}", pdf.len());
+            let e = refused_quickly(&pdf);
+            assert!(
+                matches!(
+                    e,
+                    SigError::TooLarge {
+                        limit: MAX_OBJECT_STREAMS_PARSED,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            assert!(e.to_string().contains("PDF objects"), "{e}");
+        }
+        // Nested strings, each with a header: lopdf would copy the rest of the file for each.
+        let nested = format!("{}{}", "(1 0 obj ".repeat(200_000), ")".repeat(200_000));
+        assert!(matches!(
+            refused_quickly(&page(&nested)),
+            SigError::TooLarge { .. }
+        ));
+        // Headers in comments within an array: each would be parsed to the array's end.
+        let commented = format!("[{}\n0]", "\n% 1 0 obj [".repeat(400_000));
+        assert!(matches!(
+            refused_quickly(&page(&commented)),
+            SigError::TooLarge { .. }
+        ));
+
+        // Stream data is not counted, however many tokens it would be: a content stream of six
+        // mebibytes of zeros and a large signature placeholder (one string) load.
+        let content = "0 ".repeat(SIX_MIB / 2);
+        let pdf = page(&format!(
+            "<</Length {}>>\nstream\n{content}\nendstream",
+            content.len()
+        ));
+        assert!(
+            raw_objects_cost(&pdf, usize::MAX) < 16 * 1024,
+            "{}",
+            raw_objects_cost(&pdf, usize::MAX)
+        );
+        assert_eq!(loads(&pdf).get_pages().len(), 1);
+        let mut o = opts();
+        o.reserved = MAX_RESERVED;
+        let (signed, _) = sign(&pdf, &o);
+        assert!(
+            raw_objects_cost(&signed, usize::MAX) < 3 * MAX_RESERVED,
+            "{}",
+            raw_objects_cost(&signed, usize::MAX)
+        );
+        assert_eq!(signatures(&signed).unwrap().len(), 1);
+        for pdf in [
+            minimal_pdf("Hello"),
+            minimal_pdf_xref_stream("Hello"),
+            signed_sample().to_vec(),
+        ] {
+            assert!(
+                raw_objects_cost(&pdf, usize::MAX) < 4 * DEFAULT_RESERVED + 64 * 1024,
+                "{}",
+                raw_objects_cost(&pdf, usize::MAX)
+            );
+        }
+    }
+
+    #[test]
+    fn object_streams_whose_entries_overlap_are_refused() {
+        // Sixty nested arrays around a million zeros, an entry at every `[`: lopdf would parse
+        // the zeros sixty times.
+        let mut index = String::new();
+        for n in 0..60 {
+            write!(index, "{} {n} ", n + 10).unwrap();
+        }
+        let first = index.len();
+        let mut body = index.into_bytes();
+        body.extend(std::iter::repeat_n(b'[', 60));
+        body.extend(std::iter::repeat_n(b"0 ".as_slice(), 1_000_000).flatten());
+        body.extend(std::iter::repeat_n(b']', 60));
+        assert!(object_stream_cost(&body, first).is_none());
+        assert!(matches!(
+            refused_quickly(&object_stream_pdf(body, first, "")),
+            SigError::TooLarge { .. }
+        ));
+        // Two entries at one offset, an entry within a string or a token.
+        for (content, first) in [
+            (b"10 0 11 0 [1 2]".as_slice(), 10),
+            (b"10 0 11 2 (a [1 2] b)", 10),
+            (b"10 0 11 2 /Name", 10),
+            (b"10 0 11 1 <</A [1]>>", 10),
+        ] {
+            assert!(
+                object_stream_cost(content, first).is_none(),
+                "{}",
+                String::from_utf8_lossy(content)
+            );
+        }
+        // Ordinary ones: entries at the top-level objects, comments and odd spacing allowed.
+        for (content, first) in [
+            (b"10 0 11 9 12 15 <</A 1>> [1 2] 3 0 R".as_slice(), 16),
+            (b"10 0 11 12 %c\n<</A(x)>>\n\n(a\\)b)", 11),
+        ] {
+            assert!(
+                object_stream_cost(content, first).is_some(),
+                "{}",
+                String::from_utf8_lossy(content)
+            );
+        }
+    }
+
+    #[test]
+    fn scanning_for_keys_and_entries_stays_linear() {
+        let started = std::time::Instant::now();
+        // Keys within one long comment, each followed by the rest of it.
+        let pdf = b"/Encrypt 1 %".repeat(500_000);
+        assert!(!declares_encryption(&pdf));
+        let pdf = b"/Length 1 %".repeat(500_000);
+        assert!(!may_take_length_from_object_stream(&pdf));
+        // A million entries into one run of white space.
+        let mut index = String::new();
+        for n in 0..1_000_000u32 {
+            write!(index, "{} {n} ", n + 10).unwrap();
+        }
+        let first = index.len();
+        let content = [index.as_bytes(), &[b' '; 1_000_000], b"1"].concat();
+        assert!(object_stream_cost(&content, first).is_none());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
