@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Jpki, Person, SIGN_PASSWORD, Served, have, s};
+use common::{Jpki, Person, SIGN_PASSWORD, Served, have, minimal_pdf, s};
 use serde_json::Value;
 
 /// Runs `jpki --json ARGS` and returns (exit code, parsed stdout, stderr).
@@ -18,30 +18,6 @@ fn run_json(j: &Jpki, args: &[&str]) -> (i32, Value, String) {
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout of {args:?} is not JSON ({e}): {stderr}"));
     (out.status.code().unwrap(), v, stderr)
-}
-
-/// A one-page PDF with a classic cross-reference table.
-fn minimal_pdf() -> Vec<u8> {
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>",
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
-    ];
-    let mut out = b"%PDF-1.7\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(b"xref\n0 4\n0000000000 65535 f \n");
-    for o in offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!("trailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes(),
-    );
-    out
 }
 
 /// `jpki tsa serve` on a free loopback port, killed on drop.

@@ -894,23 +894,7 @@ fn pairwise_ids_differ_between_relying_parties_and_survive_renewal() {
     );
     assert_eq!(code, 403, "needs the status capability for the kind");
     // Renewal: new keys, new certificates, the same person, the same identifiers.
-    let renewed = j
-        .command()
-        .args([
-            "--json",
-            "card",
-            "renew",
-            "--card",
-            s(&card.card_file),
-            "--kind",
-            "both",
-        ])
-        .env("JPKI_AUTH_PIN", common::AUTH_PIN)
-        .env("JPKI_SIGN_PASSWORD", common::SIGN_PASSWORD)
-        .output()
-        .unwrap();
-    assert!(renewed.status.success(), "{}", text(&renewed));
-    let v: serde_json::Value = serde_json::from_slice(&renewed.stdout).unwrap();
+    let v = j.renew(&card, "both");
     let new_serial = v["auth_serial"].as_str().unwrap();
     assert_ne!(new_serial, card.serial("auth").unwrap());
     let auth_after = pem(new_serial, "auth-2.pem");

@@ -122,27 +122,7 @@ fn linkage_needs_consent_goes_backwards_only_and_liveness_follows_life_events() 
         ..Person::ADULT
     }));
     // Renewal of both: new serials, old → new linked in the registry.
-    let renewed = j
-        .command()
-        .args([
-            "--json",
-            "card",
-            "renew",
-            "--card",
-            s(&card.card_file),
-            "--kind",
-            "both",
-        ])
-        .env("JPKI_AUTH_PIN", common::AUTH_PIN)
-        .env("JPKI_SIGN_PASSWORD", common::SIGN_PASSWORD)
-        .output()
-        .unwrap();
-    assert!(
-        renewed.status.success(),
-        "{}",
-        describe(&["card", "renew"], &renewed)
-    );
-    let v: Value = serde_json::from_slice(&renewed.stdout).unwrap();
+    let v = j.renew(&card, "both");
     let (auth2, sign2) = (
         v["auth_serial"].as_str().unwrap().to_owned(),
         v["sign_serial"].as_str().unwrap().to_owned(),

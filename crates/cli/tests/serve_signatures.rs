@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{Jpki, Person, SIGN_PASSWORD, Served, have, interop_required, s, venv_python_with};
+use common::{Jpki, Person, SIGN_PASSWORD, Served, have, interop_required, minimal_pdf, s, venv_python_with};
 use serde_json::{Value, json};
 
 fn b64(bytes: &[u8]) -> String {
@@ -100,30 +100,6 @@ fn assert_names_no_one(v: &Value, secrets: &[String]) {
     for secret in secrets {
         assert!(!text.contains(secret.as_str()), "{secret:?} in {v:#}");
     }
-}
-
-/// A one-page PDF with a classic cross-reference table.
-fn minimal_pdf() -> Vec<u8> {
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>",
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
-    ];
-    let mut out = b"%PDF-1.7\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(b"xref\n0 4\n0000000000 65535 f \n");
-    for o in offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!("trailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes(),
-    );
-    out
 }
 
 /// pyHanko's offline verdict on `file` from the revocation data it embeds (see pyhanko_lt.py).

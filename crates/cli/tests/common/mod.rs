@@ -130,6 +130,21 @@ impl Jpki {
         c
     }
 
+    /// `card renew --kind KIND` of `card` (with the test PIN and password): the JSON report.
+    pub(crate) fn renew(&self, card: &IssuedCard, kind: &str) -> Value {
+        let out = self
+            .command()
+            .args(["--json", "card", "renew", "--card"])
+            .arg(&card.card_file)
+            .args(["--kind", kind])
+            .env("JPKI_AUTH_PIN", AUTH_PIN)
+            .env("JPKI_SIGN_PASSWORD", SIGN_PASSWORD)
+            .output()
+            .expect("run jpki card renew");
+        assert!(out.status.success(), "{}", describe(&["card", "renew"], &out));
+        serde_json::from_slice(&out.stdout).expect("card renew prints JSON")
+    }
+
     /// The device key file the test's card files are sealed with.
     pub(crate) fn device_key(&self) -> PathBuf {
         self.tmp.path().join("device.key")
@@ -433,4 +448,28 @@ pub(crate) fn post_json(url: &str, key: Option<&str>, body: &str) -> (u16, serde
         code.parse().unwrap(),
         serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
     )
+}
+
+/// A one-page PDF with a classic cross-reference table.
+pub(crate) fn minimal_pdf() -> Vec<u8> {
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+    ];
+    let mut out = b"%PDF-1.7\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(b"xref\n0 4\n0000000000 65535 f \n");
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!("trailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes(),
+    );
+    out
 }
