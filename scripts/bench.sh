@@ -7,6 +7,7 @@
 #   scripts/bench.sh authority  # cards through Authority::issue_run / issue_cards / issue_card, registry included
 #   scripts/bench.sh verify     # CAdES-B-B verification vs raw RSA-2048 verification (jpki-sig)
 #   scripts/bench.sh ocsp       # OCSP over HTTP: jpki serve's responder vs openssl ocsp -multi 2, via wrk
+#   scripts/bench.sh serve      # the real `jpki serve` binary: validity checks via wrk, access records written
 #
 # Knobs (environment):
 #   JPKI_BENCH_SECS=5           seconds per issuance phase (split into JPKI_BENCH_ROUNDS rounds)
@@ -53,10 +54,39 @@ if [[ "$what" == all || "$what" == verify ]]; then
 fi
 if [[ "$what" == all || "$what" == ocsp ]]; then
     echo
-    if ! command -v wrk >/dev/null; then
-        echo "installing wrk (apt) for the OCSP benchmark"
-        if [ "$(id -u)" -eq 0 ]; then apt-get install -y -q wrk >/dev/null; else sudo apt-get install -y -q wrk >/dev/null; fi
-    fi
+    for tool in wrk hey; do
+        if ! command -v "$tool" >/dev/null; then
+            echo "installing $tool (apt) for the OCSP benchmark"
+            if [ "$(id -u)" -eq 0 ]; then apt-get install -y -q "$tool" >/dev/null; else sudo apt-get install -y -q "$tool" >/dev/null; fi
+        fi
+    done
     echo "== cargo bench -p jpki-cli --bench ocsp (wrk $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f2), $(openssl version))"
     cargo bench -q -p jpki-cli --bench ocsp
+fi
+if [[ "$what" == all || "$what" == serve ]]; then
+    echo
+    echo "== jpki serve end to end: POST /v1/certificates/validity via wrk (2 threads, 32 connections, ${JPKI_BENCH_SECS:-10} s)"
+    command -v wrk >/dev/null || { echo "needs wrk (scripts/bench.sh ocsp installs it)"; exit 1; }
+    cargo build -q --release -p jpki-cli
+    jpki="$PWD/target/release/jpki"
+    work=$(mktemp -d)
+    trap 'pkill -TERM -f "jpki serve --listen 127.0.0.1:7791" 2>/dev/null; rm -rf "$work"' EXIT
+    export JPKI_DATA="$work/data" JPKI_DEVICE_KEY="$work/device.key"
+    "$jpki" init --demo --kdf-iterations 1000 >/dev/null
+    "$jpki" resident add --name '山田 太郎' --address '東京都千代田区千代田1-1' --birth 1980-02-17 --sex 1 >/dev/null
+    serial=$("$jpki" --json card issue --resident 1 --out "$work/taro.card" --pin 1234 --sign-password ABCDEF12 |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["auth_serial"])')
+    "$jpki" cert export --serial "$serial" --out "$work/auth.pem" >/dev/null
+    key=$("$jpki" --json rp add --name Bench --allow auth-status --purpose bench |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')
+    python3 -c 'import json, sys; print(json.dumps({"certificate": open(sys.argv[1]).read()}))' "$work/auth.pem" >"$work/body.json"
+    printf "local f = io.open('%s', 'rb'); wrk.body = f:read('*a'); f:close()\nwrk.method = 'POST'\nwrk.headers['Content-Type'] = 'application/json'\nwrk.headers['Authorization'] = 'Bearer %s'\n" \
+        "$work/body.json" "$key" >"$work/validity.lua"
+    "$jpki" serve --listen 127.0.0.1:7791 >"$work/serve.log" 2>&1 &
+    for _ in $(seq 50); do curl -sf http://127.0.0.1:7791/healthz >/dev/null && break; sleep 0.2; done
+    wrk -t2 -c32 -d"${JPKI_BENCH_SECS:-10}s" --latency -s "$work/validity.lua" http://127.0.0.1:7791/v1/certificates/validity |
+        grep -E 'Requests/sec|50%|99%|Non-2xx|Socket errors'
+    sleep 1
+    "$jpki" --json access-log --serial "$serial" |
+        python3 -c 'import json, sys; d = json.load(sys.stdin); print("access records written: %d, intact: %s, held apart: %d" % (len(d["records"]), d["integrity"]["intact"], d["quarantined"]))'
 fi
