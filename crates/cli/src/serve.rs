@@ -495,6 +495,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
             }
             println!("Serving on {scheme}://{addr} (Ctrl-C or SIGTERM stops it):");
             println!("  OCSP  {scheme}://{addr}/ocsp/sign and /ocsp/auth (POST, or GET below them)");
+            println!("  API   {scheme}://{addr}/v1/… (described at /openapi.json)");
             println!("  TSA   {scheme}://{addr}{}", jpki_server::TSA_PATH);
             println!(
                 "  CRLs  {scheme}://{addr}/crl/… and CA certificates /ca/… from {}",
