@@ -490,7 +490,8 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
                     );
                 }
                 println!(
-                    "  Next: `jpki rp add --name NAME --allow auth-status` for an API key; `jpki demo --help` for sample data."
+                    "  Next: `jpki rp add --name NAME --allow auth-status` for an API key; `jpki resident add` and \
+                     `jpki card issue` for holders (README: Using the authority)."
                 );
             }
             println!("Serving on {scheme}://{addr} (Ctrl-C or SIGTERM stops it):");
