@@ -137,11 +137,15 @@ fn metered_check(check: &str) -> Option<&'static str> {
     }
 }
 
+/// The metered checks an invoice charges for.
+const BILLED_CHECKS: [&str; 5] = ["ocsp", "validity", "age", "liveness", "linkage"];
+
 /// How a registered age threshold travels in a caller's scopes: `age:18`.
 const AGE_SCOPE: &str = "age:";
 
 /// API keys checked against the relying-party registry on every request.
-struct RegistryKeys(Mutex<Registry>);
+/// CRL downloads by identified relying parties are counted (not charged) in the meter.
+struct RegistryKeys(Mutex<Registry>, Arc<Meter>);
 
 impl RegistryKeys {
     fn caller(rp: RelyingParty) -> Caller {
@@ -158,6 +162,15 @@ impl RegistryKeys {
 }
 
 impl ApiKeys for RegistryKeys {
+    fn served(&self, caller: &Caller, what: &str) {
+        let kind = if what.starts_with("sign") {
+            CertKind::Signature
+        } else {
+            CertKind::Authentication
+        };
+        self.1.add(&caller.id, kind, "crl", 1, OffsetDateTime::now_utc());
+    }
+
     fn identify_client(&self, fingerprint: &[u8; 32]) -> Option<Caller> {
         let registry = self.0.lock().ok()?;
         match registry.authenticate_client(fingerprint) {
@@ -418,7 +431,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     };
 
     let tsa = TimeStampAuthority::new(tsa_creds.key, tsa_creds.cert_der, tsa_creds.chain)?;
-    let keys: Arc<dyn ApiKeys> = Arc::new(RegistryKeys(Mutex::new(registry(data)?)));
+    let keys: Arc<dyn ApiKeys> = Arc::new(RegistryKeys(Mutex::new(registry(data)?), Arc::clone(&meter)));
     let access = if args.public_revocation {
         RevocationAccess::Public
     } else {
@@ -799,10 +812,11 @@ fn invoice(reg: &Registry, data: &Path, rp: &str, month: &str, csv: bool) -> Res
     let party = reg.get(rp)?;
     let tariff = tariff(data)?;
     let metered = reg.metered(rp, month)?;
+    // Charged: the status and attribute checks (seed 000). CRL downloads are counted, not charged.
     let count = |kind: &str| {
         metered
             .iter()
-            .filter(|(k, _, _)| k == kind)
+            .filter(|(k, c, _)| k == kind && BILLED_CHECKS.contains(&c.as_str()))
             .map(|(_, _, n)| n)
             .sum::<u64>()
     };

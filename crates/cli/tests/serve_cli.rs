@@ -295,11 +295,23 @@ fn revocation_is_for_registered_relying_parties_by_default() {
     }
     // A CRL needs the status capability of its CA, as OCSP does.
     let auth_only = j.json(&["rp", "add", "--name", "Auth Only", "--allow", "auth-status"]);
+    let auth_only_id = auth_only["rp_id"].as_str().unwrap().to_owned();
     let auth_only = format!("Authorization: Bearer {}", auth_only["api_key"].as_str().unwrap());
     let (head, _) = fetch(&format!("http://{addr}/crl/sign.crl"), &["-H", &auth_only]);
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
     let (head, _) = fetch(&format!("http://{addr}/crl/auth.crl"), &["-H", &auth_only]);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // The download is metered (within the follower's quarter second), and not charged.
+    std::thread::sleep(Duration::from_millis(800));
+    let jst = OffsetDateTime::now_utc().to_offset(time::macros::offset!(+9));
+    let month = format!("{:04}-{:02}", jst.year(), u8::from(jst.month()));
+    let invoice = j.json(&["rp", "invoice", "--rp", &auth_only_id, "--month", &month]);
+    assert_eq!(
+        invoice["checks"],
+        serde_json::json!([{ "kind": "auth", "check": "crl", "count": 1 }]),
+        "{invoice}"
+    );
+    assert_eq!(invoice["total_yen"], 0, "{invoice}");
     // CA certificates are public; nothing outside the published tree is served.
     let (head, body) = fetch(&format!("http://{addr}/ca/sign.cer"), &[]);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");

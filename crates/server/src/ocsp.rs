@@ -55,6 +55,12 @@ pub trait ApiKeys: Send + Sync + 'static {
         let _ = fingerprint;
         None
     }
+
+    /// Notes an answer given to an identified relying party that no other service meters: a CRL
+    /// download (`what` is the CRL's path, e.g. `sign-3.crl`). Nothing by default.
+    fn served(&self, caller: &Caller, what: &str) {
+        let _ = (caller, what);
+    }
 }
 
 /// Who may ask for revocation information.

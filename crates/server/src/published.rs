@@ -64,6 +64,7 @@ async fn get_crl(
     if !plain(&rel, ".crl") {
         return text(StatusCode::NOT_FOUND, "not found\n");
     }
+    let mut served_to = None;
     let private = match &p.access {
         RevocationAccess::Public => false,
         RevocationAccess::Keys(keys) => {
@@ -80,10 +81,17 @@ async fn get_crl(
                     "this relying party may not read this CA's revocation information\n",
                 );
             }
+            served_to = Some((std::sync::Arc::clone(keys), caller));
             true
         }
     };
-    serve_file(&p.dir, "crl", &rel, ".crl", PKIX_CRL, private, &headers).await
+    let response = serve_file(&p.dir, "crl", &rel, ".crl", PKIX_CRL, private, &headers).await;
+    if response.status() == StatusCode::OK
+        && let Some((keys, caller)) = served_to
+    {
+        keys.served(&caller, &rel);
+    }
+    response
 }
 
 async fn get_ca(State(p): State<Published>, headers: HeaderMap, UrlPath(rel): UrlPath<String>) -> Response {
