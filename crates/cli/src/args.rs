@@ -199,6 +199,11 @@ pub(crate) struct ServeArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, value_name = "FILE.pem", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// On the first run (no authority in the data directory yet): the public URL the new CA
+    /// certificates name for OCSP and CRLs. Default: where this server listens (loopback for an
+    /// unspecified address), https with --tls-cert.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
     /// Also let relying parties authenticate with client certificates issued under these CAs
     /// (PEM; mutual TLS, optional per connection; register each with `jpki rp add-client-cert`).
     #[arg(long, value_name = "FILE.pem", requires = "tls_cert")]

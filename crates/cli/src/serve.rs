@@ -354,16 +354,33 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     };
     let publish_dir = args.publish_dir.clone().unwrap_or_else(|| data.join("public"));
     let initialised = match Authority::open(data) {
-        Err(jpki_authority::AuthorityError::NotInitialised(_)) => Some(first_run(data, args.listen)?),
+        Err(jpki_authority::AuthorityError::NotInitialised(_)) => Some(first_run(
+            data,
+            args.listen,
+            tls.is_some(),
+            args.public_url.as_deref(),
+        )?),
         _ => None,
     };
     let mut authority = Authority::open(data)?;
     let passphrase = secrets::authority_passphrase(data)?;
-    if !publish_dir.exists() {
-        // Nothing published yet (a first run, or one that stopped before publishing): publish, so
-        // that the CRL URLs the certificates name answer.
-        let issuers = authority.issuers(passphrase.as_bytes())?;
-        authority.publish_crls(&publish_dir, &issuers, |_, _| {})?;
+    let published = CertKind::ALL.iter().all(|k| {
+        publish_dir
+            .join("crl")
+            .join(format!("{}.crl", k.as_str()))
+            .is_file()
+    });
+    if !published {
+        if args.publish_dir.is_none() {
+            // The default place holds no complete publication yet (a first run, or one that
+            // stopped while publishing): publish, so that the CRL URLs the certificates name
+            // answer.
+            let issuers = authority.issuers(passphrase.as_bytes())?;
+            authority.publish_crls(&publish_dir, &issuers, |_, _| {})?;
+        } else {
+            // An operator's directory is theirs to fill (`jpki crl publish --out DIR`).
+            tracing::warn!(dir = %publish_dir.display(), "no CRLs published there yet: run `jpki crl publish --out DIR`");
+        }
     }
     let tsa_creds = authority.tsa_credentials(passphrase.as_bytes())?;
     let position = authority.status_history_position()?;
@@ -543,12 +560,27 @@ struct FirstRun {
 /// then publishes its CRLs, as on any start that finds nothing published. The passphrase comes from
 /// `JPKI_AUTHORITY_PASSPHRASE` when set; otherwise a sandbox passphrase is generated into
 /// DATA/authority-passphrase, as `jpki init --demo` does.
-fn first_run(data: &Path, listen: std::net::SocketAddr) -> Result<FirstRun, Failure> {
-    let public_url = if listen.port() == 0 {
-        jpki_pki::Endpoints::DEFAULT_BASE.to_owned()
-    } else {
-        format!("http://{listen}")
-    };
+fn first_run(
+    data: &Path,
+    listen: std::net::SocketAddr,
+    tls: bool,
+    public_url: Option<&str>,
+) -> Result<FirstRun, Failure> {
+    // The URL goes into the CA certificates for good: the given one, else where this server
+    // listens (loopback for an unspecified address, 7700 for port 0), with its scheme.
+    let public_url = public_url.map_or_else(
+        || {
+            let ip = if listen.ip().is_unspecified() {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+            } else {
+                listen.ip()
+            };
+            let port = if listen.port() == 0 { 7700 } else { listen.port() };
+            let scheme = if tls { "https" } else { "http" };
+            format!("{scheme}://{}", std::net::SocketAddr::new(ip, port))
+        },
+        str::to_owned,
+    );
     let endpoints = jpki_pki::Endpoints::new(&public_url).map_err(|e| Failure::Usage(e.to_string()))?;
     let sandbox = std::env::var_os(secrets::PASSPHRASE_ENV).is_none();
     let passphrase = secrets::new_authority_passphrase(data, sandbox)?;
@@ -758,8 +790,12 @@ fn resolve_checks(
                     names.insert(s.rp_id.clone(), n.clone());
                     n
                 }
-                // Not remembered: the next flush asks again.
-                Err(_) => (s.rp_id.clone(), String::new()),
+                Err(e) => {
+                    // Recorded only with the name people will read: the next flush asks again.
+                    tracing::error!(error = %e, "cannot read a relying party; will retry");
+                    unresolved.push(s.clone());
+                    continue;
+                }
             },
         };
         out.push((

@@ -372,7 +372,7 @@ impl Registry {
         let taken: Option<String> = self
             .conn
             .query_row(
-                "SELECT rp_id FROM client_certs WHERE fingerprint = ?1",
+                "SELECT rp_id FROM client_certs WHERE fingerprint = ?1 AND revoked_at IS NULL",
                 [fingerprint.as_slice()],
                 |r| r.get(0),
             )
@@ -382,8 +382,9 @@ impl Registry {
                 "client certificate: already registered (for {other})"
             )));
         }
+        // A revoked registration is replaced: the certificate may be registered again.
         self.conn.execute(
-            "INSERT INTO client_certs (fingerprint, rp_id, subject, created_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR REPLACE INTO client_certs (fingerprint, rp_id, subject, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![fingerprint.as_slice(), id, cert.subject, now.unix_timestamp()],
         )?;
         Ok(fingerprint)
@@ -628,6 +629,9 @@ mod tests {
             "the key and the certificate"
         );
         assert!(reg.authenticate_client(&fp).unwrap().is_none());
+        // Registered again after the revocation.
+        assert_eq!(reg.add_client_cert(&rp.id, &der, now()).unwrap(), fp);
+        assert_eq!(reg.authenticate_client(&fp).unwrap().unwrap().id, rp.id);
     }
 
     #[test]

@@ -108,7 +108,6 @@ pub(crate) fn routes(responder: Arc<dyn OcspResponder>, access: RevocationAccess
         .with_state(Ocsp { responder, access })
 }
 
-/// The bearer key of `Authorization: Bearer KEY`, if any.
 /// The SHA-256 of the client certificate a relying party presented over mutual TLS (verified
 /// against the server's client CAs during the handshake); the request extension the server sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +134,7 @@ pub(crate) fn identify(
     }
 }
 
+/// The bearer key of `Authorization: Bearer KEY`, if any.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
