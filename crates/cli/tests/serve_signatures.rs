@@ -13,7 +13,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{Jpki, Person, SIGN_PASSWORD, Served, have, interop_required, minimal_pdf, s, venv_python_with};
+use common::{
+    Jpki, Person, SIGN_PASSWORD, Served, have, interop_required, minimal_pdf, post_json, s, venv_python_with,
+};
 use serde_json::{Value, json};
 
 fn b64(bytes: &[u8]) -> String {
@@ -24,34 +26,6 @@ fn unb64(v: &Value) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(v.as_str().expect("a base64 string"))
         .expect("base64")
-}
-
-/// POSTs `body` (from a file: signatures do not fit in an argument) as JSON with curl.
-fn post(dir: &Path, url: &str, key: Option<&str>, body: &str) -> (u16, Value) {
-    let file = dir.join("request.json");
-    std::fs::write(&file, body).unwrap();
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "-w",
-        "\n%{http_code}",
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "--data-binary",
-    ])
-    .arg(format!("@{}", s(&file)));
-    if let Some(k) = key {
-        cmd.args(["-H", &format!("Authorization: Bearer {k}")]);
-    }
-    let out = cmd.arg(url).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (json, code) = text.rsplit_once('\n').unwrap();
-    (
-        code.parse().unwrap(),
-        serde_json::from_str(json).unwrap_or(Value::Null),
-    )
 }
 
 /// `jpki --json verify ARGS…`: exit code and report.
@@ -145,8 +119,7 @@ fn signatures_are_verified_and_augmented_by_capability() {
     let tsa = format!("{base}/tsa");
     let verify_url = format!("{base}/v1/signatures/verify");
     let augment_url = format!("{base}/v1/signatures/augment");
-    let dir = j.dir().to_path_buf();
-    let call = |url: &str, key: &str, body: &Value| post(&dir, url, Some(key), &body.to_string());
+    let call = |url: &str, key: &str, body: &Value| post_json(url, Some(key), &body.to_string());
 
     // Sign: CAdES-B-B, CAdES-B-T and PAdES-B-T, with the served TSA.
     let doc = j.path("contract.txt");
@@ -349,7 +322,7 @@ fn signatures_are_verified_and_augmented_by_capability() {
         let e = v["error"].as_str().unwrap();
         assert!(!e.contains('\n'), "{e}");
     }
-    let (code, _) = post(&dir, &verify_url, Some(&bank), "{");
+    let (code, _) = post_json(&verify_url, Some(&bank), "{");
     assert_eq!(code, 400);
     // An unsigned PDF is well-formed but has nothing to verify or augment.
     for url in [&verify_url, &augment_url] {
@@ -358,16 +331,16 @@ fn signatures_are_verified_and_augmented_by_capability() {
     }
     // Size: up to 8 MiB of JSON for these two, 64 KiB for the others.
     let big = json!({ "pdf": "A".repeat(8 * 1024 * 1024) }).to_string();
-    let (code, v) = post(&dir, &verify_url, Some(&bank), &big);
+    let (code, v) = post_json(&verify_url, Some(&bank), &big);
     assert_eq!(code, 413, "{v}");
     assert!(v["error"].as_str().unwrap().contains("8 MiB"), "{v}");
-    let (code, _) = post(&dir, &augment_url, Some(&bank), &big);
+    let (code, _) = post_json(&augment_url, Some(&bank), &big);
     assert_eq!(code, 413);
     // A 1 MiB request is fine here (it is garbage, so 400), and too large elsewhere.
     let mid = json!({ "pdf": "A".repeat(1024 * 1024) }).to_string();
-    assert_eq!(post(&dir, &verify_url, Some(&bank), &mid).0, 400);
+    assert_eq!(post_json(&verify_url, Some(&bank), &mid).0, 400);
     let validity_url = format!("{base}/v1/certificates/validity");
-    let (code, v) = post(&dir, &validity_url, Some(&bank), &mid);
+    let (code, v) = post_json(&validity_url, Some(&bank), &mid);
     assert_eq!(code, 413, "{v}");
     assert!(v["error"].as_str().unwrap().contains("64 KiB"), "{v}");
 

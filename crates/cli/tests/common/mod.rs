@@ -424,8 +424,11 @@ pub(crate) fn s(p: &Path) -> &str {
 }
 
 /// POSTs the JSON `body` to `url` with curl (with `Authorization: Bearer KEY` when given): the
-/// status and the parsed answer (`Null` if it is not JSON).
+/// status and the parsed answer (`Null` if it is not JSON). The body goes through a temporary file,
+/// so signatures and PDFs of any size fit.
 pub(crate) fn post_json(url: &str, key: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let file = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(file.path(), body).expect("write the request body");
     let mut cmd = Command::new("curl");
     cmd.args([
         "-s",
@@ -436,8 +439,8 @@ pub(crate) fn post_json(url: &str, key: Option<&str>, body: &str) -> (u16, serde
         "-H",
         "Content-Type: application/json",
         "--data-binary",
-        body,
-    ]);
+    ])
+    .arg(format!("@{}", s(file.path())));
     if let Some(k) = key {
         cmd.args(["-H", &format!("Authorization: Bearer {k}")]);
     }
