@@ -2,21 +2,19 @@
 //! renewal, loss, and revocation. Each public method is one registry transaction.
 use std::path::{Path, PathBuf};
 
+use jpki_db::{Db, params};
 use jpki_model::validity::{self, jst_date, jst_end_of_day};
 use jpki_model::{
     Address, BasicFour, CardId, CertKind, IndividualNumber, Name, ResidentRecordCode, RevocationReason,
     Serial, Sex,
 };
 use jpki_pki::{EndEntitySpec, Endpoints, Issuer, KeyType, RootSpec, SigningKey, SubjectPublicKey};
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 use time::{Date, Duration, OffsetDateTime};
 
 use crate::AuthorityError;
-use crate::store::{self, from_ts, reason_from, serial_from_blob, ts, write_atomically};
+use crate::store::{self, REGISTRY_FILE, from_ts, reason_from, serial_from_blob, ts, write_atomically};
 
-/// The registry file inside the data directory.
-pub(crate) const REGISTRY_FILE: &str = "registry.sqlite3";
 pub(crate) const KEY_DIR: &str = "keys";
 
 /// Choices made once at `jpki init`.
@@ -330,7 +328,7 @@ pub struct Revoked {
 /// An open authority: its data directory, registry and settings.
 pub struct Authority {
     dir: PathBuf,
-    conn: Connection,
+    conn: Db,
     settings: Settings,
     clock: Box<dyn Fn() -> OffsetDateTime + Send>,
 }
@@ -360,22 +358,68 @@ impl Authority {
     /// Creates a new authority in `dir`: both CA key pairs (encrypted under `passphrase`), both
     /// self-signed roots, and the registry. Fails when `dir` already holds one.
     pub fn init(dir: &Path, opts: &InitOptions, passphrase: &[u8]) -> Result<Self, AuthorityError> {
+        Self::init_at(dir, opts, passphrase, None)
+    }
+
+    /// As [`init`](Self::init), with the registry in the PostgreSQL database at `database`
+    /// (`postgres://…`, schema `registry`) instead of `DATA/registry.sqlite3`; the URL is kept in
+    /// `DATA/database` (0600) for every later command on `dir`.
+    pub fn init_at(
+        dir: &Path,
+        opts: &InitOptions,
+        passphrase: &[u8],
+        database: Option<&str>,
+    ) -> Result<Self, AuthorityError> {
         if opts.shards == 0 {
             return Err(AuthorityError::State("shards: at least 1".into()));
         }
         std::fs::create_dir_all(dir).map_err(AuthorityError::io(dir))?;
-        let db = dir.join(REGISTRY_FILE);
-        let mut conn = store::open(&db, true)?;
+        let location = match database {
+            Some(url) if jpki_db::Location::is_postgres_url(url) => jpki_db::Location::Postgres {
+                url: url.to_owned(),
+                schema: store::REGISTRY_SCHEMA.to_owned(),
+            },
+            Some(other) => {
+                return Err(AuthorityError::State(format!(
+                    "--db {}: expected a postgres:// URL (the default registry is SQLite in the data directory)",
+                    jpki_db::redact_url(other)
+                )));
+            }
+            None => match store::registry_location(dir)? {
+                Some(existing) => existing,
+                None => jpki_db::Location::Sqlite(dir.join(REGISTRY_FILE)),
+            },
+        };
+        if let Some(existing) = store::registry_location(dir)?
+            && existing != location
+        {
+            return Err(AuthorityError::AlreadyInitialised(format!(
+                "{} (its registry is {})",
+                dir.display(),
+                existing.redacted()
+            )));
+        }
+        let conn = store::open(&location, true)?;
         let initialised: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM settings WHERE key = 'key_type')",
-            [],
+            params![],
             |r| r.get(0),
         )?;
         if initialised {
-            return Err(AuthorityError::AlreadyInitialised(dir.display().to_string()));
+            return Err(AuthorityError::AlreadyInitialised(match &location {
+                jpki_db::Location::Sqlite(_) => dir.display().to_string(),
+                pg => pg.redacted(),
+            }));
+        }
+        if let jpki_db::Location::Postgres { url, .. } = &location {
+            write_atomically(
+                &dir.join(store::DATABASE_FILE),
+                format!("{url}\n").as_bytes(),
+                0o600,
+            )?;
         }
         let now = now_utc();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.begin_write()?;
         for kind in [CertKind::Signature, CertKind::Authentication] {
             let key = SigningKey::generate(opts.key_type)?;
             let serial = Serial::from_be_bytes(&random::<16>()?.map(|b| b & 0x7f))?;
@@ -429,15 +473,16 @@ impl Authority {
 
     /// Opens the authority in `dir` (no key is decrypted until [`Authority::issuers`]).
     pub fn open(dir: &Path) -> Result<Self, AuthorityError> {
-        let db = dir.join(REGISTRY_FILE);
-        if !db.exists() {
+        let Some(location) = store::registry_location(dir)? else {
             return Err(AuthorityError::NotInitialised(dir.display().to_string()));
-        }
-        let conn = store::open(&db, false)?;
+        };
+        let conn = store::open(&location, false)?;
         let get = |k: &str| -> Result<Option<String>, AuthorityError> {
-            Ok(conn
-                .query_row("SELECT value FROM settings WHERE key = ?1", [k], |r| r.get(0))
-                .optional()?)
+            Ok(
+                conn.query_opt("SELECT value FROM settings WHERE key = ?1", params![k], |r| {
+                    r.get(0)
+                })?,
+            )
         };
         let Some(key_type) = get("key_type")? else {
             return Err(AuthorityError::NotInitialised(dir.display().to_string()));
@@ -480,19 +525,32 @@ impl Authority {
         &self.dir
     }
 
-    pub(crate) fn connection(&self) -> &Connection {
+    pub(crate) fn connection(&self) -> &Db {
         &self.conn
     }
 
-    pub(crate) fn conn(&mut self) -> &mut Connection {
-        &mut self.conn
+    pub(crate) fn conn(&mut self) -> &Db {
+        &self.conn
+    }
+
+    /// The registry's engine.
+    pub fn backend(&self) -> jpki_db::Backend {
+        self.conn.backend()
+    }
+
+    /// Where the registry is, for messages (a PostgreSQL password is not shown).
+    pub fn registry_location(&self) -> String {
+        match store::registry_location(&self.dir) {
+            Ok(Some(l)) => l.redacted(),
+            _ => self.dir.join(REGISTRY_FILE).display().to_string(),
+        }
     }
 
     /// The current root certificate (DER) of `kind`.
     pub fn ca_cert(&self, kind: CertKind) -> Result<Vec<u8>, AuthorityError> {
         Ok(self.conn.query_row(
             "SELECT cert_der FROM cas WHERE kind = ?1 ORDER BY generation DESC LIMIT 1",
-            [kind.as_str()],
+            params![kind.as_str()],
             |r| r.get(0),
         )?)
     }
@@ -502,7 +560,7 @@ impl Authority {
         let load = |kind: CertKind| -> Result<Issuer, AuthorityError> {
             let (file, cert): (String, Vec<u8>) = self.conn.query_row(
                 "SELECT key_file, cert_der FROM cas WHERE kind = ?1 ORDER BY generation DESC LIMIT 1",
-                [kind.as_str()],
+                params![kind.as_str()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             let path = self.dir.join(file);
@@ -532,13 +590,11 @@ impl Authority {
                 facts.birth_date
             )));
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin_write()?;
         let taken = |n: &str, col: &str| -> Result<bool, AuthorityError> {
             Ok(tx.query_row(
                 &format!("SELECT EXISTS (SELECT 1 FROM residents WHERE {col} = ?1)"),
-                [n],
+                params![n],
                 |r| r.get(0),
             )?)
         };
@@ -558,9 +614,9 @@ impl Authority {
                 break c;
             }
         };
-        tx.execute(
+        let id: i64 = tx.query_row(
             "INSERT INTO residents (individual_number, resident_code, name, address, birth_date, sex, status, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?7) RETURNING id",
             params![
                 number.as_str(),
                 code.as_str(),
@@ -570,8 +626,8 @@ impl Authority {
                 facts.sex.code(),
                 ts(now)
             ],
+            |r| r.get(0),
         )?;
-        let id = tx.last_insert_rowid();
         event(&tx, now, "resident-add", Some(id), None, "")?;
         tx.commit()?;
         Ok(ResidentRecord {
@@ -621,12 +677,10 @@ impl Authority {
         &mut self,
         id: i64,
         ev: &str,
-        update: impl FnOnce(&Transaction<'_>, OffsetDateTime) -> rusqlite::Result<usize>,
+        update: impl FnOnce(&Db, OffsetDateTime) -> Result<u64, jpki_db::DbError>,
     ) -> Result<Revoked, AuthorityError> {
         let now = self.now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin_write()?;
         let r = load_resident(&tx, id)?;
         if r.status == ResidentStatus::Deceased {
             return Err(AuthorityError::State(format!("resident {id}: deceased")));
@@ -658,9 +712,7 @@ impl Authority {
 
     fn end_residence(&mut self, id: i64, to: ResidentStatus) -> Result<Revoked, AuthorityError> {
         let now = self.now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin_write()?;
         let r = load_resident(&tx, id)?;
         if r.status == ResidentStatus::Deceased || r.status == to {
             return Err(AuthorityError::State(format!(
@@ -669,7 +721,10 @@ impl Authority {
             )));
         }
         let (ev, out) = if to == ResidentStatus::Deceased {
-            tx.execute("UPDATE cards SET status = 'revoked' WHERE resident_id = ?1", [id])?;
+            tx.execute(
+                "UPDATE cards SET status = 'revoked' WHERE resident_id = ?1",
+                params![id],
+            )?;
             (
                 "resident-decease",
                 revoke_where(
@@ -735,13 +790,13 @@ impl Authority {
         issuers: &Issuers,
     ) -> Result<Vec<IssuedCard>, AuthorityError> {
         let now = self.now();
-        let inputs = read_inputs(&mut self.conn, requests)?;
+        let inputs = read_inputs(&self.conn, requests)?;
         let plans = inputs
             .into_iter()
             .zip(requests)
             .map(|(inputs, &(_, keys))| plan_card(inputs, &self.settings, issuers, now, keys))
             .collect::<Result<Vec<_>, _>>()?;
-        commit_plans(&mut self.conn, &self.settings, issuers, now, requests, plans)
+        commit_plans(&self.conn, &self.settings, issuers, now, requests, plans)
     }
 
     /// A card-production run: issues every request in batches of `opts.batch` cards, each batch
@@ -807,9 +862,7 @@ impl Authority {
         let now = self.now();
         let today = jst_date(now);
         let settings = self.settings.clone();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin_write()?;
         let (resident_id, r, expires_on) = renewable(&tx, card_id, today)?;
         let last_day = validity::certificate_last_day(r.facts.birth_date, today, expires_on);
         let signer = CertSigner {
@@ -821,12 +874,11 @@ impl Authority {
         };
         // The newest certificate of each kind on this card, whatever its status, is the "old" one.
         let newest = |kind: CertKind| -> Result<Option<(Serial, CertStatus)>, AuthorityError> {
-            tx.query_row(
-                "SELECT serial, status FROM certificates WHERE card_id = ?1 AND kind = ?2 ORDER BY issued_at DESC, rowid DESC LIMIT 1",
+            tx.query_opt(
+                "SELECT serial, status FROM certificates WHERE card_id = ?1 AND kind = ?2 ORDER BY issued_at DESC, id DESC LIMIT 1",
                 params![card_id, kind.as_str()],
-                |x| Ok((x.get::<_, Vec<u8>>(0)?, x.get::<_, String>(1)?)),
-            )
-            .optional()?
+                |x| Ok((x.get::<Vec<u8>>(0)?, x.get::<String>(1)?)),
+            )?
             .map(|(s, st)| Ok((serial_from_blob(&s)?, CertStatus::parse(&st)?)))
             .transpose()
         };
@@ -899,9 +951,7 @@ impl Authority {
     /// centre does). With `confirm`: they are revoked (keyCompromise) and the card is dead.
     pub fn report_lost(&mut self, card_id: &str, confirm: bool) -> Result<Revoked, AuthorityError> {
         let now = self.now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin_write()?;
         let (resident_id, status, _) = load_card(&tx, card_id)?;
         let out = match (status, confirm) {
             (CardStatus::Lost | CardStatus::Revoked, _) => {
@@ -916,7 +966,10 @@ impl Authority {
                 )));
             }
             (_, false) => {
-                tx.execute("UPDATE cards SET status = 'suspended' WHERE id = ?1", [card_id])?;
+                tx.execute(
+                    "UPDATE cards SET status = 'suspended' WHERE id = ?1",
+                    params![card_id],
+                )?;
                 let mut out = Revoked::default();
                 for (serial, _) in live_certs(&tx, "card_id = ?1 AND status = 'good'", &card_id)? {
                     set_status(
@@ -933,7 +986,7 @@ impl Authority {
                 out
             }
             (_, true) => {
-                tx.execute("UPDATE cards SET status = 'lost' WHERE id = ?1", [card_id])?;
+                tx.execute("UPDATE cards SET status = 'lost' WHERE id = ?1", params![card_id])?;
                 revoke_where(
                     &tx,
                     now,
@@ -963,9 +1016,7 @@ impl Authority {
     /// The card turned up: the holds are lifted.
     pub fn card_found(&mut self, card_id: &str) -> Result<Revoked, AuthorityError> {
         let now = self.now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin_write()?;
         let (resident_id, status, _) = load_card(&tx, card_id)?;
         if status != CardStatus::Suspended {
             return Err(AuthorityError::State(format!(
@@ -973,7 +1024,10 @@ impl Authority {
                 status.as_str()
             )));
         }
-        tx.execute("UPDATE cards SET status = 'active' WHERE id = ?1", [card_id])?;
+        tx.execute(
+            "UPDATE cards SET status = 'active' WHERE id = ?1",
+            params![card_id],
+        )?;
         let mut out = Revoked::default();
         for (serial, _) in live_certs(&tx, "card_id = ?1 AND status = 'hold'", &card_id)? {
             set_status(&tx, &serial, CertStatus::Good, None, now, "card-found")?;
@@ -991,9 +1045,7 @@ impl Authority {
         reason: RevocationReason,
     ) -> Result<CertRecord, AuthorityError> {
         let now = self.now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin_write()?;
         let rec = load_cert(&tx, serial)?;
         let to = match reason {
             RevocationReason::RemoveFromCrl => {
@@ -1045,12 +1097,11 @@ impl Authority {
         resident_id: i64,
         auth_spki: &[u8],
     ) -> Result<Option<IssuedCard>, AuthorityError> {
-        let mut stmt = self.conn.prepare(
+        let cards: Vec<(String, String)> = self.conn.query_map(
             "SELECT id, expires_on FROM cards WHERE resident_id = ?1 ORDER BY issued_at DESC LIMIT 4",
+            params![resident_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let cards: Vec<(String, String)> = stmt
-            .query_map([resident_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
         for (card_id, expires_on) in cards {
             let certs = self.card_certificates(&card_id)?;
             let issued = |kind: CertKind| {
@@ -1082,12 +1133,11 @@ impl Authority {
     /// Certificates of a card, oldest first.
     pub fn card_certificates(&self, card_id: &str) -> Result<Vec<CertRecord>, AuthorityError> {
         load_card(&self.conn, card_id)?;
-        let mut st = self
-            .conn
-            .prepare("SELECT serial FROM certificates WHERE card_id = ?1 ORDER BY issued_at, rowid")?;
-        let serials = st
-            .query_map([card_id], |r| r.get::<_, Vec<u8>>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
+        let serials = self.conn.query_map(
+            "SELECT serial FROM certificates WHERE card_id = ?1 ORDER BY issued_at, id",
+            params![card_id],
+            |r| r.get::<Vec<u8>>(0),
+        )?;
         serials
             .iter()
             .map(|s| load_cert(&self.conn, &serial_from_blob(s)?))
@@ -1096,40 +1146,37 @@ impl Authority {
 
     /// Link data: (link kind, from, to) for every link touching `serial`.
     pub fn links(&self, serial: &Serial) -> Result<Vec<(String, Serial, Serial)>, AuthorityError> {
-        let mut st = self.conn.prepare(
+        let rows = self.conn.query_map(
             "SELECT l.link, f.serial, t.serial FROM cert_links l
              JOIN certificates f ON f.id = l.from_cert JOIN certificates t ON t.id = l.to_cert
              WHERE l.from_cert = (SELECT id FROM certificates WHERE serial = ?1)
                 OR l.to_cert = (SELECT id FROM certificates WHERE serial = ?1)
-             ORDER BY l.created_at, l.rowid",
+             ORDER BY l.created_at, l.from_cert, l.to_cert, l.link",
+            params![serial.as_be_bytes()],
+            |r| Ok((r.get::<String>(0)?, r.get::<Vec<u8>>(1)?, r.get::<Vec<u8>>(2)?)),
         )?;
-        let rows = st.query_map([serial.as_be_bytes()], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-            ))
-        })?;
-        rows.map(|r| {
-            let (l, a, b) = r?;
-            Ok((l, serial_from_blob(&a)?, serial_from_blob(&b)?))
-        })
-        .collect()
+        rows.into_iter()
+            .map(|(l, a, b)| Ok((l, serial_from_blob(&a)?, serial_from_blob(&b)?)))
+            .collect()
     }
 
     /// Runs SQLite's integrity and foreign-key checks and the registry's own invariants; returns
     /// the problems found (empty when consistent).
     pub fn check(&self) -> Result<Vec<String>, AuthorityError> {
         let mut problems = Vec::new();
-        let ic: String = self.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        if ic != "ok" {
-            problems.push(format!("integrity_check: {ic}"));
+        // PostgreSQL enforces foreign keys on every write and checks its own pages; SQLite is asked.
+        if self.conn.backend() == jpki_db::Backend::Sqlite {
+            let ic: String = self
+                .conn
+                .query_row("PRAGMA integrity_check", params![], |r| r.get(0))?;
+            if ic != "ok" {
+                problems.push(format!("integrity_check: {ic}"));
+            }
+            let fk = self
+                .conn
+                .query_map("PRAGMA foreign_key_check", params![], |r| r.get::<String>(0))?;
+            problems.extend(fk.into_iter().map(|t| format!("foreign key violation in {t}")));
         }
-        let mut st = self.conn.prepare("PRAGMA foreign_key_check")?;
-        let fk = st
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        problems.extend(fk.into_iter().map(|t| format!("foreign key violation in {t}")));
         let checks = [
             (
                 "certificate whose status disagrees with its last history row",
@@ -1153,7 +1200,7 @@ impl Authority {
             ),
         ];
         for (what, sql) in checks {
-            let n: i64 = self.conn.query_row(sql, [], |r| r.get(0))?;
+            let n: i64 = self.conn.query_row(sql, params![], |r| r.get(0))?;
             if n > 0 {
                 problems.push(format!("{n} {what}"));
             }
@@ -1181,7 +1228,7 @@ struct CardPlan {
 struct Stale;
 
 /// What a new card depends on in the registry: the holder and their previous certificates.
-fn card_inputs(conn: &Connection, resident_id: i64) -> Result<CardInputs, AuthorityError> {
+fn card_inputs(conn: &Db, resident_id: i64) -> Result<CardInputs, AuthorityError> {
     let resident = load_resident(conn, resident_id)?;
     if resident.status == ResidentStatus::Deceased {
         return Err(AuthorityError::State(format!("resident {resident_id}: deceased")));
@@ -1235,11 +1282,8 @@ fn plan_card(
 }
 
 /// Reads every request's inputs in one read transaction (one snapshot, one lock).
-fn read_inputs(
-    conn: &mut Connection,
-    requests: &[(i64, &CardKeys)],
-) -> Result<Vec<CardInputs>, AuthorityError> {
-    let read = conn.transaction()?;
+fn read_inputs(conn: &Db, requests: &[(i64, &CardKeys)]) -> Result<Vec<CardInputs>, AuthorityError> {
+    let read = conn.begin_read()?;
     let inputs = requests
         .iter()
         .map(|&(rid, _)| card_inputs(&read, rid))
@@ -1297,14 +1341,14 @@ fn join_plans(handles: Vec<PlanHandle<'_>>, len: usize) -> Result<Vec<CardPlan>,
 
 /// Stores planned cards in one write transaction; a stale plan is planned again under the lock.
 fn commit_plans(
-    conn: &mut Connection,
+    conn: &Db,
     settings: &Settings,
     issuers: &Issuers,
     now: OffsetDateTime,
     requests: &[(i64, &CardKeys)],
     plans: Vec<CardPlan>,
 ) -> Result<Vec<IssuedCard>, AuthorityError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.begin_write()?;
     let mut out = Vec::with_capacity(plans.len());
     for (plan, &(rid, keys)) in plans.into_iter().zip(requests) {
         let issued = match commit_card(&tx, now, plan)? {
@@ -1327,7 +1371,7 @@ fn commit_plans(
 /// nothing written): the card row, its certificates with their history, the pair link, and the
 /// earlier cards' certificates superseded and linked old → new.
 fn commit_card(
-    tx: &Transaction<'_>,
+    tx: &Db,
     now: OffsetDateTime,
     plan: CardPlan,
 ) -> Result<Result<IssuedCard, Stale>, AuthorityError> {
@@ -1344,14 +1388,11 @@ fn commit_card(
         return Ok(Err(Stale));
     }
     let card_id = plan.card_id.as_str();
-    tx.prepare_cached(
+    tx.execute(
         "UPDATE cards SET status = 'revoked' WHERE resident_id = ?1 AND status IN ('active', 'suspended')",
-    )?
-    .execute([resident_id])?;
-    tx.prepare_cached(
-        "INSERT INTO cards (id, resident_id, status, issued_at, expires_on) VALUES (?1, ?2, 'active', ?3, ?4)",
-    )?
-    .execute(params![card_id, resident_id, ts(now), plan.expires_on.to_string()])?;
+        params![resident_id],
+    )?;
+    tx.execute("INSERT INTO cards (id, resident_id, status, issued_at, expires_on) VALUES (?1, ?2, 'active', ?3, ?4)", params![card_id, resident_id, ts(now), plan.expires_on.to_string()])?;
     store_cert(
         tx,
         CertKind::Authentication,
@@ -1394,20 +1435,17 @@ fn commit_card(
 /// The newest certificate of each kind a resident holds on any card: superseded by a new card if
 /// still live, and linked old → new either way (新旧紐付け also spans a reissued card).
 fn previous_certs(
-    conn: &Connection,
+    conn: &Db,
     resident_id: i64,
 ) -> Result<Vec<(Serial, CertKind, CertStatus)>, AuthorityError> {
-    let mut st = conn.prepare_cached(
-        "SELECT serial, status FROM certificates WHERE resident_id = ?1 AND kind = ?2
-         ORDER BY issued_at DESC, rowid DESC LIMIT 1",
-    )?;
     let mut previous = Vec::new();
     for kind in [CertKind::Authentication, CertKind::Signature] {
-        let row: Option<(Vec<u8>, String)> = st
-            .query_row(params![resident_id, kind.as_str()], |x| {
-                Ok((x.get(0)?, x.get(1)?))
-            })
-            .optional()?;
+        let row: Option<(Vec<u8>, String)> = conn.query_opt(
+            "SELECT serial, status FROM certificates WHERE resident_id = ?1 AND kind = ?2
+             ORDER BY issued_at DESC, id DESC LIMIT 1",
+            params![resident_id, kind.as_str()],
+            |x| Ok((x.get(0)?, x.get(1)?)),
+        )?;
         if let Some((s, status)) = row {
             previous.push((serial_from_blob(&s)?, kind, CertStatus::parse(&status)?));
         }
@@ -1415,23 +1453,27 @@ fn previous_certs(
     Ok(previous)
 }
 
-fn card_taken(conn: &Connection, card_id: &str) -> Result<bool, AuthorityError> {
-    Ok(conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM cards WHERE id = ?1)")?
-        .query_row([card_id], |x| x.get(0))?)
+fn card_taken(conn: &Db, card_id: &str) -> Result<bool, AuthorityError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM cards WHERE id = ?1)",
+        params![card_id],
+        |x| x.get(0),
+    )?)
 }
 
-fn serial_taken(conn: &Connection, serial: &Serial) -> Result<bool, AuthorityError> {
-    Ok(conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM certificates WHERE serial = ?1)")?
-        .query_row([serial.as_be_bytes()], |r| r.get(0))?)
+fn serial_taken(conn: &Db, serial: &Serial) -> Result<bool, AuthorityError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM certificates WHERE serial = ?1)",
+        params![serial.as_be_bytes()],
+        |r| r.get(0),
+    )?)
 }
 
 /// Builds and signs end-entity certificates sharing a validity period. Reads only.
 struct CertSigner<'a> {
     /// Inside the write transaction: draw again when a serial is already in the registry. A
     /// planner outside it leaves that check to `commit_card`.
-    registry: Option<&'a Connection>,
+    registry: Option<&'a Db>,
     issuers: &'a Issuers,
     settings: &'a Settings,
     now: OffsetDateTime,
@@ -1485,7 +1527,7 @@ impl CertSigner<'_> {
 
 /// Records an issued certificate and its first status-history entry.
 fn store_cert(
-    tx: &Transaction<'_>,
+    tx: &Db,
     kind: CertKind,
     cert: &IssuedCert,
     card_id: &str,
@@ -1493,11 +1535,8 @@ fn store_cert(
     now: OffsetDateTime,
 ) -> Result<(), AuthorityError> {
     let shard = cert.serial.shard().unwrap_or(0);
-    tx.prepare_cached(
-        "INSERT INTO certificates (serial, kind, ca_generation, card_id, resident_id, shard, not_before, not_after, status, issued_at, der)
-         VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, 'good', ?6, ?8)",
-    )?
-    .execute(params![
+    tx.execute("INSERT INTO certificates (serial, kind, ca_generation, card_id, resident_id, shard, not_before, not_after, status, issued_at, der)
+         VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, 'good', ?6, ?8)", params![
         cert.serial.as_be_bytes(),
         kind.as_str(),
         card_id,
@@ -1519,26 +1558,22 @@ fn subject_id() -> Result<String, AuthorityError> {
         .collect())
 }
 
-fn load_resident(conn: &Connection, id: i64) -> Result<ResidentRecord, AuthorityError> {
+fn load_resident(conn: &Db, id: i64) -> Result<ResidentRecord, AuthorityError> {
     let row = conn
-        .prepare_cached(
-            "SELECT individual_number, resident_code, name, address, birth_date, sex, status FROM residents WHERE id = ?1",
-        )?
-        .query_row(
-            [id],
+        .query_opt("SELECT individual_number, resident_code, name, address, birth_date, sex, status FROM residents WHERE id = ?1", 
+            params![id],
             |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, String>(6)?,
+                    r.get::<String>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<String>(2)?,
+                    r.get::<String>(3)?,
+                    r.get::<String>(4)?,
+                    r.get::<i64>(5)?,
+                    r.get::<String>(6)?,
                 ))
             },
-        )
-        .optional()?
+        )?
         .ok_or_else(|| AuthorityError::NotFound { what: "resident", id: id.to_string() })?;
     let bad = |e: jpki_model::ModelError| AuthorityError::Corrupt(format!("resident {id}: {e}"));
     Ok(ResidentRecord {
@@ -1556,11 +1591,7 @@ fn load_resident(conn: &Connection, id: i64) -> Result<ResidentRecord, Authority
 }
 
 /// The renewal preconditions: (resident id, resident, card expiry).
-fn renewable(
-    conn: &Connection,
-    card_id: &str,
-    today: Date,
-) -> Result<(i64, ResidentRecord, Date), AuthorityError> {
+fn renewable(conn: &Db, card_id: &str, today: Date) -> Result<(i64, ResidentRecord, Date), AuthorityError> {
     let (resident_id, status, expires_on) = load_card(conn, card_id)?;
     if status != CardStatus::Active {
         return Err(AuthorityError::State(format!(
@@ -1580,14 +1611,13 @@ fn renewable(
     Ok((resident_id, r, expires_on))
 }
 
-fn load_card(conn: &Connection, card_id: &str) -> Result<(i64, CardStatus, Date), AuthorityError> {
+fn load_card(conn: &Db, card_id: &str) -> Result<(i64, CardStatus, Date), AuthorityError> {
     let (rid, st, exp): (i64, String, String) = conn
-        .query_row(
+        .query_opt(
             "SELECT resident_id, status, expires_on FROM cards WHERE id = ?1",
-            [card_id],
+            params![card_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?
+        )?
         .ok_or_else(|| AuthorityError::NotFound {
             what: "card",
             id: card_id.to_owned(),
@@ -1597,25 +1627,24 @@ fn load_card(conn: &Connection, card_id: &str) -> Result<(i64, CardStatus, Date)
     Ok((rid, CardStatus::parse(&st)?, exp))
 }
 
-fn load_cert(conn: &Connection, serial: &Serial) -> Result<CertRecord, AuthorityError> {
+fn load_cert(conn: &Db, serial: &Serial) -> Result<CertRecord, AuthorityError> {
     let row = conn
-        .query_row(
+        .query_opt(
             "SELECT kind, card_id, status, reason, revoked_at, not_after, shard, der FROM certificates WHERE serial = ?1",
-            [serial.as_be_bytes()],
+            params![serial.as_be_bytes()],
             |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, Vec<u8>>(7)?,
+                    r.get::<String>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<String>(2)?,
+                    r.get::<Option<i64>>(3)?,
+                    r.get::<Option<i64>>(4)?,
+                    r.get::<i64>(5)?,
+                    r.get::<i64>(6)?,
+                    r.get::<Vec<u8>>(7)?,
                 ))
             },
-        )
-        .optional()?
+        )?
         .ok_or_else(|| AuthorityError::NotFound { what: "certificate with serial", id: serial.to_hex() })?;
     Ok(CertRecord {
         serial: serial.clone(),
@@ -1636,30 +1665,31 @@ fn load_cert(conn: &Connection, serial: &Serial) -> Result<CertRecord, Authority
 
 /// Serials and kinds of not-yet-revoked certificates matching `cond` (one `?1` parameter).
 fn live_certs(
-    tx: &Connection,
+    tx: &Db,
     cond: &str,
-    p: &dyn rusqlite::ToSql,
+    p: &dyn jpki_db::Param,
 ) -> Result<Vec<(Serial, CertKind)>, AuthorityError> {
-    let mut st = tx.prepare(&format!(
-        "SELECT serial, kind FROM certificates WHERE {cond} AND status <> 'revoked' ORDER BY rowid"
-    ))?;
-    let rows = st.query_map([p], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?;
-    rows.map(|r| {
-        let (s, k) = r?;
-        Ok((
-            serial_from_blob(&s)?,
-            k.parse()
-                .map_err(|e| AuthorityError::Corrupt(format!("certificate kind: {e}")))?,
-        ))
-    })
-    .collect()
+    let rows = tx.query_map(
+        &format!("SELECT serial, kind FROM certificates WHERE {cond} AND status <> 'revoked' ORDER BY id"),
+        params![p],
+        |r| Ok((r.get::<Vec<u8>>(0)?, r.get::<String>(1)?)),
+    )?;
+    rows.into_iter()
+        .map(|(s, k)| {
+            Ok((
+                serial_from_blob(&s)?,
+                k.parse()
+                    .map_err(|e| AuthorityError::Corrupt(format!("certificate kind: {e}")))?,
+            ))
+        })
+        .collect()
 }
 
 fn revoke_where(
-    tx: &Transaction<'_>,
+    tx: &Db,
     now: OffsetDateTime,
     cond: &str,
-    p: &dyn rusqlite::ToSql,
+    p: &dyn jpki_db::Param,
     reason: RevocationReason,
     ev: &str,
 ) -> Result<Revoked, AuthorityError> {
@@ -1672,7 +1702,7 @@ fn revoke_where(
 }
 
 fn set_status(
-    tx: &Transaction<'_>,
+    tx: &Db,
     serial: &Serial,
     status: CertStatus,
     reason: Option<RevocationReason>,
@@ -1689,31 +1719,31 @@ fn set_status(
 }
 
 fn history(
-    tx: &Transaction<'_>,
+    tx: &Db,
     serial: &Serial,
     now: OffsetDateTime,
     status: CertStatus,
     reason: Option<RevocationReason>,
     ev: &str,
 ) -> Result<(), AuthorityError> {
-    tx.prepare_cached(
+    tx.execute(
         "INSERT INTO status_history (cert, at, status, reason, event)
          VALUES ((SELECT id FROM certificates WHERE serial = ?1), ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        serial.as_be_bytes(),
-        ts(now),
-        status.as_str(),
-        reason.map(|r| i64::from(r.code())),
-        ev
-    ])?;
+        params![
+            serial.as_be_bytes(),
+            ts(now),
+            status.as_str(),
+            reason.map(|r| i64::from(r.code())),
+            ev
+        ],
+    )?;
     Ok(())
 }
 
 /// Revokes `old` as superseded unless it already is revoked, and links it to its successor
 /// (新旧紐付け) when there is one.
 fn supersede(
-    tx: &Transaction<'_>,
+    tx: &Db,
     old: &Serial,
     status: CertStatus,
     new: Option<&Serial>,
@@ -1738,32 +1768,24 @@ fn supersede(
     Ok(())
 }
 
-fn link(
-    tx: &Transaction<'_>,
-    kind: &str,
-    from: &Serial,
-    to: &Serial,
-    now: OffsetDateTime,
-) -> Result<(), AuthorityError> {
-    tx.prepare_cached(
-        "INSERT OR IGNORE INTO cert_links (link, from_cert, to_cert, created_at)
-         VALUES (?1, (SELECT id FROM certificates WHERE serial = ?2), (SELECT id FROM certificates WHERE serial = ?3), ?4)",
-    )?
-    .execute(params![kind, from.as_be_bytes(), to.as_be_bytes(), ts(now)])?;
+fn link(tx: &Db, kind: &str, from: &Serial, to: &Serial, now: OffsetDateTime) -> Result<(), AuthorityError> {
+    tx.execute("INSERT INTO cert_links (link, from_cert, to_cert, created_at)
+         VALUES (?1, (SELECT id FROM certificates WHERE serial = ?2), (SELECT id FROM certificates WHERE serial = ?3), ?4)
+         ON CONFLICT DO NOTHING", params![kind, from.as_be_bytes(), to.as_be_bytes(), ts(now)])?;
     Ok(())
 }
 
 pub(crate) fn event(
-    tx: &Transaction<'_>,
+    tx: &Db,
     now: OffsetDateTime,
     ev: &str,
     resident_id: Option<i64>,
     card_id: Option<&str>,
     detail: &str,
 ) -> Result<(), AuthorityError> {
-    tx.prepare_cached(
+    tx.execute(
         "INSERT INTO events (at, event, resident_id, card_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![ts(now), ev, resident_id, card_id, detail])?;
+        params![ts(now), ev, resident_id, card_id, detail],
+    )?;
     Ok(())
 }

@@ -32,9 +32,9 @@ pub enum AuthorityError {
     /// The operation is not allowed in the current state; the message says why.
     #[error("{0}")]
     State(String),
-    /// The registry database failed.
+    /// The registry database failed (or could not be reached).
     #[error("registry: {0}")]
-    Registry(#[from] rusqlite::Error),
+    Registry(#[from] jpki_db::DbError),
     /// The registry holds something it should not (damage or a newer schema).
     #[error("registry: {0}")]
     Corrupt(String),

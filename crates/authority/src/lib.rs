@@ -2,7 +2,8 @@
 //! status history, link data), issues each card its two certificates, revokes them on life events
 //! and publishes revocation as CRLs.
 //!
-//! Every write is one SQLite transaction (WAL, `synchronous=FULL`), so a crash at any point leaves
+//! Every write is one registry transaction (SQLite in WAL with `synchronous=FULL` by default, or
+//! PostgreSQL: `jpki init --db postgres://…`; see the `jpki_db` crate), so a crash at any point leaves
 //! either all of an operation or none of it, and an operation that returned has been made durable.
 //! The authority sees only the public keys a card generated; private keys never come here.
 
@@ -25,4 +26,4 @@ pub use lookups::{Linkage, Liveness};
 pub use publish::{PublishReport, PublishedFile};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use services::{ServiceCredentials, TsaCredentials};
-pub use store::write_atomically;
+pub use store::{DATABASE_FILE, REGISTRY_SCHEMA, registry_location, write_atomically};

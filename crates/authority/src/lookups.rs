@@ -7,8 +7,8 @@
 //! to a counterpart that existed while it was in force. Nothing here leads from an old certificate
 //! to a newer one: a relying party must not follow a person who never came back to it. (Liveness
 //! says only *whether* a newer certificate exists.)
+use jpki_db::params;
 use jpki_model::CertKind;
-use rusqlite::{OptionalExtension, params};
 
 use crate::AuthorityError;
 use crate::authority::Authority;
@@ -51,15 +51,11 @@ impl Authority {
     /// `None` if the certificate is not known; an error for an authentication certificate, which
     /// carries no facts.
     pub fn liveness(&self, serial: &[u8]) -> Result<Option<Liveness>, AuthorityError> {
-        let row: Option<(i64, String, i64, i64, Vec<u8>)> = self
-            .connection()
-            .prepare_cached(
-                "SELECT id, kind, resident_id, issued_at, der FROM certificates WHERE serial = ?1",
-            )?
-            .query_row([serial], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .optional()?;
+        let row: Option<(i64, String, i64, i64, Vec<u8>)> = self.connection().query_opt(
+            "SELECT id, kind, resident_id, issued_at, der FROM certificates WHERE serial = ?1",
+            params![serial],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
         let Some((id, kind, resident_id, issued_at, der)) = row else {
             return Ok(None);
         };
@@ -75,19 +71,19 @@ impl Authority {
             || carried.address != now.address
             || carried.birth_date != now.birth_date
             || carried.sex != now.sex;
-        let changed_since: bool = self
-            .connection()
-            .prepare_cached(&format!(
+        let changed_since: bool = self.connection().query_row(
+            &format!(
                 "SELECT EXISTS (SELECT 1 FROM status_history WHERE cert = ?1 AND event IN {FACT_EVENTS}) \
              OR EXISTS (SELECT 1 FROM events WHERE resident_id = ?2 AND event IN {FACT_EVENTS} AND at > ?3)"
-            ))?
-            .query_row(params![id, resident_id, issued_at], |r| r.get(0))?;
-        let newer: bool = self
-            .connection()
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM cert_links WHERE link = 'renewal' AND from_cert = ?1)",
-            )?
-            .query_row([id], |r| r.get(0))?;
+            ),
+            params![id, resident_id, issued_at],
+            |r| r.get(0),
+        )?;
+        let newer: bool = self.connection().query_row(
+            "SELECT EXISTS (SELECT 1 FROM cert_links WHERE link = 'renewal' AND from_cert = ?1)",
+            params![id],
+            |r| r.get(0),
+        )?;
         Ok(Some(Liveness {
             facts_changed: differs || changed_since,
             newer_certificate: newer,
@@ -98,42 +94,34 @@ impl Authority {
     /// the certificate it renewed, and its counterpart on the same card. `None` if the certificate
     /// is not known.
     pub fn linkage(&self, serial: &[u8]) -> Result<Option<Linkage>, AuthorityError> {
-        let row: Option<(i64, String, Option<i64>)> = self
-            .connection()
-            .prepare_cached(
-                "SELECT id, kind, CASE WHEN status = 'revoked' THEN revoked_at END FROM certificates \
+        let row: Option<(i64, String, Option<i64>)> = self.connection().query_opt(
+            "SELECT id, kind, CASE WHEN status = 'revoked' THEN revoked_at END FROM certificates \
                  WHERE serial = ?1",
-            )?
-            .query_row([serial], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
+            params![serial],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
         let Some((id, kind, revoked_at)) = row else {
             return Ok(None);
         };
         let kind = kind_of(&kind)?;
-        let predecessor: Option<Vec<u8>> = self
-            .connection()
-            .prepare_cached(
-                "SELECT f.serial FROM cert_links l JOIN certificates f ON f.id = l.from_cert \
+        let predecessor: Option<Vec<u8>> = self.connection().query_opt(
+            "SELECT f.serial FROM cert_links l JOIN certificates f ON f.id = l.from_cert \
                  WHERE l.link = 'renewal' AND l.to_cert = ?1 AND f.kind = ?2 ORDER BY f.id DESC LIMIT 1",
-            )?
-            .query_row(params![id, kind.as_str()], |r| r.get(0))
-            .optional()?;
+            params![id, kind.as_str()],
+            |r| r.get(0),
+        )?;
         // A pair link is made while both certificates are the card's current ones; a revoked
         // certificate can still be the newest of its kind on the card when the other kind is
         // renewed, so counterparts issued after its revocation are left out.
-        let pair: Option<(String, Vec<u8>)> = self
-            .connection()
-            .prepare_cached(
-                "SELECT c.kind, c.serial FROM cert_links l JOIN certificates c \
+        let pair: Option<(String, Vec<u8>)> = self.connection().query_opt(
+            "SELECT c.kind, c.serial FROM cert_links l JOIN certificates c \
                    ON c.id = CASE WHEN l.from_cert = ?1 THEN l.to_cert ELSE l.from_cert END \
                  WHERE l.link = 'pair' AND (l.from_cert = ?1 OR l.to_cert = ?1) AND c.kind <> ?2 \
-                   AND (?3 IS NULL OR c.issued_at <= ?3) \
+                   AND c.issued_at <= COALESCE(?3, c.issued_at) \
                  ORDER BY c.id DESC LIMIT 1",
-            )?
-            .query_row(params![id, kind.as_str(), revoked_at], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
+            params![id, kind.as_str(), revoked_at],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let pair = pair.map(|(k, s)| kind_of(&k).map(|k| (k, s))).transpose()?;
         Ok(Some(Linkage {
             kind,

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
+use jpki_db::params;
 use jpki_model::{CertKind, RevocationReason};
 use jpki_pki::{CrlEntry, CrlScope, CrlSpec, Endpoints};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use time::Duration;
 
@@ -71,55 +71,57 @@ impl Authority {
         let k = kind.as_str();
         // 1. Snapshot and number allocation in one transaction: the number is consumed even if
         //    writing fails later, so CRL numbers only ever increase.
-        let tx = self
-            .conn()
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn().begin_write()?;
         let number: u64 = {
             tx.execute(
                 "UPDATE crl_counters SET last_number = last_number + 1 WHERE kind = ?1",
-                [k],
+                params![k],
             )?;
-            let n: i64 = tx.query_row("SELECT last_number FROM crl_counters WHERE kind = ?1", [k], |r| {
-                r.get(0)
-            })?;
+            let n: i64 = tx.query_row(
+                "SELECT last_number FROM crl_counters WHERE kind = ?1",
+                params![k],
+                |r| r.get(0),
+            )?;
             u64::try_from(n).map_err(|_| AuthorityError::Corrupt("CRL number".into()))?
         };
-        let mark: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM status_history", [], |r| {
-            r.get(0)
-        })?;
+        let mark: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(id), 0) FROM status_history",
+            params![],
+            |r| r.get(0),
+        )?;
         let mut entries: Vec<(u16, CrlEntry)> = Vec::new();
         {
-            let mut st = tx.prepare(
+            tx.for_each(
                 "SELECT serial, shard, revoked_at, reason FROM certificates
                  WHERE kind = ?1 AND status <> 'good' AND not_after >= ?2 ORDER BY serial",
+                params![k, ts(now)],
+                |r| {
+                    let serial = serial_from_blob(&r.get::<Vec<u8>>(0)?)?;
+                    let shard = u16::try_from(r.get::<i64>(1)?)
+                        .map_err(|_| AuthorityError::Corrupt("shard".into()))?;
+                    let revoked_at = from_ts(
+                        r.get::<Option<i64>>(2)?
+                            .ok_or_else(|| AuthorityError::Corrupt("revoked_at".into()))?,
+                    )?;
+                    let reason = reason_from(r.get(3)?)?.unwrap_or(RevocationReason::Unspecified);
+                    entries.push((
+                        shard,
+                        CrlEntry {
+                            serial,
+                            revoked_at,
+                            reason,
+                        },
+                    ));
+                    Ok::<(), AuthorityError>(())
+                },
             )?;
-            let mut rows = st.query(params![k, ts(now)])?;
-            while let Some(r) = rows.next()? {
-                let serial = serial_from_blob(&r.get::<_, Vec<u8>>(0)?)?;
-                let shard = u16::try_from(r.get::<_, i64>(1)?)
-                    .map_err(|_| AuthorityError::Corrupt("shard".into()))?;
-                let revoked_at = from_ts(
-                    r.get::<_, Option<i64>>(2)?
-                        .ok_or_else(|| AuthorityError::Corrupt("revoked_at".into()))?,
-                )?;
-                let reason = reason_from(r.get(3)?)?.unwrap_or(RevocationReason::Unspecified);
-                entries.push((
-                    shard,
-                    CrlEntry {
-                        serial,
-                        revoked_at,
-                        reason,
-                    },
-                ));
-            }
         }
         let base: Option<(u64, i64)> = tx
-            .query_row(
+            .query_opt(
                 "SELECT number, history_mark FROM crl_publications WHERE kind = ?1 ORDER BY number DESC LIMIT 1",
-                [k],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
-            )
-            .optional()?
+                params![k],
+                |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
+            )?
             .map(|(n, m)| Ok::<_, AuthorityError>((u64::try_from(n).map_err(|_| AuthorityError::Corrupt("CRL number".into()))?, m)))
             .transpose()?;
         let delta = match base {
@@ -198,21 +200,18 @@ impl Authority {
 /// Entries of the delta CRL: every certificate whose status changed after the base's history mark:
 /// its current revocation, or removeFromCRL when a hold was lifted.
 fn delta_entries(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &jpki_db::Db,
     kind: &str,
     base_mark: i64,
     current: &[(u16, CrlEntry)],
     now: time::OffsetDateTime,
 ) -> Result<Vec<CrlEntry>, AuthorityError> {
-    let mut st = tx.prepare(
+    let changed = tx.query_map(
         "SELECT DISTINCT c.serial, c.status FROM status_history h JOIN certificates c ON c.id = h.cert
          WHERE h.id > ?1 AND c.kind = ?2 AND h.event <> 'issue'",
+        params![base_mark, kind],
+        |r| Ok((r.get::<Vec<u8>>(0)?, r.get::<String>(1)?)),
     )?;
-    let changed = st
-        .query_map(params![base_mark, kind], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
     let on_crl: HashSet<&[u8]> = current.iter().map(|(_, e)| e.serial.as_be_bytes()).collect();
     let changed_set: HashSet<&[u8]> = changed.iter().map(|(s, _)| s.as_slice()).collect();
     let mut out: Vec<CrlEntry> = current

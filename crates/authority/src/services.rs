@@ -10,9 +10,9 @@
 //!   whatever the CA's key type (it signs every on-demand answer, and P-384 signs several times
 //!   faster than RSA-2048 here), valid for 90 days and renewed on the first use within 30 days of
 //!   its end. With ocsp-nocheck nobody can check it for revocation, hence the short life.
+use jpki_db::params;
 use jpki_model::{CertKind, RevocationReason, Serial};
 use jpki_pki::{KeyType, SigningKey, SubjectPublicKey};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
@@ -92,15 +92,12 @@ impl Authority {
         role: ServiceRole,
         kind: CertKind,
     ) -> Result<Option<(String, Vec<u8>)>, AuthorityError> {
-        Ok(self
-            .connection()
-            .query_row(
-                "SELECT key_file, der FROM service_certs WHERE role = ?1 AND ca_kind = ?2 AND status = 'good' \
+        Ok(self.connection().query_opt(
+            "SELECT key_file, der FROM service_certs WHERE role = ?1 AND ca_kind = ?2 AND status = 'good' \
                  AND not_after > ?3 ORDER BY id DESC LIMIT 1",
-                params![role.as_str(), kind.as_str(), ts(self.now() + role.renew_before())],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
+            params![role.as_str(), kind.as_str(), ts(self.now() + role.renew_before())],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?)
     }
 
     /// The TSA key and certificate, decrypted with `passphrase`; the first call on a data directory
@@ -147,19 +144,17 @@ impl Authority {
         let not_after = (now + role.validity()).min(root_end);
         let shards = self.settings().shards;
         let endpoints = self.settings().endpoints.clone();
-        let generation: i64 =
-            self.connection()
-                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM service_certs", [], |r| {
-                    r.get(0)
-                })?;
+        let generation: i64 = self.connection().query_row(
+            "SELECT COALESCE(MAX(id), 0) + 1 FROM service_certs",
+            params![],
+            |r| r.get(0),
+        )?;
         let rel = format!("{KEY_DIR}/{}-{generation}.key.pem", role.as_str());
         // Written before the transaction that names it; a crash in between leaves an unreferenced
         // file that the next attempt overwrites.
         let pem = key.to_encrypted_pem(passphrase, InitOptions::DEFAULT_KDF_ITERATIONS)?;
         write_atomically(&self.dir().join(&rel), pem.as_bytes(), 0o600)?;
-        let tx = self
-            .conn()
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.conn().begin_write()?;
         let (serial, shard) = loop {
             let r = random::<16>()?;
             let shard = u16::from_be_bytes([r[0], r[1]]) % shards;
@@ -167,7 +162,7 @@ impl Authority {
             let taken: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM certificates WHERE serial = ?1) \
                  OR EXISTS (SELECT 1 FROM service_certs WHERE serial = ?1)",
-                [serial.as_be_bytes()],
+                params![serial.as_be_bytes()],
                 |r| r.get(0),
             )?;
             if !taken {
@@ -214,11 +209,7 @@ impl Authority {
     pub fn birth_date_of(&self, serial: &[u8]) -> Result<Option<time::Date>, AuthorityError> {
         let text: Option<String> = self
             .connection()
-            .prepare_cached(
-                "SELECT r.birth_date FROM certificates c JOIN residents r ON r.id = c.resident_id WHERE c.serial = ?1",
-            )?
-            .query_row([serial], |r| r.get(0))
-            .optional()?;
+            .query_opt("SELECT r.birth_date FROM certificates c JOIN residents r ON r.id = c.resident_id WHERE c.serial = ?1", params![serial], |r| r.get(0))?;
         text.map(|t| {
             jpki_model::parse_birth_date(&t)
                 .map_err(|_| AuthorityError::Corrupt(format!("birth date {t:?} in the registry")))
@@ -232,22 +223,22 @@ impl Authority {
     /// certificate of the person (renewals included), different and unlinkable across relying
     /// parties. `None` if the certificate is not known.
     pub fn pairwise_id(&self, serial: &[u8], rp_id: &str) -> Result<Option<String>, AuthorityError> {
-        let resident: Option<i64> = self
-            .connection()
-            .prepare_cached("SELECT resident_id FROM certificates WHERE serial = ?1")?
-            .query_row([serial], |r| r.get(0))
-            .optional()?;
+        let resident: Option<i64> = self.connection().query_opt(
+            "SELECT resident_id FROM certificates WHERE serial = ?1",
+            params![serial],
+            |r| r.get(0),
+        )?;
         let Some(resident) = resident else {
             return Ok(None);
         };
         let fresh = random::<32>()?;
         self.connection().execute(
-            "INSERT OR IGNORE INTO person_secrets (resident_id, secret) VALUES (?1, ?2)",
+            "INSERT INTO person_secrets (resident_id, secret) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![resident, fresh.as_slice()],
         )?;
         let secret: Zeroizing<Vec<u8>> = Zeroizing::new(self.connection().query_row(
             "SELECT secret FROM person_secrets WHERE resident_id = ?1",
-            [resident],
+            params![resident],
             |r| r.get(0),
         )?);
         let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret);
@@ -269,11 +260,11 @@ impl Authority {
     /// The newest position in the status history (0 for none): where [`Self::status_changes_since`]
     /// starts for a snapshot loaded now.
     pub fn status_history_position(&self) -> Result<i64, AuthorityError> {
-        Ok(self
-            .connection()
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM status_history", [], |r| {
-                r.get(0)
-            })?)
+        Ok(self.connection().query_row(
+            "SELECT COALESCE(MAX(id), 0) FROM status_history",
+            params![],
+            |r| r.get(0),
+        )?)
     }
 
     /// Calls `f` with each certificate whose status changed (issued, revoked, put on hold, hold
@@ -284,22 +275,23 @@ impl Authority {
         after: i64,
         mut f: impl FnMut(CertKind, &[u8], Option<(OffsetDateTime, RevocationReason)>),
     ) -> Result<i64, AuthorityError> {
-        let mut stmt = self.connection().prepare_cached(
+        let mut last = after;
+        self.connection().for_each(
             "SELECT h.id, c.kind, c.serial, c.status, c.reason, c.revoked_at FROM status_history h \
              JOIN certificates c ON c.id = h.cert WHERE h.id > ?1 ORDER BY h.id",
+            params![after],
+            |row| {
+                last = row.get(0)?;
+                let kind = match row.get::<String>(1)?.as_str() {
+                    "sign" => CertKind::Signature,
+                    _ => CertKind::Authentication,
+                };
+                let serial: Vec<u8> = row.get(2)?;
+                let status = revocation(&row.get::<String>(3)?, row.get(4)?, row.get(5)?)?;
+                f(kind, &serial, status);
+                Ok::<(), AuthorityError>(())
+            },
         )?;
-        let mut rows = stmt.query([after])?;
-        let mut last = after;
-        while let Some(row) = rows.next()? {
-            last = row.get(0)?;
-            let kind = match row.get::<_, String>(1)?.as_str() {
-                "sign" => CertKind::Signature,
-                _ => CertKind::Authentication,
-            };
-            let serial: Vec<u8> = row.get(2)?;
-            let status = revocation(&row.get::<_, String>(3)?, row.get(4)?, row.get(5)?)?;
-            f(kind, &serial, status);
-        }
         Ok(last)
     }
 
@@ -311,18 +303,18 @@ impl Authority {
         kind: CertKind,
         mut f: impl FnMut(&[u8], Option<(OffsetDateTime, RevocationReason)>),
     ) -> Result<(), AuthorityError> {
-        let mut stmt = self
-            .connection()
-            .prepare("SELECT serial, status, reason, revoked_at FROM certificates WHERE kind = ?1")?;
-        let mut rows = stmt.query([kind.as_str()])?;
-        while let Some(row) = rows.next()? {
-            let serial: Vec<u8> = row.get(0)?;
-            f(
-                &serial,
-                revocation(&row.get::<_, String>(1)?, row.get(2)?, row.get(3)?)?,
-            );
-        }
-        Ok(())
+        self.connection().for_each(
+            "SELECT serial, status, reason, revoked_at FROM certificates WHERE kind = ?1",
+            params![kind.as_str()],
+            |row| {
+                let serial: Vec<u8> = row.get(0)?;
+                f(
+                    &serial,
+                    revocation(&row.get::<String>(1)?, row.get(2)?, row.get(3)?)?,
+                );
+                Ok::<(), AuthorityError>(())
+            },
+        )
     }
 }
 

@@ -1,52 +1,60 @@
-//! Opening the registry and small typed helpers around rusqlite.
+//! Where the registry lives and small typed helpers around it.
+//!
+//! The registry is `DATA/registry.sqlite3` by default. `jpki init --db postgres://…` puts it in
+//! PostgreSQL instead (schema `registry`), and records the URL in `DATA/database` (0600: it may
+//! carry a password); every later command on that data directory opens it there.
 use std::path::Path;
-use std::time::{Duration, Instant};
 
+use jpki_db::{Db, Location, SqliteOptions};
 use jpki_model::{RevocationReason, Serial};
-use rusqlite::{Connection, OpenFlags};
 use time::OffsetDateTime;
 
 use crate::{AuthorityError, schema};
 
-/// Opens (creating when `create`) the registry with the durability settings every write relies on.
-pub(crate) fn open(path: &Path, create: bool) -> Result<Connection, AuthorityError> {
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if create {
-        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+/// The registry file inside the data directory (SQLite).
+pub(crate) const REGISTRY_FILE: &str = "registry.sqlite3";
+/// The file naming a PostgreSQL registry.
+pub const DATABASE_FILE: &str = "database";
+/// The PostgreSQL schema of the registry.
+pub const REGISTRY_SCHEMA: &str = "registry";
+
+/// Where the registry of the data directory `dir` lives, if there is one.
+pub fn registry_location(dir: &Path) -> Result<Option<Location>, AuthorityError> {
+    let pointer = dir.join(DATABASE_FILE);
+    match std::fs::read_to_string(&pointer) {
+        Ok(text) => {
+            let url = text.trim();
+            if !Location::is_postgres_url(url) {
+                return Err(AuthorityError::Corrupt(format!(
+                    "{}: expected a postgres:// URL",
+                    pointer.display()
+                )));
+            }
+            Ok(Some(Location::Postgres {
+                url: url.to_owned(),
+                schema: REGISTRY_SCHEMA.to_owned(),
+            }))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let file = dir.join(REGISTRY_FILE);
+            Ok(file.exists().then_some(Location::Sqlite(file)))
+        }
+        Err(e) => Err(AuthorityError::io(&pointer)(e)),
     }
-    let mut conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_handler(Some(wait_for_lock()))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    // 16 MiB of page cache (default 2 MiB): the serial index takes random inserts.
-    conn.pragma_update(None, "cache_size", -16_384)?;
-    conn.set_prepared_statement_cache_capacity(64);
-    schema::migrate(&mut conn)?;
-    Ok(conn)
 }
 
-/// How long a writer waits for another writer (thread or process) to finish its transaction.
-const LOCK_WAIT: Duration = Duration::from_secs(30);
-
-/// A busy handler that polls the registry's write lock every 0.1–2 ms for [`LOCK_WAIT`].
-///
-/// SQLite's own `busy_timeout` sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms between
-/// attempts: a writer that finds the lock taken for a 3 ms commit often sleeps 25 ms or more,
-/// while issuers signing outside their transactions meet the lock often and briefly.
-fn wait_for_lock() -> impl FnMut(i32) -> bool + Send + 'static {
-    let mut since = Instant::now();
-    move |attempt| {
-        if attempt == 0 {
-            since = Instant::now();
-        }
-        if since.elapsed() >= LOCK_WAIT {
-            return false;
-        }
-        let step = u64::try_from(attempt.clamp(1, 20)).unwrap_or(20);
-        std::thread::sleep(Duration::from_micros(100 * step));
-        true
-    }
+/// Opens (creating when `create`) the registry at `location` and brings its schema up to date.
+pub(crate) fn open(location: &Location, create: bool) -> Result<Db, AuthorityError> {
+    let db = Db::open(
+        location,
+        // 16 MiB of page cache (default 2 MiB): the serial index takes random inserts.
+        SqliteOptions {
+            create,
+            cache_kib: 16_384,
+        },
+    )?;
+    schema::migrate(&db)?;
+    Ok(db)
 }
 
 pub(crate) fn ts(t: OffsetDateTime) -> i64 {

@@ -2,6 +2,8 @@
 //! for both authority key types.
 // Test helpers outside #[test] fns are not covered by clippy.toml's allow-unwrap-in-tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+mod common;
+use common::Engine;
 use std::sync::OnceLock;
 
 use der::Decode;
@@ -37,12 +39,12 @@ fn keys(i: usize) -> CardKeys {
     }
 }
 
-fn authority(kt: KeyType) -> (tempfile::TempDir, Authority) {
+fn authority(engine: &Engine, kt: KeyType) -> (tempfile::TempDir, Authority) {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = InitOptions::new(kt, Endpoints::new("http://127.0.0.1:7700").unwrap());
     opts.kdf_iterations = 1000;
     opts.shards = 4;
-    let mut a = Authority::init(dir.path(), &opts, PASS).unwrap();
+    let mut a = common::init(engine, dir.path(), &opts, PASS);
     a.set_clock(|| datetime!(2026-11-21 03:00:00 UTC));
     (dir, a)
 }
@@ -85,8 +87,12 @@ fn crl_serials(der: &[u8]) -> Vec<(String, Option<u8>)> {
 
 #[test]
 fn life_events_follow_the_seeds() {
+    common::each_engine(life_events_follow_the_seeds_on);
+}
+
+fn life_events_follow_the_seeds_on(engine: &Engine) {
     for kt in [KeyType::Rsa2048, KeyType::P384] {
-        let (_d, mut a) = authority(kt);
+        let (_d, mut a) = authority(engine, kt);
         let issuers = a.issuers(PASS).unwrap();
         let r = a.add_resident(&facts("1980-02-17"), None).unwrap();
         let card = a.issue_card(r.resident_id, &keys(0), &issuers).unwrap();
@@ -183,7 +189,11 @@ fn life_events_follow_the_seeds() {
 
 #[test]
 fn emigration_keeps_the_auth_certificate_and_children_get_no_signature_certificate() {
-    let (_d, mut a) = authority(KeyType::Rsa2048);
+    common::each_engine(emigration_keeps_the_auth_certificate_and_children_get_no_signature_certificate_on);
+}
+
+fn emigration_keeps_the_auth_certificate_and_children_get_no_signature_certificate_on(engine: &Engine) {
+    let (_d, mut a) = authority(engine, KeyType::Rsa2048);
     let issuers = a.issuers(PASS).unwrap();
     let adult = a.add_resident(&facts("1990-06-30"), None).unwrap();
     let card = a.issue_card(adult.resident_id, &keys(0), &issuers).unwrap();
@@ -235,7 +245,11 @@ fn emigration_keeps_the_auth_certificate_and_children_get_no_signature_certifica
 
 #[test]
 fn bad_input_writes_nothing() {
-    let (_d, mut a) = authority(KeyType::Rsa2048);
+    common::each_engine(bad_input_writes_nothing_on);
+}
+
+fn bad_input_writes_nothing_on(engine: &Engine) {
+    let (_d, mut a) = authority(engine, KeyType::Rsa2048);
     let issuers = a.issuers(PASS).unwrap();
     let r = a
         .add_resident(&facts("1980-01-01"), Some("123456789018".parse().unwrap()))
@@ -284,7 +298,11 @@ fn bad_input_writes_nothing() {
 
 #[test]
 fn crls_complete_sharded_delta_and_numbers() {
-    let (d, mut a) = authority(KeyType::P384);
+    common::each_engine(crls_complete_sharded_delta_and_numbers_on);
+}
+
+fn crls_complete_sharded_delta_and_numbers_on(engine: &Engine) {
+    let (d, mut a) = authority(engine, KeyType::P384);
     let issuers = a.issuers(PASS).unwrap();
     let out = d.path().join("pub");
     let mut cards = Vec::new();
@@ -349,8 +367,12 @@ fn crls_complete_sharded_delta_and_numbers() {
 /// is stale by the time it commits and is redone under the lock).
 #[test]
 fn batch_and_pipelined_issuance_store_consistent_cards() {
+    common::each_engine(batch_and_pipelined_issuance_store_consistent_cards_on);
+}
+
+fn batch_and_pipelined_issuance_store_consistent_cards_on(engine: &Engine) {
     for kt in [KeyType::Rsa2048, KeyType::P384] {
-        let (_d, mut a) = authority(kt);
+        let (_d, mut a) = authority(engine, kt);
         let issuers = a.issuers(PASS).unwrap();
         let adult = a.add_resident(&facts("1980-02-17"), None).unwrap().resident_id;
         let child = a.add_resident(&facts("2016-05-05"), None).unwrap().resident_id;
@@ -448,7 +470,11 @@ fn batch_and_pipelined_issuance_store_consistent_cards() {
 /// for those keys; the card data written with it verifies against the published CV certificate.
 #[test]
 fn find_issued_card_and_personalization() {
-    let (d, mut a) = authority(KeyType::P384);
+    common::each_engine(find_issued_card_and_personalization_on);
+}
+
+fn find_issued_card_and_personalization_on(engine: &Engine) {
+    let (d, mut a) = authority(engine, KeyType::P384);
     let issuers = a.issuers(PASS).unwrap();
     let r = a.add_resident(&facts("1980-02-17"), None).unwrap();
     let card = a.issue_card(r.resident_id, &keys(2), &issuers).unwrap();

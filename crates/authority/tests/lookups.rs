@@ -1,6 +1,8 @@
 //! 現況確認 and link data as the platform reads them: facts changed, newer certificate, the
 //! predecessor of a renewed certificate and the card's pair, never old → new.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod common;
+use common::Engine;
 use std::sync::{Arc, Mutex};
 
 use jpki_authority::{Authority, AuthorityError, CardKeys, InitOptions, Linkage, Liveness, Renewal};
@@ -11,12 +13,12 @@ use time::{Duration, OffsetDateTime};
 
 const PASS: &[u8] = b"test passphrase";
 
-fn authority() -> (tempfile::TempDir, Authority, Arc<Mutex<OffsetDateTime>>) {
+fn authority(engine: &Engine) -> (tempfile::TempDir, Authority, Arc<Mutex<OffsetDateTime>>) {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = InitOptions::new(KeyType::P384, Endpoints::new("http://127.0.0.1:7700").unwrap());
     opts.kdf_iterations = 1000;
     opts.shards = 4;
-    let mut a = Authority::init(dir.path(), &opts, PASS).unwrap();
+    let mut a = common::init(engine, dir.path(), &opts, PASS);
     let clock = Arc::new(Mutex::new(datetime!(2026-11-21 03:00:00 UTC)));
     let c = clock.clone();
     a.set_clock(move || *c.lock().unwrap());
@@ -52,7 +54,11 @@ fn tick(clock: &Mutex<OffsetDateTime>) {
 
 #[test]
 fn liveness_says_whether_facts_changed_and_a_newer_certificate_exists() {
-    let (_d, mut a, clock) = authority();
+    common::each_engine(liveness_says_whether_facts_changed_and_a_newer_certificate_exists_on);
+}
+
+fn liveness_says_whether_facts_changed_and_a_newer_certificate_exists_on(engine: &Engine) {
+    let (_d, mut a, clock) = authority(engine);
     let issuers = a.issuers(PASS).unwrap();
     let r = a.add_resident(&facts(), None).unwrap();
     let card = a.issue_card(r.resident_id, &keys(), &issuers).unwrap();
@@ -159,7 +165,11 @@ fn liveness_says_whether_facts_changed_and_a_newer_certificate_exists() {
 
 #[test]
 fn linkage_follows_renewals_backwards_and_pairs_within_the_card() {
-    let (_d, mut a, clock) = authority();
+    common::each_engine(linkage_follows_renewals_backwards_and_pairs_within_the_card_on);
+}
+
+fn linkage_follows_renewals_backwards_and_pairs_within_the_card_on(engine: &Engine) {
+    let (_d, mut a, clock) = authority(engine);
     let issuers = a.issuers(PASS).unwrap();
     let r = a.add_resident(&facts(), None).unwrap();
     let card = a.issue_card(r.resident_id, &keys(), &issuers).unwrap();

@@ -1,5 +1,7 @@
 //! Service certificates (OCSP responders, TSA) and the status stream an OCSP responder loads.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod common;
+use common::Engine;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -12,12 +14,12 @@ use time::{Duration, OffsetDateTime};
 
 const PASS: &[u8] = b"test passphrase";
 
-fn authority(kt: KeyType) -> (tempfile::TempDir, Authority, Arc<Mutex<OffsetDateTime>>) {
+fn authority(engine: &Engine, kt: KeyType) -> (tempfile::TempDir, Authority, Arc<Mutex<OffsetDateTime>>) {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = InitOptions::new(kt, Endpoints::new("http://127.0.0.1:7700").unwrap());
     opts.kdf_iterations = 1000;
     opts.shards = 4;
-    let mut a = Authority::init(dir.path(), &opts, PASS).unwrap();
+    let mut a = common::init(engine, dir.path(), &opts, PASS);
     let clock = Arc::new(Mutex::new(datetime!(2026-11-21 03:00:00 UTC)));
     let c = clock.clone();
     a.set_clock(move || *c.lock().unwrap());
@@ -36,7 +38,11 @@ fn keys() -> CardKeys {
 
 #[test]
 fn ocsp_responders_are_issued_once_per_ca_and_renewed_before_they_end() {
-    let (_d, mut a, clock) = authority(KeyType::Rsa2048);
+    common::each_engine(ocsp_responders_are_issued_once_per_ca_and_renewed_before_they_end_on);
+}
+
+fn ocsp_responders_are_issued_once_per_ca_and_renewed_before_they_end_on(engine: &Engine) {
+    let (_d, mut a, clock) = authority(engine, KeyType::Rsa2048);
     for kind in [CertKind::Signature, CertKind::Authentication] {
         let creds = a.ocsp_credentials(kind, PASS).unwrap();
         let cert = ParsedCert::from_der(&creds.cert_der).unwrap();
@@ -77,7 +83,11 @@ fn ocsp_responders_are_issued_once_per_ca_and_renewed_before_they_end() {
 
 #[test]
 fn the_status_stream_names_every_certificate_and_its_revocation() {
-    let (_d, mut a, _clock) = authority(KeyType::P384);
+    common::each_engine(the_status_stream_names_every_certificate_and_its_revocation_on);
+}
+
+fn the_status_stream_names_every_certificate_and_its_revocation_on(engine: &Engine) {
+    let (_d, mut a, _clock) = authority(engine, KeyType::P384);
     let issuers = a.issuers(PASS).unwrap();
     let facts = BasicFour {
         name: "山田　太郎".parse().unwrap(),

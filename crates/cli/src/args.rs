@@ -208,6 +208,10 @@ pub(crate) struct ServeArgs {
     /// (PEM; mutual TLS, optional per connection; register each with `jpki rp add-client-cert`).
     #[arg(long, value_name = "FILE.pem", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// On the first run: keep the registry in this PostgreSQL database instead of SQLite in the
+    /// data directory (as `jpki init --db`). Later runs must name the same one or none.
+    #[arg(long, env = "JPKI_DB", value_name = "postgres://…", hide_env_values = true)]
+    pub db: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -236,6 +240,11 @@ pub(crate) struct InitArgs {
     /// PBKDF2-HMAC-SHA256 iterations protecting the CA keys (lower only for throwaway test data).
     #[arg(long, default_value_t = 600_000, value_parser = clap::value_parser!(u32).range(1_000..))]
     pub kdf_iterations: u32,
+    /// Keep the registry in this PostgreSQL database (postgres://user[:password]@host[:port]/db)
+    /// instead of SQLite in the data directory. The URL is kept in DATA/database (0600) for every
+    /// later command.
+    #[arg(long, env = "JPKI_DB", value_name = "postgres://…", hide_env_values = true)]
+    pub db: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -137,14 +137,15 @@ fn run(cli: Cli) -> Result<Report, Failure> {
                 return Err(AuthorityError::AlreadyInitialised(data.display().to_string()).into());
             }
             let pass = secrets::new_authority_passphrase(data, a.demo)?;
-            let auth = Authority::init(data, &opts, pass.as_bytes())?;
+            let auth = Authority::init_at(data, &opts, pass.as_bytes(), a.db.as_deref())?;
             let s = auth.settings();
             Ok(Report::new(
-                json!({ "data": data, "key_type": s.key_type.as_str(), "public_url": s.endpoints.base(), "shards": s.shards,
+                json!({ "data": data, "registry": auth.registry_location(), "key_type": s.key_type.as_str(), "public_url": s.endpoints.base(), "shards": s.shards,
                         "passphrase_file": a.demo.then(|| secrets::passphrase_file(data)) }),
                 format!(
-                    "Initialised the authority in {} ({} CA keys, {} CRL shards, public URL {}).",
+                    "Initialised the authority in {} (registry {}; {} CA keys, {} CRL shards, public URL {}).",
                     data.display(),
+                    auth.registry_location(),
                     s.key_type.as_str(),
                     s.shards,
                     s.endpoints.base()

@@ -359,9 +359,21 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
             args.listen,
             tls.is_some(),
             args.public_url.as_deref(),
+            args.db.as_deref(),
         )?),
         _ => None,
     };
+    if let Some(url) = &args.db {
+        let here = jpki_authority::registry_location(data)?;
+        if !matches!(&here, Some(jpki_db::Location::Postgres { url: u, .. }) if u == url) {
+            return Err(Failure::Usage(format!(
+                "--db {}: the data directory {} keeps its registry in {}",
+                jpki_db::redact_url(url),
+                data.display(),
+                here.map_or_else(|| "no registry".to_owned(), |l| l.redacted())
+            )));
+        }
+    }
     let mut authority = Authority::open(data)?;
     let passphrase = secrets::authority_passphrase(data)?;
     let published = CertKind::ALL.iter().all(|k| {
@@ -565,6 +577,7 @@ fn first_run(
     listen: std::net::SocketAddr,
     tls: bool,
     public_url: Option<&str>,
+    db: Option<&str>,
 ) -> Result<FirstRun, Failure> {
     // The URL goes into the CA certificates for good: the given one, else where this server
     // listens (loopback for an unspecified address, 7700 for port 0), with its scheme.
@@ -584,10 +597,11 @@ fn first_run(
     let endpoints = jpki_pki::Endpoints::new(&public_url).map_err(|e| Failure::Usage(e.to_string()))?;
     let sandbox = std::env::var_os(secrets::PASSPHRASE_ENV).is_none();
     let passphrase = secrets::new_authority_passphrase(data, sandbox)?;
-    Authority::init(
+    Authority::init_at(
         data,
         &jpki_authority::InitOptions::new(KeyType::Rsa2048, endpoints),
         passphrase.as_bytes(),
+        db,
     )?;
     Ok(FirstRun {
         public_url,

@@ -91,7 +91,10 @@ impl DbError {
         match self {
             Self::Unavailable(..) => true,
             Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
-                matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                )
             }
             _ => false,
         }
@@ -113,7 +116,18 @@ impl DbError {
 /// Errors without a server message that come from the socket.
 fn io_like(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    ["connect", "connection", "timed out", "timeout", "refused", "reset", "broken pipe", "closed", "i/o", "eof"]
-        .iter()
-        .any(|w| m.contains(w))
+    [
+        "connect",
+        "connection",
+        "timed out",
+        "timeout",
+        "refused",
+        "reset",
+        "broken pipe",
+        "closed",
+        "i/o",
+        "eof",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
 }

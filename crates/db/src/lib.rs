@@ -145,7 +145,9 @@ pub struct Db {
 
 impl fmt::Debug for Db {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Db").field("backend", &self.backend()).finish_non_exhaustive()
+        f.debug_struct("Db")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
     }
 }
 
@@ -184,7 +186,9 @@ impl Pg {
             self.client = Some(client);
         }
         // Just filled above when it was empty.
-        self.client.as_mut().ok_or(DbError::Usage("no PostgreSQL connection"))
+        self.client
+            .as_mut()
+            .ok_or(DbError::Usage("no PostgreSQL connection"))
     }
 
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, DbError> {
@@ -308,7 +312,9 @@ fn pg_value(r: &postgres::Row, i: usize) -> Result<ValueRef<'_>, DbError> {
     };
     let ty = column.type_();
     Ok(if *ty == Type::INT8 {
-        r.try_get::<_, Option<i64>>(i).map_err(bad)?.map_or(ValueRef::Null, ValueRef::Int)
+        r.try_get::<_, Option<i64>>(i)
+            .map_err(bad)?
+            .map_or(ValueRef::Null, ValueRef::Int)
     } else if *ty == Type::INT4 {
         r.try_get::<_, Option<i32>>(i)
             .map_err(bad)?
@@ -322,9 +328,13 @@ fn pg_value(r: &postgres::Row, i: usize) -> Result<ValueRef<'_>, DbError> {
             .map_err(bad)?
             .map_or(ValueRef::Null, |b| ValueRef::Int(b.into()))
     } else if *ty == Type::BYTEA {
-        r.try_get::<_, Option<&[u8]>>(i).map_err(bad)?.map_or(ValueRef::Null, ValueRef::Blob)
+        r.try_get::<_, Option<&[u8]>>(i)
+            .map_err(bad)?
+            .map_or(ValueRef::Null, ValueRef::Blob)
     } else if [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME].contains(ty) {
-        r.try_get::<_, Option<&str>>(i).map_err(bad)?.map_or(ValueRef::Null, ValueRef::Text)
+        r.try_get::<_, Option<&str>>(i)
+            .map_err(bad)?
+            .map_or(ValueRef::Null, ValueRef::Text)
     } else {
         ValueRef::Other("an unsupported PostgreSQL type (cast it)")
     })
@@ -427,7 +437,10 @@ impl Db {
             config.application_name("jpki");
         }
         if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(DbError::Location(where_, format!("schema name {schema:?}: use letters, digits and _")));
+            return Err(DbError::Location(
+                where_,
+                format!("schema name {schema:?}: use letters, digits and _"),
+            ));
         }
         let mut pg = Pg {
             config,
@@ -503,14 +516,17 @@ impl Db {
         match &self.conn {
             Conn::Sqlite(c) => {
                 let mut st = c.prepare_cached(sql)?;
-                let n = st.execute(rusqlite::params_from_iter(params.iter().map(|p| SqliteParam(p.value()))))?;
+                let n = st.execute(rusqlite::params_from_iter(
+                    params.iter().map(|p| SqliteParam(p.value())),
+                ))?;
                 Ok(n as u64)
             }
             Conn::Postgres(_) => {
                 let mut pg = self.pg()?;
                 let st = pg.statement(sql)?;
                 let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.value())).collect();
-                let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+                let refs: Vec<&(dyn ToSql + Sync)> =
+                    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
                 let r = pg.client()?.execute(&st, &refs);
                 r.map_err(|e| pg.err(&e))
             }
@@ -543,7 +559,9 @@ impl Db {
             Conn::Sqlite(c) => {
                 let mut st = c.prepare_cached(sql).map_err(DbError::from)?;
                 let mut rows = st
-                    .query(rusqlite::params_from_iter(params.iter().map(|p| SqliteParam(p.value()))))
+                    .query(rusqlite::params_from_iter(
+                        params.iter().map(|p| SqliteParam(p.value())),
+                    ))
                     .map_err(DbError::from)?;
                 while let Some(r) = rows.next().map_err(DbError::from)? {
                     f(&Row(RowInner::Sqlite(r)))?;
@@ -631,9 +649,11 @@ impl Db {
             (Conn::Postgres(_), true) => {
                 let lock_wait = LOCK_WAIT.as_millis();
                 self.batch(&format!("BEGIN; SET LOCAL lock_timeout = {lock_wait}"))?;
-                let locked = self.query_opt("SELECT value FROM jpki_meta WHERE name = 'writer' FOR UPDATE", params![], |r| {
-                    r.get::<i64>(0)
-                });
+                let locked = self.query_opt(
+                    "SELECT value FROM jpki_meta WHERE name = 'writer' FOR UPDATE",
+                    params![],
+                    |r| r.get::<i64>(0),
+                );
                 match locked {
                     Ok(Some(_)) => {}
                     Ok(None) => {
@@ -649,7 +669,10 @@ impl Db {
             (Conn::Postgres(_), false) => self.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?,
         }
         self.in_tx.set(true);
-        Ok(Tx { db: self, done: false })
+        Ok(Tx {
+            db: self,
+            done: false,
+        })
     }
 
     /// The schema version the store records (0 for a new store).
@@ -657,7 +680,11 @@ impl Db {
         match self.backend() {
             Backend::Sqlite => self.query_row("PRAGMA user_version", params![], |r| r.get(0)),
             Backend::Postgres => Ok(self
-                .query_opt("SELECT value FROM jpki_meta WHERE name = 'schema_version'", params![], |r| r.get(0))?
+                .query_opt(
+                    "SELECT value FROM jpki_meta WHERE name = 'schema_version'",
+                    params![],
+                    |r| r.get(0),
+                )?
                 .unwrap_or(0)),
         }
     }
@@ -764,7 +791,9 @@ pub fn scratch_postgres(url: &str, prefix: &str) -> Result<String, DbError> {
     let config: postgres::Config = url
         .parse()
         .map_err(|e: postgres::Error| DbError::Location(where_.clone(), e.to_string()))?;
-    let mut client = config.connect(postgres::NoTls).map_err(|e| DbError::from_pg(&e, &where_))?;
+    let mut client = config
+        .connect(postgres::NoTls)
+        .map_err(|e| DbError::from_pg(&e, &where_))?;
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -10,7 +10,10 @@ fn stores(dir: &tempfile::TempDir) -> Vec<Location> {
     match std::env::var("JPKI_TEST_POSTGRES") {
         Ok(url) if !url.is_empty() => {
             let url = jpki_db::scratch_postgres(&url, "jpki_db_test").unwrap();
-            out.push(Location::Postgres { url, schema: "t".into() });
+            out.push(Location::Postgres {
+                url,
+                schema: "t".into(),
+            });
         }
         _ => assert!(
             std::env::var_os("JPKI_REQUIRE_INTEROP").is_none(),
@@ -53,16 +56,27 @@ fn values_round_trip_through_both_engines() {
                 |r| r.get(0),
             )
             .unwrap();
-        db.execute("INSERT INTO items (name, n, data) VALUES (?, ?, ?)", params!["b", None::<i64>, None::<Vec<u8>>])
-            .unwrap();
+        db.execute(
+            "INSERT INTO items (name, n, data) VALUES (?, ?, ?)",
+            params!["b", None::<i64>, None::<Vec<u8>>],
+        )
+        .unwrap();
         let (name, n, data): (String, i64, Vec<u8>) = db
-            .query_row("SELECT name, n, data FROM items WHERE id = ?1", params![id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT name, n, data FROM items WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .unwrap();
-        assert_eq!((name.as_str(), n, data), (" 日本語 'quoted' ? ", i64::MIN, blob.clone()), "{loc:?}");
+        assert_eq!(
+            (name.as_str(), n, data),
+            (" 日本語 'quoted' ? ", i64::MIN, blob.clone()),
+            "{loc:?}"
+        );
         let (n, data): (Option<i64>, Option<Vec<u8>>) = db
-            .query_row("SELECT n, data FROM items WHERE name = ?1", params!["b"], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT n, data FROM items WHERE name = ?1", params!["b"], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .unwrap();
         assert_eq!((n, data), (None, None));
         // Booleans from comparisons and EXISTS read as bool on both.
@@ -75,18 +89,31 @@ fn values_round_trip_through_both_engines() {
             .unwrap();
         assert!(exists && cmp);
         // A literal '?' in a string is not a parameter.
-        let q: String = db.query_row("SELECT '?1 and ?'", params![], |r| r.get(0)).unwrap();
+        let q: String = db
+            .query_row("SELECT '?1 and ?'", params![], |r| r.get(0))
+            .unwrap();
         assert_eq!(q, "?1 and ?");
         // Reading a column as the wrong type is an error naming it.
-        let e = db.query_row("SELECT name FROM items WHERE id = ?1", params![id], |r| r.get::<i64>(0)).unwrap_err();
+        let e = db
+            .query_row("SELECT name FROM items WHERE id = ?1", params![id], |r| {
+                r.get::<i64>(0)
+            })
+            .unwrap_err();
         assert!(matches!(e, DbError::Type { column: 0, .. }), "{e}");
         // Counting and streaming.
-        let count: i64 = db.query_row("SELECT COUNT(*) FROM items", params![], |r| r.get(0)).unwrap();
+        let count: i64 = db
+            .query_row("SELECT COUNT(*) FROM items", params![], |r| r.get(0))
+            .unwrap();
         assert_eq!(count, 2);
-        let names = db.query_map("SELECT name FROM items ORDER BY id", params![], |r| r.get::<String>(0)).unwrap();
+        let names = db
+            .query_map("SELECT name FROM items ORDER BY id", params![], |r| {
+                r.get::<String>(0)
+            })
+            .unwrap();
         assert_eq!(names.len(), 2);
         assert!(matches!(
-            db.query_row("SELECT name FROM items WHERE id = -1", params![], |r| r.get::<String>(0)),
+            db.query_row("SELECT name FROM items WHERE id = -1", params![], |r| r
+                .get::<String>(0)),
             Err(DbError::NoRow)
         ));
     }
@@ -100,25 +127,38 @@ fn transactions_commit_roll_back_and_refuse_nesting() {
         schema(&db);
         {
             let tx = db.begin_write().unwrap();
-            tx.execute("INSERT INTO items (name) VALUES ('kept')", params![]).unwrap();
-            assert!(matches!(db.begin_write(), Err(DbError::Usage(_))), "no nested transaction");
+            tx.execute("INSERT INTO items (name) VALUES ('kept')", params![])
+                .unwrap();
+            assert!(
+                matches!(db.begin_write(), Err(DbError::Usage(_))),
+                "no nested transaction"
+            );
             tx.commit().unwrap();
         }
         {
             let tx = db.begin_write().unwrap();
-            tx.execute("INSERT INTO items (name) VALUES ('dropped')", params![]).unwrap();
+            tx.execute("INSERT INTO items (name) VALUES ('dropped')", params![])
+                .unwrap();
             // Dropped without commit: rolled back.
         }
-        let names = db.query_map("SELECT name FROM items", params![], |r| r.get::<String>(0)).unwrap();
+        let names = db
+            .query_map("SELECT name FROM items", params![], |r| r.get::<String>(0))
+            .unwrap();
         assert_eq!(names, vec!["kept".to_owned()], "{loc:?}");
         // A unique violation is recognised on both engines, and the connection stays usable.
-        let e = db.execute("INSERT INTO items (name) VALUES ('kept')", params![]).unwrap_err();
+        let e = db
+            .execute("INSERT INTO items (name) VALUES ('kept')", params![])
+            .unwrap_err();
         assert!(e.is_unique_violation(), "{loc:?}: {e}");
         assert!(!e.is_unavailable());
         let tx = db.begin_write().unwrap();
-        assert!(tx.execute("INSERT INTO items (name) VALUES ('kept')", params![]).is_err());
+        assert!(
+            tx.execute("INSERT INTO items (name) VALUES ('kept')", params![])
+                .is_err()
+        );
         drop(tx);
-        db.execute("INSERT INTO items (name) VALUES ('after')", params![]).unwrap();
+        db.execute("INSERT INTO items (name) VALUES ('after')", params![])
+            .unwrap();
         // A query inside another's rows is refused on both engines, not deadlocked.
         let e = db
             .for_each("SELECT name FROM items", params![], |_| {
@@ -143,7 +183,8 @@ fn write_transactions_are_serialised_across_connections() {
     for loc in stores(&dir) {
         let db = open(&loc);
         schema(&db);
-        db.execute("INSERT INTO items (name, n) VALUES ('counter', 0)", params![]).unwrap();
+        db.execute("INSERT INTO items (name, n) VALUES ('counter', 0)", params![])
+            .unwrap();
         std::thread::scope(|s| {
             for t in 0..4 {
                 let loc = &loc;
@@ -151,19 +192,36 @@ fn write_transactions_are_serialised_across_connections() {
                     let db = open(loc);
                     for i in 0..25 {
                         let tx = db.begin_write().unwrap();
-                        let n: i64 = tx.query_row("SELECT n FROM items WHERE name = 'counter'", params![], |r| r.get(0)).unwrap();
-                        tx.execute("INSERT INTO items (name, n) VALUES (?1, ?2)", params![format!("w{t}-{i}"), n]).unwrap();
-                        tx.execute("UPDATE items SET n = ?1 WHERE name = 'counter'", params![n + 1]).unwrap();
+                        let n: i64 = tx
+                            .query_row("SELECT n FROM items WHERE name = 'counter'", params![], |r| {
+                                r.get(0)
+                            })
+                            .unwrap();
+                        tx.execute(
+                            "INSERT INTO items (name, n) VALUES (?1, ?2)",
+                            params![format!("w{t}-{i}"), n],
+                        )
+                        .unwrap();
+                        tx.execute("UPDATE items SET n = ?1 WHERE name = 'counter'", params![n + 1])
+                            .unwrap();
                         tx.commit().unwrap();
                     }
                 });
             }
         });
-        let n: i64 = db.query_row("SELECT n FROM items WHERE name = 'counter'", params![], |r| r.get(0)).unwrap();
+        let n: i64 = db
+            .query_row("SELECT n FROM items WHERE name = 'counter'", params![], |r| {
+                r.get(0)
+            })
+            .unwrap();
         assert_eq!(n, 100, "{loc:?}: no lost update");
         // The counter values seen, in id order, are 0..100: ids follow commit order.
         let seen = db
-            .query_map("SELECT n FROM items WHERE name <> 'counter' ORDER BY id", params![], |r| r.get::<i64>(0))
+            .query_map(
+                "SELECT n FROM items WHERE name <> 'counter' ORDER BY id",
+                params![],
+                |r| r.get::<i64>(0),
+            )
             .unwrap();
         assert_eq!(seen, (0..100).collect::<Vec<_>>(), "{loc:?}");
     }
@@ -172,7 +230,8 @@ fn write_transactions_are_serialised_across_connections() {
 #[test]
 fn an_unreachable_server_is_reported_as_such() {
     // Nothing listens on port 9 of the loopback.
-    let e = Db::connect_postgres("postgres://nobody:secret@127.0.0.1:9/x?connect_timeout=2", "s").unwrap_err();
+    let e =
+        Db::connect_postgres("postgres://nobody:secret@127.0.0.1:9/x?connect_timeout=2", "s").unwrap_err();
     assert!(e.is_unavailable(), "{e}");
     let text = e.to_string();
     assert!(!text.contains("secret"), "the password is not shown: {text}");
@@ -183,7 +242,13 @@ fn an_unreachable_server_is_reported_as_such() {
 
 #[test]
 fn urls_are_redacted_and_parameters_rewritten() {
-    assert_eq!(jpki_db::redact_url("postgres://u:pw@h:5/db?password=x&a=b"), "postgres://u:***@h:5/db?password=***&a=b");
+    assert_eq!(
+        jpki_db::redact_url("postgres://u:pw@h:5/db?password=x&a=b"),
+        "postgres://u:***@h:5/db?password=***&a=b"
+    );
     assert_eq!(jpki_db::redact_url("postgres://u@h/db"), "postgres://u@h/db");
-    assert_eq!(jpki_db::pg_sql("SELECT ?1, ?, '?' FROM t WHERE a = ?2 AND \"q?\" = ?"), "SELECT $1, $2, '?' FROM t WHERE a = $2 AND \"q?\" = $3");
+    assert_eq!(
+        jpki_db::pg_sql("SELECT ?1, ?, '?' FROM t WHERE a = ?2 AND \"q?\" = ?"),
+        "SELECT $1, $2, '?' FROM t WHERE a = $2 AND \"q?\" = $3"
+    );
 }
