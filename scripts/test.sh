@@ -9,7 +9,8 @@
 #   apt (as root, or with passwordless sudo): openssl, python3, python3-venv, a C compiler;
 #     libpcsclite-dev and pkg-config (the workspace links libpcsclite: needed to build at all);
 #     pcscd, vsmartcard-vpcd, opensc, pcsc-tools (the card interop test), swig and python3-dev
-#     (to build pyscard);
+#     (to build pyscard); postgresql (the storage conformance suite runs on SQLite and on a
+#     throwaway PostgreSQL cluster: scripts/pg.sh, 127.0.0.1, a temporary directory, stopped on exit);
 #   .venv/ (repo root, gitignored): pkilint==$PKILINT_VERSION, pyscard==$PYSCARD_VERSION,
 #     pyHanko[pkcs11]==$PYHANKO_VERSION and pyhanko-cli==$PYHANKO_CLI_VERSION
 #     from PyPI.
@@ -34,8 +35,13 @@ section() {
     printf '\n=== %s ===\n' "$1"
 }
 
+PG_DIR=""
 finish() {
     local rc=$?
+    if [ -n "$PG_DIR" ]; then
+        scripts/pg.sh stop "$PG_DIR" || true
+        rm -rf "$PG_DIR"
+    fi
     local secs=$(($(date +%s) - START))
     if [ "$rc" -eq 0 ]; then
         printf '\ntest.sh: OK — fmt, clippy and all tests passed in %ss\n' "$secs"
@@ -116,6 +122,8 @@ have pcscd || missing+=(pcscd)
 have pcsc_scan || missing+=(pcsc-tools)
 have swig || missing+=(swig)
 python_headers || missing+=(python3-dev)
+pg_server() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || have initdb; }
+pg_server || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
@@ -218,6 +226,13 @@ cargo fmt --all --check
 
 section "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+
+section "PostgreSQL (throwaway cluster)"
+PG_DIR=$(mktemp -d /tmp/jpki-test-pg.XXXXXX)
+PG_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+JPKI_TEST_POSTGRES=$(scripts/pg.sh start "$PG_DIR" "$PG_PORT")
+export JPKI_TEST_POSTGRES
+echo "postgres: $JPKI_TEST_POSTGRES ($("$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres" --version 2>/dev/null || echo "?"))"
 
 section "cargo test --workspace"
 TARGET_TMP="${CARGO_TARGET_DIR:-$ROOT/target}/tmp"

@@ -39,6 +39,24 @@ pub struct PublishReport {
 }
 
 impl Authority {
+    /// When CRLs were last published (the older of the two CAs' newest publications), if ever.
+    pub fn last_crl_publication(&self) -> Result<Option<time::OffsetDateTime>, AuthorityError> {
+        let newest: Vec<Option<i64>> = [CertKind::Signature, CertKind::Authentication]
+            .iter()
+            .map(|k| {
+                self.connection().query_row(
+                    "SELECT MAX(published_at) FROM crl_publications WHERE kind = ?1",
+                    params![k.as_str()],
+                    |r| r.get::<Option<i64>>(0),
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        match newest.into_iter().collect::<Option<Vec<i64>>>() {
+            Some(times) => times.into_iter().min().map(from_ts).transpose(),
+            None => Ok(None),
+        }
+    }
+
     /// Publishes every CRL of both CAs into `out`, calling `progress(done, total)` per file.
     pub fn publish_crls(
         &mut self,

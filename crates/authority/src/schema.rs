@@ -220,7 +220,14 @@ CREATE TABLE person_secrets (
     secret      BLOB    NOT NULL CHECK (length(secret) = 32)
 );
 ",
+    // 6: service keys (OCSP responders, TSA) are also kept in the registry, encrypted as in their
+    // files, so that verifiers on other hosts sharing the database can load them; the CA keys
+    // stay files on the authority's host only.
+    V6,
 ];
+
+/// Migration 6, the same on both engines.
+const V6: &str = "ALTER TABLE service_certs ADD COLUMN key_pem TEXT;";
 
 /// The registry of schema version 5 on PostgreSQL.
 const PG_V5: &str = r"
@@ -336,7 +343,7 @@ CREATE TABLE person_secrets (
 ";
 
 /// PostgreSQL migrations after [`PG_V5`]: (version produced, script). Never edit a released one.
-const PG_MIGRATIONS: &[(i64, &str)] = &[(5, PG_V5)];
+const PG_MIGRATIONS: &[(i64, &str)] = &[(5, PG_V5), (6, V6)];
 
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

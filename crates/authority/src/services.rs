@@ -76,6 +76,14 @@ pub struct ServiceCredentials {
     pub chain: Vec<Vec<u8>>,
 }
 
+/// A service certificate row.
+struct StoredService {
+    id: i64,
+    key_file: String,
+    key_pem: Option<Zeroizing<String>>,
+    cert_der: Vec<u8>,
+}
+
 /// The TSA's credentials (a [`ServiceCredentials`]).
 pub type TsaCredentials = ServiceCredentials;
 
@@ -83,20 +91,104 @@ impl Authority {
     /// The current TSA certificate, if one was issued and is still valid.
     pub fn tsa_certificate(&self) -> Result<Option<Vec<u8>>, AuthorityError> {
         Ok(self
-            .current_service(ServiceRole::Tsa, CertKind::Signature)?
-            .map(|(_, der)| der))
+            .current_service(
+                ServiceRole::Tsa,
+                CertKind::Signature,
+                ServiceRole::Tsa.renew_before(),
+            )?
+            .map(|s| s.cert_der))
     }
 
+    /// The newest good service certificate of `role` for `kind`'s CA valid for at least `margin`
+    /// more: its id, key file, key (encrypted PEM, when the registry keeps it) and certificate.
     fn current_service(
         &self,
         role: ServiceRole,
         kind: CertKind,
-    ) -> Result<Option<(String, Vec<u8>)>, AuthorityError> {
+        margin: Duration,
+    ) -> Result<Option<StoredService>, AuthorityError> {
         Ok(self.connection().query_opt(
-            "SELECT key_file, der FROM service_certs WHERE role = ?1 AND ca_kind = ?2 AND status = 'good' \
-                 AND not_after > ?3 ORDER BY id DESC LIMIT 1",
-            params![role.as_str(), kind.as_str(), ts(self.now() + role.renew_before())],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            "SELECT id, key_file, key_pem, der FROM service_certs WHERE role = ?1 AND ca_kind = ?2 \
+             AND status = 'good' AND not_after > ?3 ORDER BY id DESC LIMIT 1",
+            params![role.as_str(), kind.as_str(), ts(self.now() + margin)],
+            |r| {
+                Ok(StoredService {
+                    id: r.get(0)?,
+                    key_file: r.get(1)?,
+                    key_pem: r.get::<Option<String>>(2)?.map(Zeroizing::new),
+                    cert_der: r.get(3)?,
+                })
+            },
+        )?)
+    }
+
+    /// Decrypts a stored service's key: from the registry when it keeps it, else from its file.
+    fn open_service(
+        &self,
+        kind: CertKind,
+        stored: StoredService,
+        passphrase: &[u8],
+    ) -> Result<ServiceCredentials, AuthorityError> {
+        let pem = match stored.key_pem {
+            Some(pem) => pem,
+            None => {
+                let path = self.dir().join(&stored.key_file);
+                Zeroizing::new(std::fs::read_to_string(&path).map_err(AuthorityError::io(&path))?)
+            }
+        };
+        Ok(ServiceCredentials {
+            key: SigningKey::from_encrypted_pem(&pem, passphrase)?,
+            cert_der: stored.cert_der,
+            chain: vec![self.ca_cert(kind)?],
+        })
+    }
+
+    /// For a verifier (no CA keys): the newest service key and certificate of `role` for `kind`'s
+    /// CA that is valid now, decrypted with `passphrase`, and its id (a newer one has a larger
+    /// id). Never issues one: an error says to start the authority first.
+    fn existing_service(
+        &self,
+        role: ServiceRole,
+        kind: CertKind,
+        passphrase: &[u8],
+    ) -> Result<(i64, ServiceCredentials), AuthorityError> {
+        let stored = self.current_service(role, kind, Duration::ZERO)?.ok_or_else(|| {
+            AuthorityError::State(format!(
+                "no valid {} certificate for the {} CA in the registry yet: start `jpki serve --role authority` \
+                 (or `--role all`) on the authority's data directory first",
+                role.as_str(),
+                kind.as_str()
+            ))
+        })?;
+        let id = stored.id;
+        Ok((id, self.open_service(kind, stored, passphrase)?))
+    }
+
+    /// A verifier's OCSP responder for `kind`'s CA (see [`Authority::ocsp_credentials`], which
+    /// the authority uses to issue and renew it) and its id.
+    pub fn existing_ocsp_credentials(
+        &self,
+        kind: CertKind,
+        passphrase: &[u8],
+    ) -> Result<(i64, ServiceCredentials), AuthorityError> {
+        self.existing_service(ServiceRole::Ocsp, kind, passphrase)
+    }
+
+    /// A verifier's TSA key and certificate and its id.
+    pub fn existing_tsa_credentials(
+        &self,
+        passphrase: &[u8],
+    ) -> Result<(i64, TsaCredentials), AuthorityError> {
+        self.existing_service(ServiceRole::Tsa, CertKind::Signature, passphrase)
+    }
+
+    /// The id of the newest valid service certificate of each role and CA: a verifier compares
+    /// it with the ids it loaded to pick up a renewed responder or TSA.
+    pub fn service_generation(&self) -> Result<i64, AuthorityError> {
+        Ok(self.connection().query_row(
+            "SELECT COALESCE(MAX(id), 0) FROM service_certs WHERE status = 'good' AND not_after > ?1",
+            params![ts(self.now())],
+            |r| r.get(0),
         )?)
     }
 
@@ -124,15 +216,8 @@ impl Authority {
         passphrase: &[u8],
     ) -> Result<ServiceCredentials, AuthorityError> {
         // An existing service needs only its own key decrypted, not the CA keys.
-        if let Some((file, cert_der)) = self.current_service(role, kind)? {
-            let path = self.dir().join(&file);
-            let pem = Zeroizing::new(std::fs::read_to_string(&path).map_err(AuthorityError::io(&path))?);
-            let key = SigningKey::from_encrypted_pem(&pem, passphrase)?;
-            return Ok(ServiceCredentials {
-                key,
-                cert_der,
-                chain: vec![self.ca_cert(kind)?],
-            });
+        if let Some(stored) = self.current_service(role, kind, role.renew_before())? {
+            return self.open_service(kind, stored, passphrase);
         }
         let issuers = self.issuers(passphrase)?;
         let issuer = issuers.get(kind);
@@ -175,7 +260,7 @@ impl Authority {
         };
         tx.execute(
             "INSERT INTO service_certs (serial, role, ca_kind, key_file, shard, not_before, not_after, \
-             status, issued_at, der) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'good', ?6, ?8)",
+             status, issued_at, der, key_pem) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'good', ?6, ?8, ?9)",
             params![
                 serial.as_be_bytes(),
                 role.as_str(),
@@ -184,7 +269,8 @@ impl Authority {
                 shard,
                 ts(now),
                 ts(not_after),
-                cert_der
+                cert_der,
+                pem.as_str()
             ],
         )?;
         event(

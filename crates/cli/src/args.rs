@@ -209,9 +209,35 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "FILE.pem", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
     /// On the first run: keep the registry in this PostgreSQL database instead of SQLite in the
-    /// data directory (as `jpki init --db`). Later runs must name the same one or none.
+    /// data directory (as `jpki init --db`). Later runs must name the same one or none. With
+    /// `--role verifier`: the authority's database to verify from.
     #[arg(long, env = "JPKI_DB", value_name = "postgres://…", hide_env_values = true)]
     pub db: Option<String>,
+    /// What this process does. `all` (the single-machine default): everything below in one
+    /// process. `authority`: the only role holding the CA keys: publishes CRLs (and republishes
+    /// them before they go stale), issues and renews the OCSP-responder and TSA certificates, and
+    /// serves CRLs and CA certificates. `verifier`: answers OCSP, the JSON API and the TSA from an
+    /// in-memory snapshot kept fresh from the shared registry's change log; needs no CA key (the
+    /// service keys come from the registry, opened with the authority passphrase). Run any
+    /// number of verifiers against one PostgreSQL registry.
+    #[arg(long, value_enum, default_value = "all")]
+    pub role: ServeRole,
+    /// Stop answering (OCSP tryLater, JSON API 503, /healthz 503) once the revocation snapshot
+    /// is this many seconds behind the registry (the database is unreachable); until then answers
+    /// name the time of the last sync as OCSP thisUpdate.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub max_staleness: u32,
+}
+
+/// `jpki serve --role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ServeRole {
+    /// Authority and verifier in one process (one machine).
+    All,
+    /// CA keys: CRL publication, service certificates; serves CRLs and CA certificates.
+    Authority,
+    /// OCSP, JSON API and TSA from the shared registry; no CA keys.
+    Verifier,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -29,7 +29,7 @@ use jpki_sig::tsp::TimeStampAuthority;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::args::{RpCmd, ServeArgs};
+use crate::args::{RpCmd, ServeArgs, ServeRole};
 use crate::docsig::AuthorityTsa;
 use crate::{Failure, Report, secrets};
 
@@ -322,11 +322,22 @@ pub(crate) fn rp(cmd: RpCmd, data: &Path) -> Result<Report, Failure> {
     }
 }
 
-/// Builds the OCSP service from the registry: one responder and one status snapshot per CA.
-fn ocsp_service(authority: &mut Authority, passphrase: &[u8]) -> Result<OcspService, Failure> {
+/// Builds the OCSP service from the registry: one responder and one status snapshot per CA. A
+/// verifier only loads the responders the authority issued; otherwise a missing or ending one is
+/// issued. Also returns the registry's service generation the responders were loaded at.
+fn ocsp_service(
+    authority: &mut Authority,
+    passphrase: &[u8],
+    verifier: bool,
+) -> Result<(OcspService, i64), Failure> {
     let mut service = OcspService::new(OCSP_VALIDITY);
+    let generation = authority.service_generation()?;
     for kind in CertKind::ALL {
-        let creds = authority.ocsp_credentials(kind, passphrase)?;
+        let creds = if verifier {
+            authority.existing_ocsp_credentials(kind, passphrase)?.1
+        } else {
+            authority.ocsp_credentials(kind, passphrase)?
+        };
         let mut certs = Vec::new();
         authority
             .for_each_certificate_status(kind, |serial, status| certs.push((serial.to_vec(), status)))?;
@@ -338,7 +349,219 @@ fn ocsp_service(authority: &mut Authority, passphrase: &[u8]) -> Result<OcspServ
             index,
         )?;
     }
-    Ok(service)
+    Ok((service, generation))
+}
+
+fn role_name(role: ServeRole) -> &'static str {
+    match role {
+        ServeRole::All => "authority and verifier",
+        ServeRole::Authority => "authority",
+        ServeRole::Verifier => "verifier",
+    }
+}
+
+/// `/healthz` and `/metrics` of a verifier: how far behind the registry the snapshot is.
+struct SnapshotHealth(Arc<OcspService>);
+
+impl jpki_server::Health for SnapshotHealth {
+    fn check(&self) -> Result<(), String> {
+        let now = OffsetDateTime::now_utc();
+        if !self.0.is_stale(now) {
+            return Ok(());
+        }
+        Err(format!(
+            "the revocation snapshot is {} behind the registry, over the maximum of {} s (is the database up?)",
+            self.0.staleness(now).map_or_else(
+                || "never synced and".to_owned(),
+                |d| format!("{:.1} s", d.as_seconds_f64())
+            ),
+            self.0.max_staleness().map_or(0, |d| d.whole_seconds())
+        ))
+    }
+
+    fn gauges(&self) -> Vec<(&'static str, &'static str, f64)> {
+        let age = self
+            .0
+            .staleness(OffsetDateTime::now_utc())
+            .map_or(f64::INFINITY, |d| d.as_seconds_f64());
+        vec![(
+            "jpki_status_snapshot_age_seconds",
+            "Seconds since the revocation snapshot last matched the registry.",
+            age,
+        )]
+    }
+}
+
+/// How often the authority's upkeep looks at its CRLs and service certificates.
+const UPKEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Periodic work beside following the change log: the authority republishes CRLs before they go
+/// stale and renews the OCSP responders; a verifier picks up renewed responders.
+struct Upkeep {
+    verifier: bool,
+    passphrase: zeroize::Zeroizing<String>,
+    /// Where CRLs are republished (the default place only; an operator's directory is theirs).
+    publish_dir: Option<std::path::PathBuf>,
+    /// The service generation the running responders came from.
+    services_loaded: i64,
+    last_check: std::time::Instant,
+}
+
+impl Upkeep {
+    fn run(&mut self, authority: &mut Authority, service: Option<&OcspService>) {
+        if self.last_check.elapsed() < UPKEEP_EVERY {
+            return;
+        }
+        self.last_check = std::time::Instant::now();
+        if let Err(Failure::Usage(e) | Failure::Failed(e)) = self.try_run(authority, service) {
+            tracing::warn!(error = %e, "upkeep failed; will retry");
+        }
+    }
+
+    fn try_run(&mut self, authority: &mut Authority, service: Option<&OcspService>) -> Result<(), Failure> {
+        let pass = self.passphrase.as_bytes();
+        if !self.verifier {
+            // CRLs are republished once half their validity has passed.
+            let half = time::Duration::hours(i64::from(authority.settings().crl_validity_hours)) / 2;
+            let due = authority
+                .last_crl_publication()?
+                .is_none_or(|t| OffsetDateTime::now_utc() - t >= half);
+            if due && let Some(dir) = &self.publish_dir {
+                let issuers = authority.issuers(pass)?;
+                authority.publish_crls(dir, &issuers, |_, _| {})?;
+                tracing::info!(dir = %dir.display(), "republished CRLs");
+            }
+            // Renewed within 30 days of their end (a no-op otherwise).
+            for kind in CertKind::ALL {
+                authority.ocsp_credentials(kind, pass)?;
+            }
+        }
+        let generation = authority.service_generation()?;
+        if generation != self.services_loaded {
+            if let Some(service) = service {
+                for kind in CertKind::ALL {
+                    let (_, creds) = authority.existing_ocsp_credentials(kind, pass)?;
+                    service.replace_responder(kind, Responder::new(creds.key, creds.cert_der)?);
+                }
+                tracing::info!(generation, "loaded renewed OCSP responder certificates");
+            }
+            self.services_loaded = generation;
+        }
+        Ok(())
+    }
+}
+
+/// A verifier's data directory: it names the shared registry (`--db`, kept in DATA/database)
+/// and holds the verifier's own files; the registry must already hold an authority.
+fn attach_verifier(data: &Path, db: Option<&str>) -> Result<(), Failure> {
+    match (jpki_authority::registry_location(data)?, db) {
+        (None, None) => {
+            return Err(Failure::Usage(format!(
+                "--role verifier: {} names no registry; give --db postgres://… (the authority's database)",
+                data.display()
+            )));
+        }
+        (None, Some(url)) => {
+            if !jpki_db::Location::is_postgres_url(url) {
+                return Err(Failure::Usage(format!(
+                    "--db {}: expected a postgres:// URL",
+                    jpki_db::redact_url(url)
+                )));
+            }
+            std::fs::create_dir_all(data).map_err(|e| Failure::Usage(format!("{}: {e}", data.display())))?;
+            jpki_authority::write_atomically(
+                &data.join(jpki_authority::DATABASE_FILE),
+                format!("{url}\n").as_bytes(),
+                0o600,
+            )?;
+        }
+        (Some(_), _) => {}
+    }
+    match Authority::open(data) {
+        Err(jpki_authority::AuthorityError::NotInitialised(_)) => Err(Failure::Usage(format!(
+            "--role verifier: the registry of {} holds no authority yet; start `jpki serve --role authority` first",
+            data.display()
+        ))),
+        Err(e) => Err(e.into()),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// `jpki serve --role authority`: publishes CRLs and keeps them and the service certificates
+/// current; serves CRLs, CA certificates, /healthz and /metrics. No OCSP, API or TSA here.
+fn serve_authority(
+    args: &ServeArgs,
+    data: &Path,
+    tls: Option<jpki_server::TlsConfig>,
+    publish_dir: &Path,
+    initialised: Option<&FirstRun>,
+    passphrase: &zeroize::Zeroizing<String>,
+    json_out: bool,
+) -> Result<Report, Failure> {
+    let mut authority = Authority::open(data)?;
+    // The service certificates verifiers load: issued (or renewed) now.
+    for kind in CertKind::ALL {
+        authority.ocsp_credentials(kind, passphrase.as_bytes())?;
+    }
+    authority.tsa_credentials(passphrase.as_bytes())?;
+    let generation = authority.service_generation()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let stop = Arc::clone(&stop);
+        let mut upkeep = Upkeep {
+            verifier: false,
+            passphrase: passphrase.clone(),
+            publish_dir: args.publish_dir.is_none().then(|| publish_dir.to_path_buf()),
+            services_loaded: generation,
+            last_check: std::time::Instant::now(),
+        };
+        std::thread::Builder::new()
+            .name("jpki-authority-upkeep".into())
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(FOLLOW_EVERY);
+                    upkeep.run(&mut authority, None);
+                }
+            })?
+    };
+    let access = if args.public_revocation {
+        RevocationAccess::Public
+    } else {
+        RevocationAccess::Keys(Arc::new(RegistryKeys(
+            Mutex::new(registry(data)?),
+            Arc::new(Meter::default()),
+        )))
+    };
+    let state = AppState::new().with_published(publish_dir.to_path_buf(), access);
+    jpki_server::init_logging();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let result = jpki_server::serve_blocking_tls(args.listen, &state, tls, |addr| {
+        if json_out {
+            println!(
+                "{}",
+                json!({
+                    "listening": addr.to_string(),
+                    "scheme": scheme,
+                    "role": "authority",
+                    "publish_dir": publish_dir,
+                    "initialised": initialised.map(|i| json!({ "data": data, "passphrase_file": i.passphrase_file })),
+                })
+            );
+        } else {
+            println!("Serving as authority on {scheme}://{addr} (Ctrl-C or SIGTERM stops it):");
+            println!(
+                "  CRLs  {scheme}://{addr}/crl/… and CA certificates /ca/… from {} (republished before they go stale)",
+                publish_dir.display()
+            );
+            println!(
+                "  OCSP, the JSON API and the TSA are answered by `jpki serve --role verifier` instances"
+            );
+        }
+    });
+    stop.store(true, Ordering::SeqCst);
+    let _ = worker.join();
+    result?;
+    Ok(Report::new(json!({ "stopped": true }), "Server stopped."))
 }
 
 /// `jpki serve`.
@@ -353,15 +576,21 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
         _ => None,
     };
     let publish_dir = args.publish_dir.clone().unwrap_or_else(|| data.join("public"));
-    let initialised = match Authority::open(data) {
-        Err(jpki_authority::AuthorityError::NotInitialised(_)) => Some(first_run(
-            data,
-            args.listen,
-            tls.is_some(),
-            args.public_url.as_deref(),
-            args.db.as_deref(),
-        )?),
-        _ => None,
+    let verifier = args.role == ServeRole::Verifier;
+    let initialised = if verifier {
+        attach_verifier(data, args.db.as_deref())?;
+        None
+    } else {
+        match Authority::open(data) {
+            Err(jpki_authority::AuthorityError::NotInitialised(_)) => Some(first_run(
+                data,
+                args.listen,
+                tls.is_some(),
+                args.public_url.as_deref(),
+                args.db.as_deref(),
+            )?),
+            _ => None,
+        }
     };
     if let Some(url) = &args.db {
         let here = jpki_authority::registry_location(data)?;
@@ -376,12 +605,13 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     }
     let mut authority = Authority::open(data)?;
     let passphrase = secrets::authority_passphrase(data)?;
-    let published = CertKind::ALL.iter().all(|k| {
-        publish_dir
-            .join("crl")
-            .join(format!("{}.crl", k.as_str()))
-            .is_file()
-    });
+    let published = verifier
+        || CertKind::ALL.iter().all(|k| {
+            publish_dir
+                .join("crl")
+                .join(format!("{}.crl", k.as_str()))
+                .is_file()
+        });
     if !published {
         if args.publish_dir.is_none() {
             // The default place holds no complete publication yet (a first run, or one that
@@ -394,9 +624,29 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
             tracing::warn!(dir = %publish_dir.display(), "no CRLs published there yet: run `jpki crl publish --out DIR`");
         }
     }
-    let tsa_creds = authority.tsa_credentials(passphrase.as_bytes())?;
+    if args.role == ServeRole::Authority {
+        drop(authority);
+        return serve_authority(
+            args,
+            data,
+            tls,
+            &publish_dir,
+            initialised.as_ref(),
+            &passphrase,
+            json_out,
+        );
+    }
+    let tsa_creds = if verifier {
+        authority.existing_tsa_credentials(passphrase.as_bytes())?.1
+    } else {
+        authority.tsa_credentials(passphrase.as_bytes())?
+    };
+    let synced = OffsetDateTime::now_utc();
     let position = authority.status_history_position()?;
-    let service = Arc::new(ocsp_service(&mut authority, passphrase.as_bytes())?);
+    let (service, services_loaded) = ocsp_service(&mut authority, passphrase.as_bytes(), verifier)?;
+    let service = service.with_max_staleness(time::Duration::seconds(i64::from(args.max_staleness)));
+    service.mark_synced(synced);
+    let service = Arc::new(service);
     drop(authority);
 
     // Follow status changes made by other processes.
@@ -410,7 +660,14 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     )?;
     let follower = {
         let (service, stop, data) = (Arc::clone(&service), Arc::clone(&stop), data.to_path_buf());
-        let follow = Authority::open(&data)?;
+        let mut follow = Authority::open(&data)?;
+        let mut upkeep = Upkeep {
+            verifier,
+            passphrase: passphrase.clone(),
+            publish_dir: args.publish_dir.is_none().then(|| publish_dir.clone()),
+            services_loaded,
+            last_check: std::time::Instant::now(),
+        };
         let (meter, mut ledger) = (Arc::clone(&meter), registry(&data)?);
         let recorder = Arc::clone(&recorder);
         let mut log = AccessStore::open(&data.join(ACCESS_LOG_FILE))?;
@@ -447,12 +704,21 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
                 let mut position = position;
                 while !stop.load(Ordering::SeqCst) {
                     std::thread::sleep(FOLLOW_EVERY);
+                    let started = OffsetDateTime::now_utc();
                     match follow.status_changes_since(position, |kind, serial, status| {
                         service.set_status(kind, serial, status);
                     }) {
-                        Ok(p) => position = p,
-                        Err(e) => tracing::warn!(error = %e, "cannot read status changes; answering from the snapshot"),
+                        Ok(p) => {
+                            position = p;
+                            service.mark_synced(started);
+                        }
+                        Err(e) => tracing::warn!(
+                            error = %e,
+                            behind_s = service.staleness(started).map_or(-1, |d| d.whole_seconds()),
+                            "cannot read status changes; answering from the snapshot"
+                        ),
                     }
+                    upkeep.run(&mut follow, Some(&service));
                     flush(&mut ledger, &follow);
                 }
                 flush(&mut ledger, &follow);
@@ -496,7 +762,8 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
             access.clone(),
         )
         .with_published(publish_dir.clone(), access)
-        .with_api(Arc::new(api), keys);
+        .with_api(Arc::new(api), keys)
+        .with_health(Arc::new(SnapshotHealth(Arc::clone(&service))));
     jpki_server::init_logging();
     let public = args.public_revocation;
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -510,6 +777,8 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
                     "ocsp": CertKind::ALL.iter().map(|k| format!("{scheme}://{addr}/ocsp/{}", k.as_str())).collect::<Vec<_>>(),
                     "tsa": format!("{scheme}://{addr}{}", jpki_server::TSA_PATH),
                     "public_revocation": public,
+                    "role": role_name(args.role),
+                    "max_staleness_s": args.max_staleness,
                     "publish_dir": publish_dir,
                     "initialised": initialised.as_ref().map(|i| json!({
                         "data": data,
@@ -536,7 +805,10 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
                      `jpki card issue` for holders (README: Using the authority)."
                 );
             }
-            println!("Serving on {scheme}://{addr} (Ctrl-C or SIGTERM stops it):");
+            println!(
+                "Serving as {} on {scheme}://{addr} (Ctrl-C or SIGTERM stops it):",
+                role_name(args.role)
+            );
             println!("  OCSP  {scheme}://{addr}/ocsp/sign and /ocsp/auth (POST, or GET below them)");
             println!("  API   {scheme}://{addr}/v1/… (described at /openapi.json)");
             println!("  TSA   {scheme}://{addr}{}", jpki_server::TSA_PATH);

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use base64::Engine as _;
-use common::{Jpki, Person, Served, have, interop_required, post_json, s, venv, venv_python_with};
+use common::{
+    Jpki, Person, Served, have, interop_required, openssl_ocsp, post_json, s, venv, venv_python_with,
+};
 
 fn text(out: &Output) -> String {
     format!(
@@ -22,27 +24,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// `openssl ocsp` asking `url` about `cert` (issued by `root`), verifying the answer against `root`.
-fn openssl_ocsp(url: &str, root: &Path, cert: &Path, extra: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args([
-            "ocsp",
-            "-issuer",
-            s(root),
-            "-cert",
-            s(cert),
-            "-url",
-            url,
-            "-CAfile",
-            s(root),
-            "-resp_text",
-        ])
-        .args(extra)
-        .output()
-        .unwrap();
-    text(&out)
 }
 
 #[test]

@@ -406,6 +406,18 @@ impl Api {
                 format!("purpose: longer than {MAX_PURPOSE_CHARS} characters"),
             ));
         }
+        if self.ocsp.is_stale(now) {
+            let age = self.ocsp.staleness(now).map_or_else(
+                || "has not been loaded".to_owned(),
+                |d| format!("is {} s old", d.whole_seconds()),
+            );
+            return failed(error(
+                503,
+                format!(
+                    "revocation status unavailable: this verifier's snapshot {age}, past its maximum staleness; try again later"
+                ),
+            ));
+        }
         let outcome = match operation {
             "certificates/validity" => self.validity(body, rights.may, now),
             "certificates/age" => self.age(body, rights, now),

@@ -11,9 +11,15 @@
 //! A request about a certificate of a CA this service does not serve, or about certificates of both
 //! CAs at once (one delegated responder cannot speak for both), is answered `unauthorized`
 //! (RFC 6960 §2.3); a request that does not parse, `malformedRequest`.
+//!
+//! Freshness: the snapshot is kept current by whoever follows the registry's change log and calls
+//! [`OcspService::mark_synced`] after each successful read. When it falls more than a second
+//! behind, answers carry the time of the last sync as thisUpdate (the status was known correct
+//! then, RFC 6960 §4.2.2.1); past [`OcspService::with_max_staleness`] the service answers
+//! `tryLater` rather than a status it can no longer vouch for.
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use jpki_model::{CertKind, RevocationReason};
 use jpki_pki::ocsp::{
@@ -29,7 +35,8 @@ use crate::status::{Lookup, StatusIndex, strip};
 struct Ca {
     kind: CertKind,
     hashes: IssuerHashes,
-    responder: Responder,
+    /// Swapped when the authority renews the responder certificate.
+    responder: RwLock<Arc<Responder>>,
     index: RwLock<StatusIndex>,
     cache: Mutex<HashMap<(CertIdHash, Vec<u8>), Cached>>,
     /// Bumped by every status change, so an answer signed from a status read before the change is
@@ -87,7 +94,14 @@ const CACHE_LIMIT: usize = 200_000;
 pub struct OcspService {
     cas: Vec<Ca>,
     validity: Duration,
+    /// When the snapshot was last known to match the registry (Unix milliseconds; `i64::MIN`
+    /// before the first [`OcspService::mark_synced`]).
+    synced_at: AtomicI64,
+    max_staleness: Option<Duration>,
 }
+
+/// The snapshot may lag this much before answers name the last sync time as thisUpdate.
+const LAG_SHOWN_AFTER: Duration = Duration::seconds(1);
 
 fn single(lookup: Lookup, now: OffsetDateTime, validity: Duration) -> SingleStatus {
     SingleStatus {
@@ -110,7 +124,76 @@ impl OcspService {
         Self {
             cas: Vec::new(),
             validity,
+            synced_at: AtomicI64::new(i64::MIN),
+            max_staleness: None,
         }
+    }
+
+    /// Refuse to answer (`tryLater`; the JSON API 503) once the snapshot is older than `max`:
+    /// never a stale "good". Without it the service answers from whatever it holds.
+    pub fn with_max_staleness(mut self, max: Duration) -> Self {
+        self.max_staleness = Some(max);
+        self
+    }
+
+    /// The snapshot matched the registry at `at` (call after each successful read of the change
+    /// log, with the time the read began).
+    pub fn mark_synced(&self, at: OffsetDateTime) {
+        let ms = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        self.synced_at.fetch_max(ms, Ordering::SeqCst);
+    }
+
+    /// When the snapshot last matched the registry, if it ever did.
+    pub fn synced_at(&self) -> Option<OffsetDateTime> {
+        match self.synced_at.load(Ordering::SeqCst) {
+            i64::MIN => None,
+            ms => OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok(),
+        }
+    }
+
+    /// How far behind the registry the snapshot may be at `now` (`None`: never synced).
+    pub fn staleness(&self, now: OffsetDateTime) -> Option<Duration> {
+        self.synced_at().map(|t| (now - t).max(Duration::ZERO))
+    }
+
+    /// Whether the snapshot is too old to answer from at `now` (see
+    /// [`with_max_staleness`](Self::with_max_staleness)).
+    pub fn is_stale(&self, now: OffsetDateTime) -> bool {
+        self.max_staleness
+            .is_some_and(|max| self.staleness(now).is_none_or(|s| s > max))
+    }
+
+    /// The most stale the snapshot may get before answers stop.
+    pub fn max_staleness(&self) -> Option<Duration> {
+        self.max_staleness
+    }
+
+    /// thisUpdate for an answer given at `now`: `now` while the snapshot is current, else the
+    /// last time it matched the registry (whole seconds, as the answer encodes them).
+    fn status_time(&self, now: OffsetDateTime) -> OffsetDateTime {
+        match self.synced_at() {
+            Some(t) if now - t > LAG_SHOWN_AFTER => t.replace_nanosecond(0).unwrap_or(t),
+            _ => now,
+        }
+    }
+
+    /// Replaces the delegated responder of `kind`'s CA (a renewed certificate) and drops the
+    /// answers it signed.
+    pub fn replace_responder(&self, kind: CertKind, responder: Responder) {
+        let Some(ca) = self.ca(kind) else {
+            return;
+        };
+        if let Ok(mut r) = ca.responder.write() {
+            *r = Arc::new(responder);
+        }
+        ca.generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut cache) = ca.cache.lock() {
+            cache.clear();
+        }
+    }
+
+    fn responder(ca: &Ca) -> Option<Arc<Responder>> {
+        ca.responder.read().ok().map(|r| Arc::clone(&r))
     }
 
     /// Serves the CA whose certificate is `ca_cert_der`, answering with `responder` (whose
@@ -125,7 +208,7 @@ impl OcspService {
         self.cas.push(Ca {
             kind,
             hashes: IssuerHashes::from_cert_der(ca_cert_der)?,
-            responder,
+            responder: RwLock::new(Arc::new(responder)),
             index: RwLock::new(index),
             cache: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -184,6 +267,9 @@ impl OcspService {
         let Ok(req) = OcspRequest::parse(request) else {
             return OcspAnswer::error(OcspResponseStatus::MalformedRequest);
         };
+        if self.is_stale(now) {
+            return OcspAnswer::error(OcspResponseStatus::TryLater);
+        }
         // Every CertID must name the same served CA.
         let mut ca: Option<&Ca> = None;
         for id in &req.cert_ids {
@@ -209,9 +295,12 @@ impl OcspService {
             .cert_ids
             .iter()
             .zip(&lookups)
-            .map(|(id, l)| (id.clone(), single(*l, now, self.validity)))
+            .map(|(id, l)| (id.clone(), single(*l, self.status_time(now), self.validity)))
             .collect();
-        match ca.responder.respond(&entries, req.nonce.as_deref(), now) {
+        let Some(responder) = Self::responder(ca) else {
+            return OcspAnswer::error(OcspResponseStatus::InternalError);
+        };
+        match responder.respond(&entries, req.nonce.as_deref(), now) {
             Ok(body) => OcspAnswer {
                 body,
                 status: OcspResponseStatus::Successful,
@@ -257,7 +346,11 @@ impl OcspService {
         let Ok(lookup) = ca.index.read().map(|i| lookup_id(&i, id)) else {
             return OcspAnswer::error(OcspResponseStatus::InternalError);
         };
-        let Ok(body) = ca.responder.prebuild(id, single(lookup, now, self.validity), now) else {
+        let Some(responder) = Self::responder(ca) else {
+            return OcspAnswer::error(OcspResponseStatus::InternalError);
+        };
+        let Ok(body) = responder.prebuild(id, single(lookup, self.status_time(now), self.validity), now)
+        else {
             return OcspAnswer::error(OcspResponseStatus::InternalError);
         };
         if let Ok(mut cache) = ca.cache.lock()
@@ -427,6 +520,47 @@ mod tests {
             |_| true,
         );
         assert!(!later.cached);
+    }
+
+    /// A snapshot that fell behind says so in thisUpdate; past the bound it answers tryLater, and
+    /// a sync brings answers back. A renewed responder signs from then on.
+    #[test]
+    fn a_stale_snapshot_answers_try_later_never_good() {
+        let Fixture { service, roots, now } = fixture();
+        let service = service.with_max_staleness(Duration::seconds(5));
+        let ask = |s: &OcspService, at: OffsetDateTime| {
+            s.answer(&request(&roots[0], &[serial(1)], None), at, |_| true)
+        };
+        assert_eq!(
+            ask(&service, now).status,
+            OcspResponseStatus::TryLater,
+            "never synced"
+        );
+        service.mark_synced(now - Duration::seconds(3));
+        let lagging = ask(&service, now);
+        assert_eq!(lagging.status, OcspResponseStatus::Successful);
+        let basic = parse_response(&lagging.body).unwrap().basic.unwrap();
+        assert_eq!(
+            basic.responses[0].1.this_update,
+            now - Duration::seconds(3),
+            "thisUpdate is the last sync"
+        );
+        assert_eq!(service.staleness(now), Some(Duration::seconds(3)));
+        let later = now + Duration::seconds(3);
+        assert_eq!(
+            ask(&service, later).status,
+            OcspResponseStatus::TryLater,
+            "cached or not"
+        );
+        service.mark_synced(later);
+        assert_eq!(ask(&service, later).status, OcspResponseStatus::Successful);
+        // Signed now (a nonce bypasses the cache of answers signed while lagging): thisUpdate is now.
+        let fresh = service.answer(&request(&roots[0], &[serial(1)], Some(&[1; 16])), later, |_| true);
+        let basic = parse_response(&fresh.body).unwrap().basic.unwrap();
+        assert_eq!(basic.responses[0].1.this_update, later);
+        // Marking an older sync never moves the mark back.
+        service.mark_synced(now - Duration::hours(1));
+        assert!(!service.is_stale(later));
     }
 
     #[test]

@@ -33,6 +33,16 @@ pub struct AppState {
     published: Option<(PathBuf, RevocationAccess)>,
     api: Option<(Arc<dyn JsonApi>, Arc<dyn ApiKeys>)>,
     body_timeout: Option<std::time::Duration>,
+    health: Option<Arc<dyn Health>>,
+}
+
+/// What `/healthz` and `/metrics` report beyond the server's own counters: whether the services
+/// can answer (a verifier whose revocation snapshot is too old cannot), and gauges.
+pub trait Health: Send + Sync {
+    /// `Ok` when the services can answer; otherwise why not (one line).
+    fn check(&self) -> Result<(), String>;
+    /// Gauges for `/metrics`: (name, help, value).
+    fn gauges(&self) -> Vec<(&'static str, &'static str, f64)>;
 }
 
 impl AppState {
@@ -79,15 +89,23 @@ impl AppState {
         self
     }
 
+    /// `/healthz` answers 503 with the reason while `health` says the services cannot answer, and
+    /// `/metrics` adds its gauges.
+    pub fn with_health(mut self, health: Arc<dyn Health>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
     /// The router: every configured route set, `GET /healthz` (200 "ok"), `GET /metrics`
     /// (Prometheus text: requests by route and status, latency histograms), 404 for anything else,
     /// `Cache-Control: no-store` on every reply, and one `tracing` event per request.
     pub fn router(&self) -> Router {
         let metrics = Arc::new(Metrics::default());
         let m = Arc::clone(&metrics);
+        let (h, g) = (self.health.clone(), self.health.clone());
         let mut router = Router::new()
-            .route("/healthz", get(healthz))
-            .route("/metrics", get(move || render_metrics(Arc::clone(&m))));
+            .route("/healthz", get(move || healthz(h.clone())))
+            .route("/metrics", get(move || render_metrics(Arc::clone(&m), g.clone())));
         if let Some(stamper) = &self.tsa {
             router = router.merge(tsa::routes(Arc::clone(stamper)));
         }
@@ -122,8 +140,19 @@ impl fmt::Debug for AppState {
     }
 }
 
-async fn healthz() -> Response {
-    tsa::text(StatusCode::OK, "ok\n")
+async fn healthz(health: Option<Arc<dyn Health>>) -> Response {
+    match health.map_or(Ok(()), |h| h.check()) {
+        Ok(()) => tsa::text(StatusCode::OK, "ok\n"),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            format!("unavailable: {why}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn not_found() -> Response {
@@ -133,13 +162,19 @@ async fn not_found() -> Response {
 /// Marks every reply `Cache-Control: no-store` (time-stamps, and later OCSP answers and API
 /// results, are never to be served from a cache) and logs the request: method, path (no query
 /// string), status, latency. Never a body.
-async fn render_metrics(metrics: Arc<Metrics>) -> Response {
+async fn render_metrics(metrics: Arc<Metrics>, health: Option<Arc<dyn Health>>) -> Response {
+    let mut text = metrics.render();
+    for (name, help, value) in health.map(|h| h.gauges()).unwrap_or_default() {
+        text.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
+    }
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        metrics.render(),
+        text,
     )
         .into_response()
 }

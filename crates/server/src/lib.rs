@@ -37,7 +37,7 @@ mod tls;
 mod tsa;
 
 pub use api::{BODY_TIMEOUT, JsonApi, LARGE_OPERATIONS, MAX_JSON_BYTES, MAX_LARGE_JSON_BYTES, OPENAPI};
-pub use app::AppState;
+pub use app::{AppState, Health};
 pub use client::{MAX_REPLY_BYTES, post_timestamp_query};
 pub use error::ServerError;
 pub use logging::init_logging;
@@ -50,4 +50,7 @@ pub use serve::{
     DEFAULT_GRACE, DEFAULT_HEADER_TIMEOUT, Server, run_blocking, serve_blocking, serve_blocking_tls,
 };
 pub use tls::{tls_config, tls_config_with_clients};
+
+/// A server TLS configuration, as [`tls_config`] makes it.
+pub type TlsConfig = std::sync::Arc<rustls::ServerConfig>;
 pub use tsa::{MAX_QUERY_BYTES, TIMESTAMP_QUERY, TIMESTAMP_REPLY, TSA_PATH, TimeStamper};

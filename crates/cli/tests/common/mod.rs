@@ -16,8 +16,9 @@ pub(crate) const AUTH_PIN: &str = "1234";
 pub(crate) const SIGN_PASSWORD: &str = "ABCDEF12";
 
 /// Environment variables of the binary that would leak the caller's settings into a test.
-const JPKI_ENV: [&str; 8] = [
+const JPKI_ENV: [&str; 9] = [
     "JPKI_DATA",
+    "JPKI_DB",
     "JPKI_AUTH_PIN",
     "JPKI_SIGN_PASSWORD",
     "JPKI_ASSIST_PIN",
@@ -333,9 +334,15 @@ pub(crate) struct Served {
 
 impl Served {
     pub(crate) fn start(j: &Jpki, args: &[&str]) -> Self {
+        Self::start_with_env(j, args, &[])
+    }
+
+    /// As [`Served::start`], with environment variables set.
+    pub(crate) fn start_with_env(j: &Jpki, args: &[&str], env: &[(&str, &str)]) -> Self {
         use std::io::BufRead as _;
         let mut child = j
             .command()
+            .envs(env.iter().copied())
             .arg("--json")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
@@ -372,6 +379,32 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `openssl ocsp` asking `url` about `cert` (issued by `root`), verifying the answer against
+/// `root`: stdout and stderr together.
+pub(crate) fn openssl_ocsp(url: &str, root: &Path, cert: &Path, extra: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args([
+            "ocsp",
+            "-issuer",
+            s(root),
+            "-cert",
+            s(cert),
+            "-url",
+            url,
+            "-CAfile",
+            s(root),
+            "-resp_text",
+        ])
+        .args(extra)
+        .output()
+        .expect("run openssl ocsp");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The test venv (pkilint, pyscard, pyHanko, prometheus-client): `$JPKI_VENV`, else `<repo>/.venv`;

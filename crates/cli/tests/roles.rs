@@ -1,0 +1,179 @@
+//! `jpki serve --role authority` and `--role verifier` sharing one registry, on SQLite (the
+//! verifier on the authority's data directory) and on PostgreSQL (the verifiers on data
+//! directories of their own that hold no key): a revocation made through the authority is
+//! answered "revoked" by every verifier within a second, checked with `openssl ocsp`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Jpki, Person, Served, have, interop_required, openssl_ocsp};
+
+/// The engines to run on: SQLite, and PostgreSQL when `JPKI_TEST_POSTGRES` names a server.
+fn postgres_server() -> Option<String> {
+    match std::env::var("JPKI_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                !interop_required(),
+                "JPKI_REQUIRE_INTEROP is set but JPKI_TEST_POSTGRES names no PostgreSQL server"
+            );
+            None
+        }
+    }
+}
+
+/// The revocation bound the issue sets.
+const BOUND: Duration = Duration::from_secs(1);
+
+fn status(url: &str, root: &std::path::Path, cert: &std::path::Path) -> &'static str {
+    let out = openssl_ocsp(url, root, cert, &["-no_nonce"]);
+    if out.contains("Cert Status: revoked") {
+        "revoked"
+    } else if out.contains("Cert Status: good") {
+        "good"
+    } else {
+        panic!("no status from {url}: {out}")
+    }
+}
+
+fn revocation_reaches_every_verifier(db: Option<&str>) {
+    let auth = Jpki::new();
+    let mut init = vec!["init", "--demo", "--kdf-iterations", "1000"];
+    if let Some(url) = db {
+        init.extend(["--db", url]);
+    }
+    auth.json(&init);
+    let card = auth.issue_card(auth.add_resident(Person::ADULT));
+    let serial = card.serial("auth").unwrap().to_owned();
+    let cert = auth.export_cert(&serial, "auth.pem");
+    let root = auth.export_root("auth", "auth-root.pem");
+    let passphrase = std::fs::read_to_string(auth.data().join("authority-passphrase")).unwrap();
+    let env = [("JPKI_AUTHORITY_PASSPHRASE", passphrase.trim())];
+
+    // A verifier cannot start before the authority has issued the service certificates.
+    let early_dir = Jpki::new();
+    let mut early = vec!["serve", "--role", "verifier", "--listen", "127.0.0.1:0"];
+    if let Some(url) = db {
+        early.extend(["--db", url]);
+    }
+    let early_out = if db.is_some() { &early_dir } else { &auth }
+        .command()
+        .envs(env)
+        .args(&early)
+        .output()
+        .unwrap();
+    assert_eq!(early_out.status.code(), Some(1), "{early_out:?}");
+    assert!(
+        String::from_utf8_lossy(&early_out.stderr).contains("--role authority"),
+        "the error says what to start: {}",
+        String::from_utf8_lossy(&early_out.stderr)
+    );
+
+    let authority = Served::start(&auth, &["serve", "--role", "authority", "--public-revocation"]);
+    assert_eq!(authority.ready["role"], "authority");
+    // The authority answers no OCSP: that is the verifiers' work.
+    let none = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .arg(format!("http://{}/ocsp/auth", authority.addr()))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&none.stdout), "404");
+
+    // Two verifiers: on PostgreSQL each on a data directory of its own with only the database URL;
+    // on SQLite on the authority's data directory.
+    let homes: Vec<Jpki> = (0..2).map(|_| Jpki::new()).collect();
+    let verifiers: Vec<Served> = homes
+        .iter()
+        .map(|home| match db {
+            Some(url) => Served::start_with_env(
+                home,
+                &["serve", "--role", "verifier", "--public-revocation", "--db", url],
+                &env,
+            ),
+            None => Served::start_with_env(
+                &auth,
+                &["serve", "--role", "verifier", "--public-revocation"],
+                &env,
+            ),
+        })
+        .collect();
+    for (v, home) in verifiers.iter().zip(&homes) {
+        assert_eq!(v.ready["role"], "verifier");
+        if db.is_some() {
+            assert!(!home.data().join("keys").exists(), "a verifier holds no key file");
+            assert!(home.data().join("database").exists());
+        }
+    }
+    let urls: Vec<String> = verifiers
+        .iter()
+        .map(|v| format!("http://{}/ocsp/auth", v.addr()))
+        .collect();
+    for url in &urls {
+        assert_eq!(status(url, &root, &cert), "good");
+    }
+
+    auth.json(&["revoke", "--serial", &serial, "--reason", "key-compromise"]);
+    let revoked_at = Instant::now();
+    for url in &urls {
+        let took = loop {
+            if status(url, &root, &cert) == "revoked" {
+                break revoked_at.elapsed();
+            }
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(10),
+                "{url} never said revoked"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        eprintln!("{url}: revoked after {took:?}");
+        assert!(took <= BOUND, "{url} said revoked after {took:?}, over {BOUND:?}");
+    }
+    for v in verifiers {
+        assert!(v.stop().success());
+    }
+    assert!(authority.stop().success());
+}
+
+#[test]
+fn a_revocation_reaches_verifiers_on_sqlite_within_a_second() {
+    if !have("openssl") {
+        assert!(!interop_required(), "openssl is required");
+        return;
+    }
+    revocation_reaches_every_verifier(None);
+}
+
+#[test]
+fn a_revocation_reaches_verifiers_on_postgres_within_a_second() {
+    let Some(server) = postgres_server() else {
+        return;
+    };
+    let url = jpki_db::scratch_postgres(&server, "jpki_roles_test").unwrap();
+    revocation_reaches_every_verifier(Some(&url));
+}
+
+#[test]
+fn a_verifier_needs_a_registry() {
+    let j = Jpki::new();
+    let out = j.run(&["serve", "--role", "verifier", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--db"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = j.run(&[
+        "serve",
+        "--role",
+        "verifier",
+        "--db",
+        "mysql://x",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        !j.data().join("database").exists(),
+        "nothing written for a bad URL"
+    );
+}
