@@ -278,6 +278,24 @@ pub struct IssuedCard {
 }
 
 /// How [`Authority::issue_run`] splits its work.
+/// How big the registry is.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RegistryStats {
+    /// Residents registered (any status).
+    pub residents: u64,
+    /// Cards issued.
+    pub cards: u64,
+    /// Certificates issued.
+    pub certificates: u64,
+    /// Certificates revoked or on hold.
+    pub revoked: u64,
+    /// Of those, the ones not yet expired: what the CRLs list.
+    pub on_crls: u64,
+    /// Bytes the registry takes (SQLite: the file and its WAL; PostgreSQL: the schema's tables
+    /// with their indexes and TOAST).
+    pub bytes: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
     /// Cards per registry transaction (one fsync each).
@@ -583,8 +601,21 @@ impl Authority {
         facts: &BasicFour,
         number: Option<IndividualNumber>,
     ) -> Result<ResidentRecord, AuthorityError> {
+        let mut out = self.add_residents(&[(facts.clone(), number)])?;
+        out.pop()
+            .ok_or_else(|| AuthorityError::State("registration produced no resident".into()))
+    }
+
+    /// Registers many residents in one registry transaction (one fsync): what a municipality's
+    /// bulk transfer uses. All or nothing: a future birth date or a number already assigned
+    /// (also twice within the batch) refuses the whole batch.
+    pub fn add_residents(
+        &mut self,
+        people: &[(BasicFour, Option<IndividualNumber>)],
+    ) -> Result<Vec<ResidentRecord>, AuthorityError> {
         let now = self.now();
-        if facts.birth_date > jst_date(now) {
+        let today = jst_date(now);
+        if let Some((facts, _)) = people.iter().find(|(f, _)| f.birth_date > today) {
             return Err(AuthorityError::State(format!(
                 "birth date: {} is in the future",
                 facts.birth_date
@@ -598,45 +629,51 @@ impl Authority {
                 |r| r.get(0),
             )?)
         };
-        let number = match number {
-            Some(n) if taken(n.as_str(), "individual_number")? => return Err(AuthorityError::NumberInUse),
-            Some(n) => n,
-            None => loop {
-                let n = IndividualNumber::from_random_bytes(random()?);
-                if !taken(n.as_str(), "individual_number")? {
-                    break n;
+        let mut out = Vec::with_capacity(people.len());
+        for (facts, number) in people {
+            let number = match number {
+                Some(n) if taken(n.as_str(), "individual_number")? => {
+                    return Err(AuthorityError::NumberInUse);
                 }
-            },
-        };
-        let code = loop {
-            let c = ResidentRecordCode::from_random_bytes(random()?);
-            if !taken(c.as_str(), "resident_code")? {
-                break c;
-            }
-        };
-        let id: i64 = tx.query_row(
-            "INSERT INTO residents (individual_number, resident_code, name, address, birth_date, sex, status, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?7) RETURNING id",
-            params![
-                number.as_str(),
-                code.as_str(),
-                facts.name.as_str(),
-                facts.address.as_str(),
-                facts.birth_date.to_string(),
-                facts.sex.code(),
-                ts(now)
-            ],
-            |r| r.get(0),
-        )?;
-        event(&tx, now, "resident-add", Some(id), None, "")?;
+                Some(n) => n.clone(),
+                None => loop {
+                    let n = IndividualNumber::from_random_bytes(random()?);
+                    if !taken(n.as_str(), "individual_number")? {
+                        break n;
+                    }
+                },
+            };
+            let code = loop {
+                let c = ResidentRecordCode::from_random_bytes(random()?);
+                if !taken(c.as_str(), "resident_code")? {
+                    break c;
+                }
+            };
+            let id: i64 = tx.query_row(
+                "INSERT INTO residents (individual_number, resident_code, name, address, birth_date, sex, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?7) RETURNING id",
+                params![
+                    number.as_str(),
+                    code.as_str(),
+                    facts.name.as_str(),
+                    facts.address.as_str(),
+                    facts.birth_date.to_string(),
+                    facts.sex.code(),
+                    ts(now)
+                ],
+                |r| r.get(0),
+            )?;
+            event(&tx, now, "resident-add", Some(id), None, "")?;
+            out.push(ResidentRecord {
+                resident_id: id,
+                individual_number: number,
+                resident_code: code,
+                facts: facts.clone(),
+                status: ResidentStatus::Active,
+            });
+        }
         tx.commit()?;
-        Ok(ResidentRecord {
-            resident_id: id,
-            individual_number: number,
-            resident_code: code,
-            facts: facts.clone(),
-            status: ResidentStatus::Active,
-        })
+        Ok(out)
     }
 
     /// Looks a resident up.
@@ -1158,6 +1195,48 @@ impl Authority {
         rows.into_iter()
             .map(|(l, a, b)| Ok((l, serial_from_blob(&a)?, serial_from_blob(&b)?)))
             .collect()
+    }
+
+    /// Counts and storage of the registry.
+    pub fn stats(&self) -> Result<RegistryStats, AuthorityError> {
+        let count = |sql: &str| -> Result<u64, AuthorityError> {
+            let n: i64 = self.conn.query_row(sql, params![], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        };
+        let bytes = match self.conn.backend() {
+            jpki_db::Backend::Sqlite => {
+                // Pages still in the WAL are counted once they are in the file.
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", params![], |_| Ok(()))?;
+                let file = self.dir.join(REGISTRY_FILE);
+                let size = |p: PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+                size(file.clone()) + size(file.with_extension("sqlite3-wal"))
+            }
+            jpki_db::Backend::Postgres => {
+                let n: i64 = self.conn.query_row(
+                    "SELECT CAST(COALESCE(SUM(pg_total_relation_size(c.oid)), 0) AS BIGINT) FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                    params![],
+                    |r| r.get(0),
+                )?;
+                u64::try_from(n).unwrap_or(0)
+            }
+        };
+        Ok(RegistryStats {
+            residents: count("SELECT COUNT(*) FROM residents")?,
+            cards: count("SELECT COUNT(*) FROM cards")?,
+            certificates: count("SELECT COUNT(*) FROM certificates")?,
+            revoked: count("SELECT COUNT(*) FROM certificates WHERE status <> 'good'")?,
+            on_crls: {
+                let n: i64 = self.conn.query_row(
+                    "SELECT COUNT(*) FROM certificates WHERE status <> 'good' AND not_after >= ?1",
+                    params![ts(self.now())],
+                    |r| r.get(0),
+                )?;
+                u64::try_from(n).unwrap_or(0)
+            },
+            bytes,
+        })
     }
 
     /// Runs SQLite's integrity and foreign-key checks and the registry's own invariants; returns

@@ -18,7 +18,7 @@ mod store;
 
 pub use authority::{
     Authority, CardKeys, CardStatus, CertRecord, CertStatus, InitOptions, IssuedCard, IssuedCert, Issuers,
-    Renewal, RenewedCard, ResidentRecord, ResidentStatus, Revoked, RunOptions, Settings,
+    RegistryStats, Renewal, RenewedCard, ResidentRecord, ResidentStatus, Revoked, RunOptions, Settings,
 };
 pub use carddata::{CARD_DATA_CVC, CardDataSigner, MUNICIPALITY};
 pub use error::AuthorityError;

@@ -56,6 +56,12 @@ pub(crate) enum Command {
     Crl(CrlCmd),
     /// Check the registry's consistency (SQLite integrity, foreign keys, status history).
     Check,
+    /// National-scale simulation on a new data directory: registers residents, issues their cards
+    /// and plays simulated years of life events (moves, renewals, deaths, lost cards, births)
+    /// through the authority's own operations; reports storage per certificate, issuance rate,
+    /// CRL shard sizes and lookup latency. A pool of pre-generated key pairs stands in for
+    /// on-card key generation.
+    Sim(crate::sim::SimArgs),
     /// Sign a document with the card's signature key: a detached CAdES signature (FILE.p7s) or,
     /// with --pdf, a PAdES-signed copy of a PDF.
     Sign(SignArgs),

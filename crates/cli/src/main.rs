@@ -11,6 +11,7 @@ mod holder;
 mod lookups;
 mod secrets;
 mod serve;
+mod sim;
 
 use std::io::Write as _;
 use std::path::Path;
@@ -231,6 +232,7 @@ fn run(cli: Cli) -> Result<Report, Failure> {
         Command::Verify(a) => docsig::verify(&a, data),
         Command::Tsa(cmd) => docsig::tsa(cmd, data, cli.json),
         Command::Serve(a) => serve::serve(&a, data, cli.json),
+        Command::Sim(a) => sim::sim(&a, data, cli.json),
         Command::Rp(cmd) => serve::rp(cmd, data),
         Command::AccessLog(a) => serve::access_log(&a.serial, data),
         Command::Consent(cmd) => consent::run(cmd, data, &holder::device_key_path(cli.device_key.as_deref())),
