@@ -1,5 +1,3 @@
-//! The public key a card presents for certification (outside input to the authority).
+//! `subject_public_key`: the body is `jpki_fuzzing::subject_public_key` (crates/fuzzing), which also replays fuzz/regressions/subject_public_key/.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = jpki_pki::SubjectPublicKey::from_der(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| jpki_fuzzing::subject_public_key(data));

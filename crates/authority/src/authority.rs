@@ -349,6 +349,8 @@ pub struct Authority {
     conn: Db,
     settings: Settings,
     clock: Box<dyn Fn() -> OffsetDateTime + Send>,
+    /// Who the audit trail names for this handle's actions.
+    pub(crate) operator: String,
 }
 
 impl std::fmt::Debug for Authority {
@@ -451,6 +453,7 @@ impl Authority {
                 not_before: now,
                 not_after,
                 endpoints: &opts.endpoints,
+                generation: 1,
             })?;
             // The key file is written before the transaction that names it commits; a crash in
             // between leaves an unreferenced file that the next `init` overwrites.
@@ -478,6 +481,7 @@ impl Authority {
         }
         event(
             &tx,
+            &crate::audit::default_operator(),
             now,
             "init",
             None,
@@ -521,6 +525,7 @@ impl Authority {
             conn,
             settings,
             clock: Box::new(now_utc),
+            operator: crate::audit::default_operator(),
         })
     }
 
@@ -663,7 +668,7 @@ impl Authority {
                 ],
                 |r| r.get(0),
             )?;
-            event(&tx, now, "resident-add", Some(id), None, "")?;
+            event(&tx, &self.operator, now, "resident-add", Some(id), None, "")?;
             out.push(ResidentRecord {
                 resident_id: id,
                 individual_number: number,
@@ -731,7 +736,7 @@ impl Authority {
             RevocationReason::AffiliationChanged,
             ev,
         )?;
-        event(&tx, now, ev, Some(id), None, "")?;
+        event(&tx, &self.operator, now, ev, Some(id), None, "")?;
         tx.commit()?;
         Ok(out)
     }
@@ -790,7 +795,7 @@ impl Authority {
             "UPDATE residents SET status = ?1, updated_at = ?2 WHERE id = ?3",
             params![to.as_str(), ts(now), id],
         )?;
-        event(&tx, now, ev, Some(id), None, "")?;
+        event(&tx, &self.operator, now, ev, Some(id), None, "")?;
         tx.commit()?;
         Ok(out)
     }
@@ -833,7 +838,15 @@ impl Authority {
             .zip(requests)
             .map(|(inputs, &(_, keys))| plan_card(inputs, &self.settings, issuers, now, keys))
             .collect::<Result<Vec<_>, _>>()?;
-        commit_plans(&self.conn, &self.settings, issuers, now, requests, plans)
+        commit_plans(
+            &self.conn,
+            &self.operator,
+            &self.settings,
+            issuers,
+            now,
+            requests,
+            plans,
+        )
     }
 
     /// A card-production run: issues every request in batches of `opts.batch` cards, each batch
@@ -853,6 +866,7 @@ impl Authority {
             conn,
             settings,
             clock,
+            operator,
             ..
         } = self;
         let settings = &*settings;
@@ -866,14 +880,14 @@ impl Authority {
                 let inputs = read_inputs(conn, chunk)?;
                 let signing = sign_in_background(scope, inputs, chunk, settings, issuers, now, workers);
                 if let Some((j, then, plans)) = pending.take() {
-                    let cards = commit_plans(conn, settings, issuers, then, chunks[j], plans)?;
+                    let cards = commit_plans(conn, operator, settings, issuers, then, chunks[j], plans)?;
                     issued += cards.len();
                     on_batch(cards)?;
                 }
                 pending = Some((i, now, join_plans(signing, chunk.len())?));
             }
             if let Some((j, then, plans)) = pending {
-                let cards = commit_plans(conn, settings, issuers, then, chunks[j], plans)?;
+                let cards = commit_plans(conn, operator, settings, issuers, then, chunks[j], plans)?;
                 issued += cards.len();
                 on_batch(cards)?;
             }
@@ -974,7 +988,15 @@ impl Authority {
         {
             link(&tx, "pair", &s, &a, now)?;
         }
-        event(&tx, now, "card-renew", Some(resident_id), Some(card_id), "")?;
+        event(
+            &tx,
+            &self.operator,
+            now,
+            "card-renew",
+            Some(resident_id),
+            Some(card_id),
+            "",
+        )?;
         tx.commit()?;
         Ok(RenewedCard {
             card_id: card_id.to_owned(),
@@ -1036,6 +1058,7 @@ impl Authority {
         };
         event(
             &tx,
+            &self.operator,
             now,
             if confirm {
                 "card-report-lost-confirm"
@@ -1070,7 +1093,15 @@ impl Authority {
             set_status(&tx, &serial, CertStatus::Good, None, now, "card-found")?;
             out.changed.push((serial, CertStatus::Good, None));
         }
-        event(&tx, now, "card-found", Some(resident_id), Some(card_id), "")?;
+        event(
+            &tx,
+            &self.operator,
+            now,
+            "card-found",
+            Some(resident_id),
+            Some(card_id),
+            "",
+        )?;
         tx.commit()?;
         Ok(out)
     }
@@ -1110,6 +1141,7 @@ impl Authority {
         set_status(&tx, serial, to, Some(reason), now, "revoke")?;
         event(
             &tx,
+            &self.operator,
             now,
             "revoke",
             None,
@@ -1278,6 +1310,9 @@ impl Authority {
                 "SELECT COUNT(*) FROM crl_publications p JOIN crl_counters c ON c.kind = p.kind WHERE p.number > c.last_number",
             ),
         ];
+        if let Some(broken) = self.verify_audit_trail()?.broken {
+            problems.push(format!("audit trail: {broken}"));
+        }
         for (what, sql) in checks {
             let n: i64 = self.conn.query_row(sql, params![], |r| r.get(0))?;
             if n > 0 {
@@ -1421,6 +1456,7 @@ fn join_plans(handles: Vec<PlanHandle<'_>>, len: usize) -> Result<Vec<CardPlan>,
 /// Stores planned cards in one write transaction; a stale plan is planned again under the lock.
 fn commit_plans(
     conn: &Db,
+    actor: &str,
     settings: &Settings,
     issuers: &Issuers,
     now: OffsetDateTime,
@@ -1430,12 +1466,12 @@ fn commit_plans(
     let tx = conn.begin_write()?;
     let mut out = Vec::with_capacity(plans.len());
     for (plan, &(rid, keys)) in plans.into_iter().zip(requests) {
-        let issued = match commit_card(&tx, now, plan)? {
+        let issued = match commit_card(&tx, actor, now, plan)? {
             Ok(card) => card,
             Err(_stale) => {
                 // Planned under the write lock, nothing can change before the commit below.
                 let plan = plan_card(card_inputs(&tx, rid)?, settings, issuers, now, keys)?;
-                commit_card(&tx, now, plan)?.map_err(|_| {
+                commit_card(&tx, actor, now, plan)?.map_err(|_| {
                     AuthorityError::State(format!("resident {rid}: registry changed during issuance"))
                 })?
             }
@@ -1451,6 +1487,7 @@ fn commit_plans(
 /// earlier cards' certificates superseded and linked old → new.
 fn commit_card(
     tx: &Db,
+    actor: &str,
     now: OffsetDateTime,
     plan: CardPlan,
 ) -> Result<Result<IssuedCard, Stale>, AuthorityError> {
@@ -1500,7 +1537,7 @@ fn commit_card(
             &mut superseded,
         )?;
     }
-    event(tx, now, "card-issue", Some(resident_id), Some(card_id), "")?;
+    event(tx, actor, now, "card-issue", Some(resident_id), Some(card_id), "")?;
     Ok(Ok(IssuedCard {
         card_id: plan.card_id,
         resident_id,
@@ -1856,15 +1893,12 @@ fn link(tx: &Db, kind: &str, from: &Serial, to: &Serial, now: OffsetDateTime) ->
 
 pub(crate) fn event(
     tx: &Db,
+    actor: &str,
     now: OffsetDateTime,
     ev: &str,
     resident_id: Option<i64>,
     card_id: Option<&str>,
     detail: &str,
 ) -> Result<(), AuthorityError> {
-    tx.execute(
-        "INSERT INTO events (at, event, resident_id, card_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![ts(now), ev, resident_id, card_id, detail],
-    )?;
-    Ok(())
+    crate::audit::append(tx, actor, now, ev, resident_id, card_id, detail)
 }

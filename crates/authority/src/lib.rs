@@ -7,7 +7,9 @@
 //! either all of an operation or none of it, and an operation that returned has been made durable.
 //! The authority sees only the public keys a card generated; private keys never come here.
 
+mod audit;
 mod authority;
+mod backup;
 mod carddata;
 mod error;
 mod lookups;
@@ -16,10 +18,12 @@ mod schema;
 mod services;
 mod store;
 
+pub use audit::{AuditCheck, AuditEntry};
 pub use authority::{
     Authority, CardKeys, CardStatus, CertRecord, CertStatus, InitOptions, IssuedCard, IssuedCert, Issuers,
     RegistryStats, Renewal, RenewedCard, ResidentRecord, ResidentStatus, Revoked, RunOptions, Settings,
 };
+pub use backup::{BackupHeader, REGISTRY_STORE, StoreSummary};
 pub use carddata::{CARD_DATA_CVC, CardDataSigner, MUNICIPALITY};
 pub use error::AuthorityError;
 pub use lookups::{Linkage, Liveness};

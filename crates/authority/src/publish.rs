@@ -89,7 +89,7 @@ impl Authority {
         let k = kind.as_str();
         // 1. Snapshot and number allocation in one transaction: the number is consumed even if
         //    writing fails later, so CRL numbers only ever increase.
-        let tx = self.conn().begin_write()?;
+        let tx = self.connection().begin_write()?;
         let number: u64 = {
             tx.execute(
                 "UPDATE crl_counters SET last_number = last_number + 1 WHERE kind = ?1",
@@ -146,6 +146,15 @@ impl Authority {
             Some((_, base_mark)) => Some(delta_entries(&tx, k, base_mark, &entries, now)?),
             None => None,
         };
+        crate::authority::event(
+            &tx,
+            &self.operator,
+            now,
+            "crl-publish",
+            None,
+            None,
+            &format!("{k} CRL number {number}, {} entries", entries.len()),
+        )?;
         tx.commit()?;
 
         // 2. Sign and write.

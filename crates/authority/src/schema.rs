@@ -224,7 +224,50 @@ CREATE TABLE person_secrets (
     // files, so that verifiers on other hosts sharing the database can load them; the CA keys
     // stay files on the authority's host only.
     V6,
+    // 7: the operator audit trail: who did it, and a hash chain over the rows (chained in Rust
+    // after this script, then made append-only by triggers: see `after`).
+    "ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT '';
+     ALTER TABLE events ADD COLUMN hash BLOB;",
 ];
+
+/// SQLite's half of migration 7 after the rows are chained: the trail is append-only.
+const SQLITE_V7_TRIGGERS: &str = "
+CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the audit trail (events) is append-only'); END;
+CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the audit trail (events) is append-only'); END;
+";
+
+/// PostgreSQL's migration 7 (as SQLite's, with BYTEA).
+const PG_V7: &str = "ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN hash BYTEA;";
+
+/// PostgreSQL's half of migration 7 after the rows are chained. (CockroachDB has no PL/pgSQL
+/// triggers before 24.3: there, revoke UPDATE and DELETE on `events` from the application role;
+/// the hash chain detects changes either way.)
+const PG_V7_TRIGGERS: &str = "
+CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit trail (events) is append-only';
+END
+$$;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION events_append_only();
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_append_only();
+";
+
+/// Work a migration needs beyond its script, run in its transaction after the script.
+fn after(db: &Db, version: i64) -> Result<(), AuthorityError> {
+    if version == 7 {
+        crate::audit::backfill(db)?;
+        db.batch(match db.backend() {
+            Backend::Sqlite => SQLITE_V7_TRIGGERS,
+            Backend::Postgres => PG_V7_TRIGGERS,
+        })?;
+    }
+    Ok(())
+}
 
 /// Migration 6, the same on both engines.
 const V6: &str = "ALTER TABLE service_certs ADD COLUMN key_pem TEXT;";
@@ -343,7 +386,7 @@ CREATE TABLE person_secrets (
 ";
 
 /// PostgreSQL migrations after [`PG_V5`]: (version produced, script). Never edit a released one.
-const PG_MIGRATIONS: &[(i64, &str)] = &[(5, PG_V5), (6, V6)];
+const PG_MIGRATIONS: &[(i64, &str)] = &[(5, PG_V5), (6, V6), (7, PG_V7)];
 
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -369,6 +412,7 @@ pub(crate) fn migrate(db: &Db) -> Result<(), AuthorityError> {
                 }
                 if now < version {
                     tx.batch(sql)?;
+                    after(&tx, version)?;
                     tx.set_schema_version(version)?;
                 }
                 tx.commit()?;
@@ -397,6 +441,7 @@ fn migrate_sqlite(db: &Db) -> Result<(), AuthorityError> {
                 continue;
             }
             tx.batch(sql)?;
+            after(&tx, version)?;
             let violations: i64 =
                 tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", params![], |r| {
                     r.get(0)
@@ -418,6 +463,30 @@ fn migrate_sqlite(db: &Db) -> Result<(), AuthorityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Migration 7 chains the events recorded before it and makes the table append-only.
+    #[test]
+    fn migration_7_chains_earlier_events() {
+        let conn = Db::open_sqlite_memory().unwrap();
+        for sql in &MIGRATIONS[..6] {
+            conn.batch(sql).unwrap();
+        }
+        conn.set_schema_version(6).unwrap();
+        conn.batch(
+            "INSERT INTO events (at, event, resident_id, card_id, detail) VALUES
+                 (1, 'init', NULL, NULL, 'key type p384'), (2, 'resident-add', 1, NULL, '')",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let unchained: i64 = conn
+            .query_row("SELECT COUNT(*) FROM events WHERE hash IS NULL", params![], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(unchained, 0);
+        let e = conn.execute("DELETE FROM events", params![]).unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{e}");
+    }
 
     /// A version-3 registry's TSA certificate comes through migration 4 unchanged, and the table
     /// then takes OCSP responder certificates.

@@ -239,7 +239,7 @@ impl Authority {
         // file that the next attempt overwrites.
         let pem = key.to_encrypted_pem(passphrase, InitOptions::DEFAULT_KDF_ITERATIONS)?;
         write_atomically(&self.dir().join(&rel), pem.as_bytes(), 0o600)?;
-        let tx = self.conn().begin_write()?;
+        let tx = self.connection().begin_write()?;
         let (serial, shard) = loop {
             let r = random::<16>()?;
             let shard = u16::from_be_bytes([r[0], r[1]]) % shards;
@@ -275,6 +275,7 @@ impl Authority {
         )?;
         event(
             &tx,
+            &self.operator,
             now,
             &format!("{}-certificate", role.as_str()),
             None,

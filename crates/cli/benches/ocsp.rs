@@ -315,6 +315,7 @@ fn main() -> Result<(), BoxError> {
         not_before: now - time::Duration::days(1),
         not_after: now + time::Duration::days(3650),
         endpoints: &endpoints,
+        generation: 1,
     })?;
     let issuer = Issuer::new(CertKind::Signature, ca_key, root.clone())?;
     let rkey = SigningKey::generate(KeyType::P384)?;

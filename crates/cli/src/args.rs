@@ -56,6 +56,27 @@ pub(crate) enum Command {
     Crl(CrlCmd),
     /// Check the registry's consistency (SQLite integrity, foreign keys, status history).
     Check,
+    /// The operator audit trail: every operator action (who, what, when, about whom), oldest
+    /// first, with its hash chain checked. Exit status 1 if a row was changed or removed.
+    Audit(AuditArgs),
+    /// Back up the authority into one encrypted file (AES-256-GCM under a key from the authority
+    /// passphrase): every registry table, including the per-person secrets behind pairwise
+    /// identifiers, the CA, card-data and service keys, and the platform's stores.
+    Backup {
+        /// The backup file to write (mode 0600).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restore a backup into a new, empty data directory (--data), its registry in SQLite or,
+    /// with --db, in PostgreSQL. The authority passphrase opens it.
+    Restore {
+        /// The backup file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Restore the registry into this PostgreSQL database instead of SQLite.
+        #[arg(long, env = "JPKI_DB", value_name = "postgres://…", hide_env_values = true)]
+        db: Option<String>,
+    },
     /// National-scale simulation on a new data directory: registers residents, issues their cards
     /// and plays simulated years of life events (moves, renewals, deaths, lost cards, births)
     /// through the authority's own operations; reports storage per certificate, issuance rate,
@@ -717,4 +738,15 @@ pub(crate) enum TsaCmd {
         #[arg(long, value_name = "FILE.pem")]
         out: PathBuf,
     },
+}
+
+/// `jpki audit`.
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    /// Show rows after this position (0: from the start).
+    #[arg(long, default_value_t = 0)]
+    pub after: i64,
+    /// Show at most this many rows.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
 }

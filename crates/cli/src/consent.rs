@@ -13,9 +13,6 @@ use crate::args::ConsentCmd;
 use crate::docsig::now;
 use crate::{Failure, Report, holder, secrets};
 
-/// The platform's registry file (as `jpki serve` and `jpki rp` open it).
-const REGISTRY_FILE: &str = "platform.sqlite";
-
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
@@ -45,14 +42,9 @@ fn consent_line(c: &Consent) -> String {
     )
 }
 
+/// The platform's registry, where `jpki serve` and `jpki rp` open it.
 fn registry(data: &Path) -> Result<Registry, Failure> {
-    if !data.is_dir() {
-        return Err(Failure::Failed(format!(
-            "no data directory {}: run `jpki init` first",
-            data.display()
-        )));
-    }
-    Ok(Registry::open(&data.join(REGISTRY_FILE))?)
+    crate::serve::registry(data)
 }
 
 /// Whether `rp` looks like a relying party's identifier (`rp-` and 16 hex digits).
@@ -142,6 +134,7 @@ pub(crate) fn run(cmd: ConsentCmd, data: &Path, device_key: &Path) -> Result<Rep
         ConsentCmd::Revoke { id } => {
             let mut reg = registry(data)?;
             let c = reg.revoke_consent(&id, Revoker::Operator, now())?;
+            crate::serve::audit(data, "consent-revoke", &format!("{id} for {}", c.rp_id))?;
             Ok(Report::new(
                 consent_json(&c),
                 format!(

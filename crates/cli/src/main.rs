@@ -213,6 +213,82 @@ fn run(cli: Cli) -> Result<Report, Failure> {
             }
             Ok(Report::new(json!({ "out": out, "cas": reports }), text))
         }
+        Command::Backup { out } => {
+            let mut auth = Authority::open(data)?;
+            let pass = secrets::authority_passphrase(data)?;
+            let extra = platform_files(data)?;
+            let stores = serve::platform_stores(data)?;
+            let refs: Vec<(&str, &jpki_db::Db)> = stores.iter().map(|(n, d)| (*n, d)).collect();
+            let header = auth.backup(&out, pass.as_bytes(), &refs, &extra)?;
+            auth.record_action("backup", &format!("to {}", out.display()))?;
+            let rows = header.rows();
+            Ok(Report::new(
+                json!({ "out": out, "header": header }),
+                format!(
+                    "Backed up {} registry rows and {} files to {} (encrypted under the authority passphrase).",
+                    rows,
+                    header.files.len(),
+                    out.display()
+                ),
+            ))
+        }
+        Command::Restore { from, db } => {
+            let pass = secrets::authority_passphrase(data)?;
+            let header = Authority::restore(
+                data,
+                &from,
+                pass.as_bytes(),
+                db.as_deref(),
+                &mut |name, registry| serve::create_platform_store(data, name, registry),
+            )?;
+            let auth = Authority::open(data)?;
+            let rows = header.rows();
+            Ok(Report::new(
+                json!({ "data": data, "registry": auth.registry_location(), "header": header }),
+                format!(
+                    "Restored {} registry rows and {} files from a backup made {} into {} (registry {}). \
+                     Run `jpki crl publish` or `jpki serve` to publish the CRLs again.",
+                    rows,
+                    header.files.len(),
+                    header.created_at,
+                    data.display(),
+                    auth.registry_location()
+                ),
+            ))
+        }
+        Command::Audit(a) => {
+            let auth = Authority::open(data)?;
+            let check = auth.verify_audit_trail()?;
+            let rows = auth.audit_trail(a.after, a.limit)?;
+            let mut text = String::new();
+            for e in &rows {
+                text += &format!(
+                    "{:>6}  {}  {:<16} {:<24} {}{}{}\n",
+                    e.id,
+                    e.at.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                    e.actor,
+                    e.event,
+                    e.resident_id
+                        .map(|r| format!("resident {r} "))
+                        .unwrap_or_default(),
+                    e.card_id
+                        .as_deref()
+                        .map(|c| format!("card {c} "))
+                        .unwrap_or_default(),
+                    e.detail
+                );
+            }
+            text += &match &check.broken {
+                None => format!(
+                    "Audit trail intact: {} rows, head {} (keep it elsewhere to detect the newest rows dropped).",
+                    check.entries, check.head
+                ),
+                Some(b) => format!("AUDIT TRAIL BROKEN: {b}"),
+            };
+            let exit = u8::from(check.broken.is_some());
+            Ok(Report::new(json!({ "entries": rows, "check": check }), text).with_exit(exit))
+        }
         Command::Check => {
             let auth = Authority::open(data)?;
             let problems = auth.check()?;
@@ -702,4 +778,17 @@ pub(crate) fn status_word(s: jpki_authority::CertStatus) -> &'static str {
         jpki_authority::CertStatus::Hold => "on hold",
         jpki_authority::CertStatus::Revoked => "revoked",
     }
+}
+
+/// The platform's files a backup carries beside its stores: the access log's key pair (a file
+/// with a SQLite registry) and the instance identifier.
+fn platform_files(data: &Path) -> Result<Vec<(String, Vec<u8>)>, Failure> {
+    let mut out = Vec::new();
+    for file in ["access-log-key.pem", "access-log-key.pub.pem", "instance-id"] {
+        let path = data.join(file);
+        if path.exists() {
+            out.push((file.to_owned(), std::fs::read(&path)?));
+        }
+    }
+    Ok(out)
 }

@@ -36,14 +36,19 @@ use crate::{Failure, Report, secrets};
 /// How long an OCSP answer is valid (nextUpdate − thisUpdate). Cached answers are re-signed after
 /// half of it; a status change replaces them at once.
 const OCSP_VALIDITY: time::Duration = time::Duration::hours(1);
-/// The relying-party registry's file in the data directory.
+/// The relying-party registry's file in the data directory (SQLite).
 const REGISTRY_FILE: &str = "platform.sqlite";
 /// How often the registry's status history is read for changes.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 
-/// The access log's file in the data directory.
+/// The access log's file in the data directory (SQLite).
 const ACCESS_LOG_FILE: &str = "access-log.sqlite";
+/// This platform instance's stable identifier (16 hex digits, made on first use): a verifier
+/// writes the access log's stream of that name.
+const INSTANCE_ID_FILE: &str = "instance-id";
 /// The access log's signing key (encrypted under the authority's passphrase) and its public key.
+/// With a PostgreSQL registry the encrypted key lives in the access log's database instead, shared
+/// by every instance, and only the public key is kept here.
 const LOG_KEY_FILE: &str = "access-log-key.pem";
 /// See [`LOG_KEY_FILE`]: the public key (SubjectPublicKeyInfo, PEM) people check heads with.
 const LOG_PUBLIC_KEY_FILE: &str = "access-log-key.pub.pem";
@@ -145,7 +150,55 @@ const AGE_SCOPE: &str = "age:";
 
 /// API keys checked against the relying-party registry on every request.
 /// CRL downloads by identified relying parties are counted (not charged) in the meter.
-struct RegistryKeys(Mutex<Registry>, Arc<Meter>);
+struct RegistryKeys(KeyRegistry, Arc<Meter>);
+
+/// How the request path reaches the registry: a SQLite registry directly; a PostgreSQL one through
+/// a thread of its own, since its client may not block on the server's async tasks.
+enum KeyRegistry {
+    Local(Mutex<Registry>),
+    Worker(Mutex<std::sync::mpsc::Sender<RegistryJob>>),
+}
+
+/// Work for the registry thread.
+type RegistryJob = Box<dyn FnOnce(&Registry) + Send>;
+
+impl KeyRegistry {
+    fn new(data: &Path) -> Result<Self, Failure> {
+        let registry = registry(data)?;
+        if !matches!(
+            jpki_authority::registry_location(data)?,
+            Some(jpki_db::Location::Postgres { .. })
+        ) {
+            return Ok(Self::Local(Mutex::new(registry)));
+        }
+        let (jobs, queue) = std::sync::mpsc::channel::<RegistryJob>();
+        std::thread::Builder::new()
+            .name("jpki-registry".into())
+            .spawn(move || {
+                for job in queue {
+                    job(&registry);
+                }
+            })?;
+        Ok(Self::Worker(Mutex::new(jobs)))
+    }
+
+    /// Runs `f` on the registry; `None` if the registry thread is gone.
+    fn with<T: Send + 'static>(&self, f: impl FnOnce(&Registry) -> T + Send + 'static) -> Option<T> {
+        match self {
+            Self::Local(registry) => Some(f(&*registry.lock().ok()?)),
+            Self::Worker(jobs) => {
+                let (reply, answer) = std::sync::mpsc::sync_channel(1);
+                jobs.lock()
+                    .ok()?
+                    .send(Box::new(move |r: &Registry| {
+                        let _ = reply.send(f(r));
+                    }))
+                    .ok()?;
+                answer.recv().ok()
+            }
+        }
+    }
+}
 
 impl RegistryKeys {
     fn caller(rp: RelyingParty) -> Caller {
@@ -172,8 +225,8 @@ impl ApiKeys for RegistryKeys {
     }
 
     fn identify_client(&self, fingerprint: &[u8; 32]) -> Option<Caller> {
-        let registry = self.0.lock().ok()?;
-        match registry.authenticate_client(fingerprint) {
+        let fingerprint = *fingerprint;
+        match self.0.with(move |r| r.authenticate_client(&fingerprint))? {
             Ok(rp) => rp.map(Self::caller),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot check a client certificate");
@@ -183,8 +236,8 @@ impl ApiKeys for RegistryKeys {
     }
 
     fn identify(&self, key: &str) -> Option<Caller> {
-        let registry = self.0.lock().ok()?;
-        match registry.authenticate(key) {
+        let key = zeroize::Zeroizing::new(key.to_owned());
+        match self.0.with(move |r| r.authenticate(&key))? {
             Ok(rp) => rp.map(Self::caller),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot check an API key");
@@ -202,15 +255,140 @@ fn status_capability(kind: CertKind) -> Capability {
     }
 }
 
-/// The platform's relying-party registry in the data directory.
-fn registry(data: &Path) -> Result<Registry, Failure> {
+/// Where a platform store of the data directory `data` lives: in the PostgreSQL database the data
+/// directory names (DATA/database), under `schema`; otherwise the SQLite file `file` in it.
+fn platform_location(data: &Path, schema: &str, file: &str) -> Result<jpki_db::Location, Failure> {
     if !data.is_dir() {
         return Err(Failure::Failed(format!(
             "no data directory {}: run `jpki init` first",
             data.display()
         )));
     }
-    Ok(Registry::open(&data.join(REGISTRY_FILE))?)
+    Ok(match jpki_authority::registry_location(data)? {
+        Some(jpki_db::Location::Postgres { url, .. }) => jpki_db::Location::Postgres {
+            url,
+            schema: schema.to_owned(),
+        },
+        _ => jpki_db::Location::Sqlite(data.join(file)),
+    })
+}
+
+/// The platform's stores of the data directory that exist, opened as plain connections (for a
+/// backup): `platform` (relying parties, consents, fees) and `access_log`.
+pub(crate) fn platform_stores(data: &Path) -> Result<Vec<(&'static str, jpki_db::Db)>, Failure> {
+    let mut out = Vec::new();
+    for (name, schema, file) in [
+        ("platform", jpki_platform::rp::POSTGRES_SCHEMA, REGISTRY_FILE),
+        (
+            "access_log",
+            jpki_platform::access_store::POSTGRES_SCHEMA,
+            ACCESS_LOG_FILE,
+        ),
+    ] {
+        let location = platform_location(data, schema, file)?;
+        if matches!(&location, jpki_db::Location::Sqlite(p) if !p.exists()) {
+            continue;
+        }
+        let db = jpki_db::Db::open(
+            &location,
+            jpki_db::SqliteOptions {
+                create: false,
+                ..jpki_db::SqliteOptions::default()
+            },
+        )?;
+        out.push((name, db));
+    }
+    Ok(out)
+}
+
+/// For a restore into `data`, whose registry is at `registry`: the platform store `name` with its
+/// schema made (empty), as a plain connection to copy rows into.
+pub(crate) fn create_platform_store(
+    data: &Path,
+    name: &str,
+    registry: &jpki_db::Location,
+) -> Result<jpki_db::Db, jpki_authority::AuthorityError> {
+    let (schema, file) = match name {
+        "platform" => (jpki_platform::rp::POSTGRES_SCHEMA, REGISTRY_FILE),
+        "access_log" => (jpki_platform::access_store::POSTGRES_SCHEMA, ACCESS_LOG_FILE),
+        other => {
+            return Err(jpki_authority::AuthorityError::State(format!(
+                "backup: unknown store {other:?}"
+            )));
+        }
+    };
+    let location = match registry {
+        jpki_db::Location::Postgres { url, .. } => jpki_db::Location::Postgres {
+            url: url.clone(),
+            schema: schema.to_owned(),
+        },
+        jpki_db::Location::Sqlite(_) => jpki_db::Location::Sqlite(data.join(file)),
+    };
+    let made = match name {
+        "platform" => Registry::open_at(&location).map(drop),
+        _ => AccessStore::open_at(&location, "").map(drop),
+    };
+    made.map_err(|e| jpki_authority::AuthorityError::State(format!("restore: the {name} store: {e}")))?;
+    Ok(jpki_db::Db::open(&location, jpki_db::SqliteOptions::default())?)
+}
+
+/// The platform's relying-party registry of the data directory (every command opens it here).
+pub(crate) fn registry(data: &Path) -> Result<Registry, Failure> {
+    let location = platform_location(data, jpki_platform::rp::POSTGRES_SCHEMA, REGISTRY_FILE)?;
+    Ok(Registry::open_at(&location)?)
+}
+
+/// The access log of the data directory, appending to `stream` (every command opens it here).
+fn access_store(data: &Path, stream: &str) -> Result<AccessStore, Failure> {
+    let location = platform_location(
+        data,
+        jpki_platform::access_store::POSTGRES_SCHEMA,
+        ACCESS_LOG_FILE,
+    )?;
+    Ok(AccessStore::open_at(&location, stream)?)
+}
+
+/// This data directory's instance identifier: 16 random hex digits made on first use into
+/// DATA/instance-id (0600), the same ever after.
+fn instance_id(data: &Path) -> Result<String, Failure> {
+    use std::io::Write as _;
+    let path = data.join(INSTANCE_ID_FILE);
+    let valid = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    match opts.open(&path) {
+        Ok(mut f) => {
+            let mut raw = [0u8; 8];
+            aws_lc_rs::rand::fill(&mut raw).map_err(|_| Failure::Failed("random generator failed".into()))?;
+            let id = hex::encode(raw);
+            f.write_all(format!("{id}\n").as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| Failure::Failed(format!("{}: {e}", path.display())))?;
+            Ok(id)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            // Another process may be writing it this moment.
+            for _ in 0..50 {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| Failure::Failed(format!("{}: {e}", path.display())))?;
+                let id = text.trim();
+                if valid(id) {
+                    return Ok(id.to_owned());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(Failure::Failed(format!(
+                "{}: expected 16 hex digits (remove it to make a new instance identifier)",
+                path.display()
+            )))
+        }
+        Err(e) => Err(Failure::Failed(format!("{}: {e}", path.display()))),
+    }
 }
 
 fn rp_json(rp: &RelyingParty) -> serde_json::Value {
@@ -222,6 +400,14 @@ fn rp_json(rp: &RelyingParty) -> serde_json::Value {
         "purpose": rp.purpose,
         "active_keys": rp.active_keys,
     })
+}
+
+/// Records an operator action on the platform in the authority's audit trail (after the action:
+/// the two live in different stores).
+pub(crate) fn audit(data: &Path, event: &str, detail: &str) -> Result<(), Failure> {
+    let mut a = Authority::open(data)?;
+    a.record_action(event, detail)?;
+    Ok(())
 }
 
 /// `jpki rp …`.
@@ -246,6 +432,7 @@ pub(crate) fn rp(cmd: RpCmd, data: &Path) -> Result<Report, Failure> {
                     now,
                 )
                 .map_err(|e| Failure::Usage(e.to_string()))?;
+            audit(data, "rp-add", &format!("{} {:?}", rp.id, rp.name))?;
             let mut v = rp_json(&rp);
             v["api_key"] = json!(key.expose());
             Ok(Report::new(
@@ -284,6 +471,7 @@ pub(crate) fn rp(cmd: RpCmd, data: &Path) -> Result<Report, Failure> {
         }
         RpCmd::NewKey { rp } => {
             let key = reg.new_key(&rp, now)?;
+            audit(data, "rp-new-key", &rp)?;
             Ok(Report::new(
                 json!({ "rp_id": rp, "api_key": key.expose() }),
                 format!("New API key for {rp} (shown once):\n{}", key.expose()),
@@ -292,6 +480,7 @@ pub(crate) fn rp(cmd: RpCmd, data: &Path) -> Result<Report, Failure> {
         RpCmd::Invoice { rp, month, csv } => invoice(&reg, data, &rp, &month, csv),
         RpCmd::RevokeKey { rp } => {
             let n = reg.revoke_keys(&rp, now)?;
+            audit(data, "rp-revoke-keys", &format!("{rp}: {n}"))?;
             Ok(Report::new(
                 json!({ "rp_id": rp, "revoked_keys": n }),
                 format!(
@@ -311,6 +500,11 @@ pub(crate) fn rp(cmd: RpCmd, data: &Path) -> Result<Report, Failure> {
                 Err(e @ jpki_platform::PlatformError::Input(_)) => return Err(Failure::Usage(e.to_string())),
                 Err(e) => return Err(e.into()),
             };
+            audit(
+                data,
+                "rp-add-client-cert",
+                &format!("{rp} SHA-256 {}", hex::encode(fp)),
+            )?;
             Ok(Report::new(
                 json!({ "rp_id": rp, "client_cert_sha256": hex::encode(fp) }),
                 format!(
@@ -498,7 +692,21 @@ fn serve_authority(
     passphrase: &zeroize::Zeroizing<String>,
     json_out: bool,
 ) -> Result<Report, Failure> {
+    // With a shared database, the access log's key the verifiers sign with is made (or taken) now,
+    // and its public key kept here for `jpki access-log`.
+    if matches!(
+        jpki_authority::registry_location(data)?,
+        Some(jpki_db::Location::Postgres { .. })
+    ) {
+        log_key(
+            data,
+            &access_store(data, "")?,
+            passphrase.as_bytes(),
+            jpki_authority::InitOptions::DEFAULT_KDF_ITERATIONS,
+        )?;
+    }
     let mut authority = Authority::open(data)?;
+    authority.set_operator("jpki serve --role authority");
     // The service certificates verifiers load: issued (or renewed) now.
     for kind in CertKind::ALL {
         authority.ocsp_credentials(kind, passphrase.as_bytes())?;
@@ -528,7 +736,7 @@ fn serve_authority(
         RevocationAccess::Public
     } else {
         RevocationAccess::Keys(Arc::new(RegistryKeys(
-            Mutex::new(registry(data)?),
+            KeyRegistry::new(data)?,
             Arc::new(Meter::default()),
         )))
     };
@@ -653,14 +861,24 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     let stop = Arc::new(AtomicBool::new(false));
     let meter = Arc::new(Meter::default());
     let recorder = Arc::new(Recorder::default());
+    // A single machine writes the access log's unnamed stream; each verifier (several may share
+    // one database) a stream of its own, named by its data directory's instance identifier.
+    let stream = if verifier {
+        instance_id(data)?
+    } else {
+        String::new()
+    };
+    let mut log = access_store(data, &stream)?;
     let log_key = log_key(
         data,
+        &log,
         passphrase.as_bytes(),
         jpki_authority::InitOptions::DEFAULT_KDF_ITERATIONS,
     )?;
     let follower = {
         let (service, stop, data) = (Arc::clone(&service), Arc::clone(&stop), data.to_path_buf());
         let mut follow = Authority::open(&data)?;
+        follow.set_operator("jpki serve (upkeep)");
         let mut upkeep = Upkeep {
             verifier,
             passphrase: passphrase.clone(),
@@ -670,7 +888,6 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
         };
         let (meter, mut ledger) = (Arc::clone(&meter), registry(&data)?);
         let recorder = Arc::clone(&recorder);
-        let mut log = AccessStore::open(&data.join(ACCESS_LOG_FILE))?;
         let mut names: HashMap<String, (String, String)> = HashMap::new();
         let mut holders = HolderCache::default();
         let mut flush = move |ledger: &mut Registry, follow: &Authority| {
@@ -726,7 +943,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     };
 
     let tsa = TimeStampAuthority::new(tsa_creds.key, tsa_creds.cert_der, tsa_creds.chain)?;
-    let keys: Arc<dyn ApiKeys> = Arc::new(RegistryKeys(Mutex::new(registry(data)?), Arc::clone(&meter)));
+    let keys: Arc<dyn ApiKeys> = Arc::new(RegistryKeys(KeyRegistry::new(data)?, Arc::clone(&meter)));
     let access = if args.public_revocation {
         RevocationAccess::Public
     } else {
@@ -882,9 +1099,42 @@ fn first_run(
 }
 
 /// The access log's signing key: made on first use, kept encrypted under the authority's
-/// passphrase in DATA/access-log-key.pem, its public key beside it.
-fn log_key(data: &Path, passphrase: &[u8], iterations: u32) -> Result<SigningKey, Failure> {
+/// passphrase in DATA/access-log-key.pem, its public key beside it. With a PostgreSQL registry the
+/// encrypted key is kept in the access log's database, so that every instance writing it signs
+/// with one key (the first instance puts its key there), and only the public key is written here.
+fn log_key(
+    data: &Path,
+    store: &AccessStore,
+    passphrase: &[u8],
+    iterations: u32,
+) -> Result<SigningKey, Failure> {
     let path = data.join(LOG_KEY_FILE);
+    if matches!(
+        jpki_authority::registry_location(data)?,
+        Some(jpki_db::Location::Postgres { .. })
+    ) {
+        let pem = match store.shared_log_key()? {
+            Some(pem) => pem,
+            None => {
+                // A key this data directory made before the database kept one is offered first.
+                let offered = match std::fs::read_to_string(&path) {
+                    Ok(pem) => zeroize::Zeroizing::new(pem),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        SigningKey::generate(KeyType::P384)?.to_encrypted_pem(passphrase, iterations)?
+                    }
+                    Err(e) => return Err(Failure::Failed(format!("{}: {e}", path.display()))),
+                };
+                store.share_log_key(&offered)?
+            }
+        };
+        let key = SigningKey::from_encrypted_pem(&pem, passphrase).map_err(|e| {
+            Failure::Failed(format!(
+                "the access log's key in the database does not open with the authority passphrase: {e}"
+            ))
+        })?;
+        pin_log_public_key(data, &key.spki_der()?)?;
+        return Ok(key);
+    }
     match std::fs::read_to_string(&path) {
         Ok(pem) => Ok(SigningKey::from_encrypted_pem(&pem, passphrase)
             .map_err(|e| Failure::Failed(format!("{}: {e}", path.display())))?),
@@ -899,6 +1149,22 @@ fn log_key(data: &Path, passphrase: &[u8], iterations: u32) -> Result<SigningKey
         }
         Err(e) => Err(Failure::Failed(format!("{}: {e}", path.display()))),
     }
+}
+
+/// Writes DATA/access-log-key.pub.pem for `spki` unless it already holds it (a different key
+/// there is replaced, with a warning: heads signed under it no longer verify).
+fn pin_log_public_key(data: &Path, spki: &[u8]) -> Result<(), Failure> {
+    match log_public_key(data) {
+        Ok(pinned) if pinned == spki => return Ok(()),
+        Ok(_) => tracing::warn!(
+            file = %data.join(LOG_PUBLIC_KEY_FILE).display(),
+            "the access log's key in the database differs from the one this data directory knew; using the database's"
+        ),
+        Err(_) => {}
+    }
+    let public = jpki_pki::to_pem("PUBLIC KEY", spki)?;
+    jpki_authority::write_atomically(&data.join(LOG_PUBLIC_KEY_FILE), public.as_bytes(), 0o644)?;
+    Ok(())
 }
 
 /// The access log's public key (SubjectPublicKeyInfo DER), from DATA/access-log-key.pub.pem.
@@ -922,7 +1188,9 @@ pub(crate) fn log_public_key(data: &Path) -> Result<Vec<u8>, Failure> {
     Ok(der)
 }
 
-/// `jpki access-log --serial HEX`: the access records of the holder of a certificate, checked.
+/// `jpki access-log --serial HEX`: the access records of the holder of a certificate, checked:
+/// every stream of the holder's log (one per platform instance that recorded checks) against its
+/// own signed head.
 pub(crate) fn access_log(serial: &jpki_model::Serial, data: &Path) -> Result<Report, Failure> {
     let authority = Authority::open(data)?;
     let Some(person) = authority.person_ref(serial.as_be_bytes())? else {
@@ -932,19 +1200,19 @@ pub(crate) fn access_log(serial: &jpki_model::Serial, data: &Path) -> Result<Rep
         )));
     };
     let spki = log_public_key(data)?;
-    let path = data.join(ACCESS_LOG_FILE);
-    let store = AccessStore::open(&path)?;
-    let records = store.records(&person)?;
-    let integrity = store.check(&person, &spki)?;
+    let store = access_store(data, "")?;
+    let streams = store.check_streams(&person, &spki)?;
     let quarantined = store.quarantined(&person)?;
     let rfc3339 = |t: OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     };
+    let records: Vec<&jpki_platform::AccessRecord> = streams.iter().flat_map(|s| &s.records).collect();
     let rows: Vec<_> = records
         .iter()
         .map(|r| {
             json!({
+                "stream": r.stream,
                 "seq": r.seq,
                 "at": rfc3339(r.check.at),
                 "rp_id": r.check.rp_id,
@@ -956,6 +1224,7 @@ pub(crate) fn access_log(serial: &jpki_model::Serial, data: &Path) -> Result<Rep
             })
         })
         .collect();
+    let named = streams.iter().any(|s| !s.stream.is_empty());
     let mut text = format!(
         "Access records of the holder of {} ({} record(s)):\n",
         serial.to_hex(),
@@ -963,9 +1232,14 @@ pub(crate) fn access_log(serial: &jpki_model::Serial, data: &Path) -> Result<Rep
     );
     for r in &records {
         let jst = r.check.at.to_offset(time::macros::offset!(+9));
+        let place = if named {
+            format!("{}#{}", if r.stream.is_empty() { "-" } else { &r.stream }, r.seq)
+        } else {
+            r.seq.to_string()
+        };
         text.push_str(&format!(
             "  {:>4}  {} JST  {}  {} certificate  {}  → {}  ({})\n",
-            r.seq,
+            place,
             jst.format(time::macros::format_description!(
                 "[year]-[month]-[day] [hour]:[minute]:[second]"
             ))
@@ -977,33 +1251,99 @@ pub(crate) fn access_log(serial: &jpki_model::Serial, data: &Path) -> Result<Rep
             r.check.purpose,
         ));
     }
-    let (integrity_json, exit) = match &integrity {
-        jpki_platform::Integrity::Intact { records, head } => {
-            text.push_str(&match head {
-                Some(h) => format!(
-                    "Integrity: intact — {records} record(s), head signed in batch {} at {}",
+    let head_json = |h: &jpki_platform::SignedHead| {
+        json!({
+            "seq": h.seq,
+            "hash": hex::encode(h.hash),
+            "batch": h.batch,
+            "signed_at": rfc3339(h.signed_at),
+        })
+    };
+    let mut stream_json = Vec::new();
+    let mut problem: Option<(String, String)> = None;
+    let mut total = 0u64;
+    let mut latest: Option<&jpki_platform::SignedHead> = None;
+    for s in &streams {
+        let label = if s.stream.is_empty() {
+            "the unnamed stream".to_owned()
+        } else {
+            format!("stream {}", s.stream)
+        };
+        match &s.integrity {
+            jpki_platform::Integrity::Intact { records, head } => {
+                total += records;
+                if let Some(h) = head
+                    && latest.is_none_or(|l| (h.signed_at, h.batch) > (l.signed_at, l.batch))
+                {
+                    latest = Some(h);
+                }
+                if named {
+                    text.push_str(&match head {
+                        Some(h) => format!(
+                            "  {label}: intact — {records} record(s), head signed in batch {} at {}\n",
+                            h.batch,
+                            rfc3339(h.signed_at)
+                        ),
+                        None => format!("  {label}: intact — no checks recorded\n"),
+                    });
+                }
+                stream_json.push(json!({
+                    "stream": s.stream,
+                    "intact": true,
+                    "records": records,
+                    "head": head.as_ref().map(head_json),
+                }));
+            }
+            jpki_platform::Integrity::Tampered(t) => {
+                if named {
+                    text.push_str(&format!("  {label}: FAILED — {t}\n"));
+                }
+                stream_json.push(json!({
+                    "stream": s.stream,
+                    "intact": false,
+                    "records": s.records.len(),
+                    "problem": t.to_string(),
+                }));
+                if problem.is_none() {
+                    problem = Some((s.stream.clone(), t.to_string()));
+                }
+            }
+        }
+    }
+    let (integrity_json, exit) = match problem {
+        None => {
+            text.push_str(&match latest {
+                Some(h) if !named => format!(
+                    "Integrity: intact — {total} record(s), head signed in batch {} at {}",
                     h.batch,
                     rfc3339(h.signed_at)
+                ),
+                Some(_) => format!(
+                    "Integrity: intact — {total} record(s) in {} stream(s), each up to its signed head",
+                    streams.len()
                 ),
                 None => "Integrity: intact — no checks recorded".to_owned(),
             });
             (
                 json!({
                     "intact": true,
-                    "records": records,
-                    "head": head.as_ref().map(|h| json!({
-                        "seq": h.seq,
-                        "hash": hex::encode(h.hash),
-                        "batch": h.batch,
-                        "signed_at": rfc3339(h.signed_at),
-                    })),
+                    "records": total,
+                    "head": latest.map(head_json),
+                    "streams": stream_json,
                 }),
                 0,
             )
         }
-        jpki_platform::Integrity::Tampered(t) => {
-            text.push_str(&format!("Integrity: FAILED — {t}"));
-            (json!({ "intact": false, "problem": t.to_string() }), 1)
+        Some((stream, t)) => {
+            text.push_str(&if stream.is_empty() {
+                format!("Integrity: FAILED — {t}")
+            } else {
+                format!("Integrity: FAILED — stream {stream}: {t}")
+            });
+            (
+                json!({ "intact": false, "problem": t, "stream": stream, "streams": stream_json }),
+                1,
+            )
         }
     };
     if quarantined > 0 {

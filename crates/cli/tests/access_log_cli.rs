@@ -1,13 +1,15 @@
 //! Access records end to end: checks made through `jpki serve` (the JSON API with a purpose, and
 //! OCSP with a key) land in the holder's hash-chained log, which `jpki access-log` shows and checks;
-//! a record modified or deleted in the database afterwards is named, with exit status 1.
+//! a record modified or deleted in the database afterwards is named, with exit status 1. On SQLite,
+//! and on PostgreSQL when `JPKI_TEST_POSTGRES` names a server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::process::Command;
 
-use common::{Jpki, Person, Served, have, post_json, s};
+use common::{Jpki, Person, Served, have, interop_required, post_json, s};
+use jpki_db::params;
 use serde_json::json;
 
 #[test]
@@ -15,7 +17,35 @@ fn checks_are_recorded_for_the_holder_and_tampering_is_found() {
     if !have("curl") || !have("openssl") {
         return;
     }
-    let j = Jpki::demo("p384");
+    recorded_and_checked(None);
+}
+
+#[test]
+fn checks_are_recorded_for_the_holder_and_tampering_is_found_on_postgres() {
+    let server = match std::env::var("JPKI_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                !interop_required(),
+                "JPKI_REQUIRE_INTEROP is set but JPKI_TEST_POSTGRES names no PostgreSQL server"
+            );
+            return;
+        }
+    };
+    if !have("curl") || !have("openssl") {
+        return;
+    }
+    let url = jpki_db::scratch_postgres(&server, "jpki_access_log_test").unwrap();
+    recorded_and_checked(Some(&url));
+}
+
+fn recorded_and_checked(db_url: Option<&str>) {
+    let j = Jpki::new();
+    let mut init = vec!["init", "--demo", "--kdf-iterations", "1000", "--key-type", "p384"];
+    if let Some(url) = db_url {
+        init.extend(["--db", url]);
+    }
+    j.json(&init);
     let card = j.issue_card(j.add_resident(Person::ADULT));
     let other = j.issue_card(j.add_resident(Person {
         name: "鈴木花子",
@@ -95,6 +125,8 @@ fn checks_are_recorded_for_the_holder_and_tampering_is_found() {
     assert_eq!(records[2]["check"], "ocsp");
     assert_eq!(records[2]["kind"], "sign");
     assert_eq!(records[2]["result"], "good");
+    // One machine (`jpki serve`, every role): the unnamed stream.
+    assert!(records.iter().all(|r| r["stream"] == ""), "{log}");
     assert_eq!(log["integrity"]["intact"], true, "{log}");
     assert_eq!(log["integrity"]["records"], 3);
     // Nothing of the birth date in the log, only what the bank saw.
@@ -109,9 +141,19 @@ fn checks_are_recorded_for_the_holder_and_tampering_is_found() {
     assert_eq!(empty["integrity"]["intact"], true);
 
     // Tampering in the database: modify a record, then restore it and delete one.
-    let db = rusqlite::Connection::open(j.data().join("access-log.sqlite")).unwrap();
+    let location = match db_url {
+        None => jpki_db::Location::Sqlite(j.data().join("access-log.sqlite")),
+        Some(url) => jpki_db::Location::Postgres {
+            url: url.to_owned(),
+            schema: "access_log".to_owned(),
+        },
+    };
+    let db = jpki_db::Db::open(&location, jpki_db::SqliteOptions::default()).unwrap();
     let changed = db
-        .execute("UPDATE access_records SET result = 'revoked' WHERE seq = 1", [])
+        .execute(
+            "UPDATE access_records SET result = 'revoked' WHERE seq = 1",
+            params![],
+        )
         .unwrap();
     assert_eq!(changed, 1);
     let out = j
@@ -129,13 +171,16 @@ fn checks_are_recorded_for_the_holder_and_tampering_is_found() {
             .contains("record 1 was modified"),
         "{v}"
     );
-    db.execute("UPDATE access_records SET result = 'valid' WHERE seq = 1", [])
-        .unwrap();
+    db.execute(
+        "UPDATE access_records SET result = 'valid' WHERE seq = 1",
+        params![],
+    )
+    .unwrap();
     assert_eq!(
         j.json(&["access-log", "--serial", &sign_serial])["integrity"]["intact"],
         true
     );
-    db.execute("DELETE FROM access_records WHERE seq = 2", [])
+    db.execute("DELETE FROM access_records WHERE seq = 2", params![])
         .unwrap();
     let out = j
         .command()
@@ -145,7 +190,7 @@ fn checks_are_recorded_for_the_holder_and_tampering_is_found() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Integrity: FAILED — record 2 is missing"), "{text}");
-    db.execute("DELETE FROM access_records WHERE seq = 3", [])
+    db.execute("DELETE FROM access_records WHERE seq = 3", params![])
         .unwrap();
     let out = j
         .command()

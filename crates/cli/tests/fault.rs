@@ -12,9 +12,14 @@
 //! - an acknowledged `revoked` stays `revoked` with the same reason and revocation time;
 //! - an acknowledged `hold` stays `hold` or becomes `revoked` (no operation run here lifts holds);
 //! - acknowledged CRL numbers strictly increase per CA, and the final complete and shard CRLs (signature
-//!   checked against the CA certificate) list every acknowledged revocation and hold.
+//!   checked against the CA certificate) list every acknowledged revocation and hold;
+//! - a card's signing-password retry counter never goes back up (no operation here gives the right
+//!   password: a killed write must not bring back an older card file), and a refused wrong password
+//!   has been counted before the card answered.
 //!
-//! Environment: `JPKI_FAULT_ITERATIONS` (default 120), `JPKI_FAULT_SEED` (decimal or 0x-hex, to replay
+//! It runs on a SQLite registry and, when `JPKI_TEST_POSTGRES` names a server, on PostgreSQL.
+//!
+//! Environment: `JPKI_FAULT_ITERATIONS` (default 200), `JPKI_FAULT_SEED` (decimal or 0x-hex, to replay
 //! the same sequence of operations and kill delays; the kill points themselves also depend on timing),
 //! `JPKI_FAULT_KEEP=1` keeps the data directory. Run with `--nocapture` to see the summary line.
 #![cfg(unix)]
@@ -30,7 +35,7 @@ use serde_json::Value;
 
 const JPKI: &str = env!("CARGO_BIN_EXE_jpki");
 const SIGKILL: i32 = 9;
-const DEFAULT_ITERATIONS: u64 = 120;
+const DEFAULT_ITERATIONS: u64 = 200;
 /// Full ledger verification every this many iterations (and at the end).
 const VERIFY_EVERY: u64 = 10;
 
@@ -175,6 +180,8 @@ enum Op {
     Move,
     ReportLost,
     Publish,
+    /// A wrong signing password given to the card: its retry counter must go down and stay down.
+    WrongPin,
 }
 
 impl Op {
@@ -186,6 +193,7 @@ impl Op {
             Self::Move => "move",
             Self::ReportLost => "report-lost",
             Self::Publish => "publish",
+            Self::WrongPin => "wrong-pin",
         }
     }
 }
@@ -227,6 +235,8 @@ struct Counters {
     checks: u64,
     verifications: u64,
     publishes: u64,
+    /// PIN-counter readings compared with the one before.
+    pin_checks: u64,
     refusals: BTreeMap<String, u64>,
     per_op: BTreeMap<Op, (u64, u64, u64)>, // (runs, kills, acks)
 }
@@ -248,6 +258,9 @@ struct Fault {
     seen_revoked: HashSet<String>,
     typical: HashMap<Op, Duration>,
     next_card_file: u64,
+    /// The signing-password tries each card file had when last read: never to go up (no operation
+    /// here gives the right password, and a killed write must not bring back an older file).
+    pin_tries: HashMap<PathBuf, u64>,
     log: Vec<String>,
     c: Counters,
 }
@@ -371,12 +384,13 @@ impl Fault {
     fn choose(&mut self) -> (Op, Vec<String>) {
         let roll = self.rng.below(100);
         let op = match roll {
-            0..30 => Op::Issue,
-            30..45 => Op::Renew,
-            45..65 => Op::Revoke,
-            65..75 => Op::Move,
-            75..85 => Op::ReportLost,
-            _ => Op::Publish,
+            0..27 => Op::Issue,
+            27..40 => Op::Renew,
+            40..58 => Op::Revoke,
+            58..67 => Op::Move,
+            67..76 => Op::ReportLost,
+            76..88 => Op::Publish,
+            _ => Op::WrongPin,
         };
         let pick_card = |f: &mut Self| -> Option<CardRec> {
             if f.rng.percent(80) {
@@ -457,6 +471,21 @@ impl Fault {
                 s("--out"),
                 self.data.join("pub").display().to_string(),
             ]),
+            Op::WrongPin => pick_card(self).map(|c| {
+                vec![
+                    s("--json"),
+                    s("card"),
+                    s("read-cert"),
+                    s("--card"),
+                    c.file.display().to_string(),
+                    s("--kind"),
+                    s("sign"),
+                    s("--out"),
+                    self.data.join("read.pem").display().to_string(),
+                    s("--sign-password"),
+                    s("WRONGPW9"),
+                ]
+            }),
         };
         match args {
             Some(a) => (op, a),
@@ -535,7 +564,37 @@ impl Fault {
             Op::Publish => {
                 self.ack_publish(v);
             }
+            Op::WrongPin => self.fail("the card accepted a wrong signing password"),
         }
+    }
+
+    /// The signing-password tries the card file says it has left (an unkilled `card info`),
+    /// checked against the last reading: a counter never goes back up.
+    fn pin_tries(&mut self, card: &Path) -> Option<u64> {
+        let o = run(
+            &self.data,
+            &[
+                s("--json"),
+                s("card"),
+                s("info"),
+                s("--card"),
+                card.display().to_string(),
+            ],
+            None,
+        );
+        let v = o.ack()?;
+        let tries = v["pins"]["sign"]["tries_left"].as_u64()?;
+        self.c.pin_checks += 1;
+        if let Some(&before) = self.pin_tries.get(card)
+            && tries > before
+        {
+            self.fail(&format!(
+                "card file {}: signing-password tries went up from {before} to {tries}",
+                card.display()
+            ));
+        }
+        self.pin_tries.insert(card.to_owned(), tries);
+        Some(tries)
     }
 
     fn ack_publish(&mut self, v: &Value) -> Vec<(String, u64)> {
@@ -779,13 +838,31 @@ fn crl_serials(der: &[u8]) -> Option<Vec<String>> {
 
 #[test]
 fn sigkill_during_issuance_and_revocation_keeps_the_registry_sound() {
+    fault_run("SQLite", None);
+}
+
+/// The same on a PostgreSQL registry (when `JPKI_TEST_POSTGRES` names a server).
+#[test]
+fn sigkill_keeps_a_postgres_registry_sound() {
+    let Some(server) = std::env::var("JPKI_TEST_POSTGRES").ok().filter(|s| !s.is_empty()) else {
+        assert!(
+            std::env::var_os("JPKI_REQUIRE_INTEROP").is_none(),
+            "JPKI_REQUIRE_INTEROP is set but JPKI_TEST_POSTGRES names no PostgreSQL server"
+        );
+        return;
+    };
+    let url = jpki_db::scratch_postgres(&server, "jpki_fault_test").expect("scratch database");
+    fault_run("PostgreSQL", Some(&url));
+}
+
+fn fault_run(engine: &str, db: Option<&str>) {
     let started = Instant::now();
     let iterations: u64 = std::env::var("JPKI_FAULT_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_ITERATIONS);
     let seed = seed_from_env();
-    eprintln!("fault: seed={seed} iterations={iterations} (replay with JPKI_FAULT_SEED={seed})");
+    eprintln!("fault [{engine}]: seed={seed} iterations={iterations} (replay with JPKI_FAULT_SEED={seed})");
     let tmp = tempfile::tempdir().expect("temp dir");
     // With JPKI_FAULT_KEEP the directory survives, also when an invariant fails.
     let (_guard, root) = if std::env::var_os("JPKI_FAULT_KEEP").is_some() {
@@ -812,18 +889,23 @@ fn sigkill_during_issuance_and_revocation_keeps_the_registry_sound() {
         seen_revoked: HashSet::new(),
         typical: HashMap::new(),
         next_card_file: 0,
+        pin_tries: HashMap::new(),
         log: Vec::new(),
         c: Counters::default(),
     };
 
     // Setup (never killed).
-    f.must(&[
+    let mut init = vec![
         s("--json"),
         s("init"),
         s("--demo"),
         s("--kdf-iterations"),
         s("1000"),
-    ]);
+    ];
+    if let Some(url) = db {
+        init.extend([s("--db"), s(url)]);
+    }
+    f.must(&init);
     std::fs::create_dir_all(data.join("cards")).expect("cards dir");
     for (name, birth) in [
         ("山田太郎", "1980-01-01"),
@@ -872,7 +954,14 @@ fn sigkill_during_issuance_and_revocation_keeps_the_registry_sound() {
             f.record(op, &args, &v);
         }
     };
-    for op in [Op::Renew, Op::Revoke, Op::Move, Op::ReportLost, Op::Publish] {
+    for op in [
+        Op::Renew,
+        Op::Revoke,
+        Op::Move,
+        Op::ReportLost,
+        Op::Publish,
+        Op::WrongPin,
+    ] {
         calib(&mut f, op);
     }
     f.check();
@@ -894,7 +983,20 @@ fn sigkill_during_issuance_and_revocation_keeps_the_registry_sound() {
             let max_us = (typical.as_micros() as u64).saturating_mul(12) / 10 + 1;
             Duration::from_micros(f.rng.below(max_us))
         });
+        let pin_card = (op == Op::WrongPin)
+            .then(|| PathBuf::from(Fault::arg_after(&args, "--card").unwrap_or_default()));
+        let pin_before = pin_card.clone().and_then(|c| f.pin_tries(&c));
         let o = run(&data, &args, kill_after);
+        if let (Some(card), Some(before)) = (&pin_card, pin_before) {
+            let after = f.pin_tries(card).unwrap_or(before);
+            // A refused attempt was counted before the card answered: the decrement is durable.
+            if !o.killed() && before > 0 && after != before - 1 {
+                f.fail(&format!(
+                    "card file {}: a refused wrong password left {after} tries (was {before})",
+                    card.display()
+                ));
+            }
+        }
         let entry = f.c.per_op.entry(op).or_default();
         entry.0 += 1;
         let what = if o.killed() {
@@ -977,6 +1079,9 @@ fn sigkill_during_issuance_and_revocation_keeps_the_registry_sound() {
         f.check();
         if i % VERIFY_EVERY == 0 {
             f.verify();
+            for card in f.pin_tries.keys().cloned().collect::<Vec<_>>() {
+                f.pin_tries(&card);
+            }
         }
     }
 
@@ -1018,7 +1123,7 @@ fn sigkill_during_issuance_and_revocation_keeps_the_registry_sound() {
             .map(|(op, (runs, kills, acks))| format!("{}={runs}/{kills}/{acks}", op.name()))
             .collect();
     println!(
-        "fault: iterations={} kills={} resumed={} acknowledged={} refused={} revocations={} serials={} checks={} verifications={} crl_listed={} seed={} elapsed={:.1}s [op=runs/kills/acks: {}]",
+        "fault [{engine}]: iterations={} kills={} resumed={} acknowledged={} refused={} revocations={} serials={} checks={} verifications={} pin_checks={} crl_listed={} seed={} elapsed={:.1}s [op=runs/kills/acks: {}]",
         f.c.iterations,
         f.c.kills,
         f.c.resumed,
@@ -1028,6 +1133,7 @@ fn sigkill_during_issuance_and_revocation_keeps_the_registry_sound() {
         f.serials.len(),
         f.c.checks,
         f.c.verifications,
+        f.c.pin_checks,
         crl_listed,
         f.seed,
         started.elapsed().as_secs_f64(),

@@ -1,14 +1,18 @@
 //! `jpki serve --role authority` and `--role verifier` sharing one registry, on SQLite (the
 //! verifier on the authority's data directory) and on PostgreSQL (the verifiers on data
 //! directories of their own that hold no key): a revocation made through the authority is
-//! answered "revoked" by every verifier within a second, checked with `openssl ocsp`.
+//! answered "revoked" by every verifier within a second, checked with `openssl ocsp`. A relying
+//! party registered on the authority's data directory is answered by every verifier's JSON API, and
+//! its checks land in the holder's access log, one stream per verifier (on PostgreSQL), which
+//! `jpki access-log` on the authority's data directory reads and checks.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Jpki, Person, Served, have, interop_required, openssl_ocsp};
+use common::{Jpki, Person, Served, have, interop_required, openssl_ocsp, post_json};
+use serde_json::json;
 
 /// The engines to run on: SQLite, and PostgreSQL when `JPKI_TEST_POSTGRES` names a server.
 fn postgres_server() -> Option<String> {
@@ -49,6 +53,10 @@ fn revocation_reaches_every_verifier(db: Option<&str>) {
     let serial = card.serial("auth").unwrap().to_owned();
     let cert = auth.export_cert(&serial, "auth.pem");
     let root = auth.export_root("auth", "auth-root.pem");
+    let cert_pem = std::fs::read_to_string(&cert).unwrap();
+    // A relying party registered where the operator works: the authority's data directory.
+    let rp = auth.json(&["rp", "add", "--name", "Verifier Bank", "--allow", "auth-status"]);
+    let api_key = rp["api_key"].as_str().unwrap().to_owned();
     let passphrase = std::fs::read_to_string(auth.data().join("authority-passphrase")).unwrap();
     let env = [("JPKI_AUTHORITY_PASSPHRASE", passphrase.trim())];
 
@@ -113,6 +121,16 @@ fn revocation_reaches_every_verifier(db: Option<&str>) {
     for url in &urls {
         assert_eq!(status(url, &root, &cert), "good");
     }
+    // Every verifier answers the relying party's API calls (the registry is shared).
+    for (i, v) in verifiers.iter().enumerate() {
+        let (code, answer) = post_json(
+            &format!("http://{}/v1/certificates/validity", v.addr()),
+            Some(&api_key),
+            &json!({ "certificate": cert_pem, "purpose": format!("check {i}") }).to_string(),
+        );
+        assert_eq!(code, 200, "{answer}");
+        assert_eq!(answer["valid"], true, "{answer}");
+    }
 
     auth.json(&["revoke", "--serial", &serial, "--reason", "key-compromise"]);
     let revoked_at = Instant::now();
@@ -134,6 +152,45 @@ fn revocation_reaches_every_verifier(db: Option<&str>) {
         assert!(v.stop().success());
     }
     assert!(authority.stop().success());
+
+    // The checks are in the holder's access log, read and checked on the authority's data
+    // directory: on PostgreSQL one stream per verifier, each up to its own signed head.
+    let log = auth.json(&["access-log", "--serial", &serial]);
+    assert_eq!(log["integrity"]["intact"], true, "{log}");
+    let records = log["records"].as_array().unwrap();
+    let mine: Vec<_> = records
+        .iter()
+        .filter(|r| r["rp_name"] == "Verifier Bank" && r["check"] == "validity")
+        .collect();
+    assert_eq!(mine.len(), 2, "{log}");
+    let mut purposes: Vec<&str> = mine.iter().map(|r| r["purpose"].as_str().unwrap()).collect();
+    purposes.sort_unstable();
+    assert_eq!(purposes, ["check 0", "check 1"]);
+    let streams = log["integrity"]["streams"].as_array().unwrap();
+    assert!(streams.iter().all(|s| s["intact"] == true), "{log}");
+    if db.is_some() {
+        let mut names: Vec<&str> = mine.iter().map(|r| r["stream"].as_str().unwrap()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 2, "a stream per verifier: {log}");
+        // Each named after its data directory's instance identifier (0600, made on first use).
+        let ids: Vec<String> = homes
+            .iter()
+            .map(|h| {
+                let file = h.data().join("instance-id");
+                use std::os::unix::fs::PermissionsExt as _;
+                assert_eq!(
+                    std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+                    0o600
+                );
+                std::fs::read_to_string(file).unwrap().trim().to_owned()
+            })
+            .collect();
+        for id in &ids {
+            assert!(names.contains(&id.as_str()), "{id} not among {names:?}");
+        }
+        assert_eq!(streams.len(), 2, "{log}");
+    }
 }
 
 #[test]

@@ -28,7 +28,7 @@ mod error;
 mod value;
 
 pub use error::DbError;
-pub use value::{FromValue, Param, ValueRef};
+pub use value::{FromValue, Param, Value, ValueRef};
 
 /// The two engines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +254,17 @@ pub fn pg_sql(sql: &str) -> String {
     out
 }
 
+/// A table as [`Db::tables`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    /// Its name.
+    pub name: String,
+    /// Its columns, in order.
+    pub columns: Vec<String>,
+    /// The tables its foreign keys refer to.
+    pub references: Vec<String>,
+}
+
 /// One row of a result, read by column index from 0.
 pub struct Row<'r>(RowInner<'r>);
 
@@ -280,7 +291,21 @@ impl Row<'_> {
         })
     }
 
-    fn value(&self, i: usize) -> Result<ValueRef<'_>, DbError> {
+    /// How many columns the row has.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            RowInner::Sqlite(r) => r.as_ref().column_count(),
+            RowInner::Postgres(r) => r.len(),
+        }
+    }
+
+    /// Whether the row has no column.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Column `i` as it is stored (for copying rows between stores).
+    pub fn value(&self, i: usize) -> Result<ValueRef<'_>, DbError> {
         match &self.0 {
             RowInner::Sqlite(r) => Ok(match r.get_ref(i)? {
                 rusqlite::types::ValueRef::Null => ValueRef::Null,
@@ -701,6 +726,82 @@ impl Db {
                 )
                 .map(|_| ()),
         }
+    }
+
+    /// The store's tables (not `jpki_meta`), each with its columns in order and the tables its
+    /// foreign keys refer to, listed so that every table comes after those it refers to: the order
+    /// to copy rows in.
+    pub fn tables(&self) -> Result<Vec<TableInfo>, DbError> {
+        let (list, columns, refs) = match self.backend() {
+            Backend::Sqlite => (
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+                 AND name <> 'jpki_meta' ORDER BY name",
+                "SELECT name FROM pragma_table_info(?1) ORDER BY cid",
+                "SELECT DISTINCT \"table\" FROM pragma_foreign_key_list(?1)",
+            ),
+            Backend::Postgres => (
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+                 AND table_name <> 'jpki_meta' ORDER BY 1",
+                "SELECT CAST(column_name AS TEXT) FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = ?1 ORDER BY ordinal_position",
+                "SELECT DISTINCT CAST(ccu.table_name AS TEXT) FROM information_schema.table_constraints tc \
+                 JOIN information_schema.constraint_column_usage ccu \
+                   ON ccu.constraint_name = tc.constraint_name AND ccu.constraint_schema = tc.constraint_schema \
+                 WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_schema = current_schema() \
+                   AND tc.table_name = ?1",
+            ),
+        };
+        let names = self.query_map(list, params![], |r| r.get::<String>(0))?;
+        let mut infos = Vec::with_capacity(names.len());
+        for name in names {
+            let columns = self.query_map(columns, params![name], |r| r.get::<String>(0))?;
+            let references = self
+                .query_map(refs, params![name], |r| r.get::<String>(0))?
+                .into_iter()
+                .filter(|t| *t != name)
+                .collect();
+            infos.push(TableInfo {
+                name,
+                columns,
+                references,
+            });
+        }
+        // Parents first (a foreign-key cycle would be an error in the schema; its tables go last).
+        let mut ordered: Vec<TableInfo> = Vec::with_capacity(infos.len());
+        while !infos.is_empty() {
+            let ready = infos
+                .iter()
+                .position(|t| t.references.iter().all(|r| ordered.iter().any(|o| &o.name == r)))
+                .unwrap_or(0);
+            ordered.push(infos.remove(ready));
+        }
+        Ok(ordered)
+    }
+
+    /// PostgreSQL: moves every identity column's sequence past the largest value in its table
+    /// (after rows were copied in with their ids). Nothing to do on SQLite.
+    pub fn reset_identities(&self) -> Result<(), DbError> {
+        if self.backend() != Backend::Postgres {
+            return Ok(());
+        }
+        let identities = self.query_map(
+            "SELECT CAST(table_name AS TEXT), CAST(column_name AS TEXT) FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND is_identity = 'YES'",
+            params![],
+            |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+        )?;
+        for (table, column) in identities {
+            let (t, c) = (quote_ident(&table), quote_ident(&column));
+            self.query_row(
+                &format!(
+                    "SELECT setval(pg_get_serial_sequence('{t}', '{column}'), COALESCE((SELECT MAX({c}) FROM {t}), 0) + 1, false)"
+                ),
+                params![],
+                |_| Ok(()),
+            )?;
+        }
+        Ok(())
     }
 
     /// Whether a table of that name exists in the store.

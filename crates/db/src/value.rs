@@ -29,6 +29,44 @@ impl ValueRef<'_> {
     }
 }
 
+/// An owned value (for copying rows between stores).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// A 64-bit integer.
+    Int(i64),
+    /// UTF-8 text.
+    Text(String),
+    /// A byte string.
+    Blob(Vec<u8>),
+}
+
+impl Value {
+    /// An owned copy of `v`; `None` for a type this layer does not read.
+    pub fn from_ref(v: ValueRef<'_>) -> Option<Self> {
+        Some(match v {
+            ValueRef::Null => Self::Null,
+            ValueRef::Int(n) => Self::Int(n),
+            ValueRef::Text(t) => Self::Text(t.to_owned()),
+            ValueRef::Blob(b) => Self::Blob(b.to_vec()),
+            ValueRef::Other(_) => return None,
+        })
+    }
+}
+
+impl Param for Value {
+    fn value(&self) -> ValueRef<'_> {
+        match self {
+            Self::Null => ValueRef::Null,
+            Self::Int(n) => ValueRef::Int(*n),
+            Self::Text(t) => ValueRef::Text(t),
+            Self::Blob(b) => ValueRef::Blob(b),
+        }
+    }
+}
+
 /// What may be bound as a query parameter.
 pub trait Param {
     /// The value to bind.

@@ -146,6 +146,7 @@ fn make_ca(key_type: KeyType, endpoints: &Endpoints, now: OffsetDateTime) -> Res
             not_before: now,
             not_after: now + time::Duration::days(365 * 20),
             endpoints,
+            generation: 1,
         })?;
         Ok(Issuer::new(kind, key, cert)?)
     };

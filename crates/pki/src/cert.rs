@@ -1,4 +1,34 @@
-//! Certificates of the JPKI profile: the two self-signed roots and the two end-entity kinds.
+//! Certificates of the JPKI profile: the two self-signed roots and the two end-entity kinds, and the
+//! link certificates that join the generations of a root across a CA key rollover.
+//!
+//! # Root generations and key rollover
+//!
+//! Each hierarchy (signature, authentication) has one root per key *generation*. Generation 1 is the
+//! first key, named by [`name::authority`] and published under the URLs [`Endpoints`] always had; its
+//! certificates are byte-for-byte what they were before generations existed. A rollover makes
+//! generation n+1: a new key and a new self-signed root ([`RootSpec::generation`]) whose name differs
+//! from the others in the last OU only (`OU=OpenJPKI Certification Authority G2`, the marker LGPKI
+//! gives its later root generations, e.g. "APCA G3"), so that verifiers that index CRLs, OCSP
+//! issuers or anchors by name keep the generations apart (the key identifiers differ too). Every
+//! generation has its own ARL, CRLs, OCSP URL and certificate URL ([`Endpoints::ca_label`]); an
+//! [`Issuer`] reads its generation from its certificate's name and uses them.
+//!
+//! Relying parties do not all learn the new root at once, so the old and new keys certify each other
+//! with *link certificates* (RFC 4210 §4.4, 「リンク証明書」 in J-LIS's LGPKI and the GPKI):
+//!
+//! * NewWithOld, `old.issue_link(new_root)`: the new root's name and key, signed by the old key. A
+//!   relying party that trusts only the old root validates EE ← NewWithOld ← old root.
+//! * OldWithNew, `new.issue_link(old_root)`: the old root's name and key, signed by the new key. A
+//!   relying party that trusts only the new root validates certificates issued before the rollover:
+//!   EE ← OldWithNew ← new root.
+//! * NewWithNew is simply the new self-signed root ([`issue_root`] with the next generation).
+//!
+//! A link certificate is a CA certificate (basicConstraints cA, keyUsage keyCertSign and cRLSign,
+//! both critical) whose subject, subjectPublicKeyInfo and subjectKeyIdentifier are the subject
+//! root's, whose authorityKeyIdentifier is the issuing key's, whose validity lies within both roots',
+//! and whose CRL distribution point is the issuing generation's ARL: revoking it means listing its
+//! serial on that ARL ([`crate::CrlScope::Authority`]), which a verifier that checks every CA
+//! certificate of the path (as `jpki-sig` does) then refuses.
 use der::asn1::{AnyRef, BitString, Ia5String, OctetString, Uint};
 use der::{Decode, Encode};
 use jpki_model::{BasicFour, CertKind, Serial};
@@ -105,16 +135,21 @@ pub struct RootSpec<'a> {
     pub not_after: OffsetDateTime,
     /// Public URLs.
     pub endpoints: &'a Endpoints,
+    /// Key generation, from 1: 1 is the original root (its name and URLs as before rollover existed),
+    /// each CA key rollover makes the next ([`name::authority_gen`], [`Endpoints::ca_label`]).
+    pub generation: u32,
 }
 
 /// Issues a self-signed root following the JPKI profile: keyCertSign+cRLSign and CA (both critical),
-/// SAN directoryName of the service, CRL DP to the ARL, SKI (= AKI).
+/// SAN directoryName of the service, CRL DP to the ARL of its generation, SKI (= AKI).
 pub fn issue_root(spec: &RootSpec<'_>) -> Result<Vec<u8>, PkiError> {
     let spki_der = spec.key.spki_der()?;
     let spki = SubjectPublicKey::from_der(&spki_der)?;
     let kid = key_identifier(spki.bits());
-    let subject = name::authority(spec.kind)?;
-    let url = spec.endpoints.url(&Endpoints::arl_path(spec.kind));
+    let subject = name::authority_gen(spec.kind, spec.generation)?;
+    let url = spec
+        .endpoints
+        .url(&Endpoints::arl_path_gen(spec.kind, spec.generation));
     let extensions = vec![
         ext(
             oid::ext::BASIC_CONSTRAINTS,
@@ -139,7 +174,10 @@ pub fn issue_root(spec: &RootSpec<'_>) -> Result<Vec<u8>, PkiError> {
         ext(
             oid::ext::CRL_DP,
             false,
-            &distribution_point(name::arl_distribution_point(spec.kind)?, &url)?,
+            &distribution_point(
+                name::arl_distribution_point_gen(spec.kind, spec.generation)?,
+                &url,
+            )?,
         )?,
     ];
     let tbs = Tbs {
@@ -174,7 +212,7 @@ fn aki(kid: &[u8]) -> Result<AuthorityKeyIdentifier, PkiError> {
     })
 }
 
-/// A CA ready to sign: its key, certificate, name and key identifier.
+/// A CA ready to sign: its key, certificate, name, key identifier and generation.
 #[derive(Debug)]
 pub struct Issuer {
     kind: CertKind,
@@ -182,6 +220,7 @@ pub struct Issuer {
     cert_der: Vec<u8>,
     name: Name,
     key_id: Vec<u8>,
+    generation: u32,
 }
 
 /// What an end-entity certificate needs besides the issuer.
@@ -216,13 +255,23 @@ impl Issuer {
             ));
         }
         let key_id = key_identifier(&tbs.subject_public_key_info().subject_public_key);
+        // Our roots name their generation; any other CA (a test corpus's intermediate) is treated
+        // as generation 1 and publishes under generation 1's URLs, as before generations existed.
+        let generation = name::authority_generation(kind, tbs.subject()).unwrap_or(1);
         Ok(Self {
             kind,
             key,
             name: tbs.subject().clone(),
             cert_der,
             key_id,
+            generation,
         })
+    }
+
+    /// The key generation this CA's certificate names (1 for the original root and for any CA whose
+    /// name is not one of our roots').
+    pub fn generation(&self) -> u32 {
+        self.generation
     }
 
     /// Which hierarchy this CA heads.
@@ -252,6 +301,10 @@ impl Issuer {
 
     pub(crate) fn aki(&self) -> Result<AuthorityKeyIdentifier, PkiError> {
         aki(&self.key_id)
+    }
+
+    fn ca_cert_url(&self, endpoints: &Endpoints) -> String {
+        endpoints.url(&Endpoints::ca_cert_path_gen(self.kind, self.generation))
     }
 
     /// Issues an end-entity certificate of this CA's kind.
@@ -301,14 +354,14 @@ impl Issuer {
         let aia = AuthorityInfoAccessSyntax(vec![
             AccessDescription {
                 access_method: oid::AD_OCSP,
-                access_location: uri(&endpoints.ocsp_url(self.kind))?,
+                access_location: uri(&endpoints.ocsp_url_gen(self.kind, self.generation))?,
             },
             AccessDescription {
                 access_method: oid::AD_CA_ISSUERS,
-                access_location: uri(&endpoints.url(&Endpoints::ca_cert_path(self.kind)))?,
+                access_location: uri(&self.ca_cert_url(endpoints))?,
             },
         ]);
-        let crl_url = endpoints.url(&Endpoints::shard_crl_path(self.kind, shard));
+        let crl_url = endpoints.url(&Endpoints::shard_crl_path_gen(self.kind, self.generation, shard));
         let mut extensions = vec![
             ext(oid::ext::KEY_USAGE, true, &key_usage)?,
             ext(oid::ext::CERT_POLICIES, true, &policies)?,
@@ -321,7 +374,10 @@ impl Issuer {
             ext(
                 oid::ext::CRL_DP,
                 false,
-                &distribution_point(name::crl_distribution_point(self.kind)?, &crl_url)?,
+                &distribution_point(
+                    name::crl_distribution_point_gen(self.kind, self.generation)?,
+                    &crl_url,
+                )?,
             )?,
             ext(oid::ext::AIA, false, &aia)?,
         ];
@@ -489,7 +545,7 @@ impl Issuer {
             .ok_or_else(|| PkiError::Certificate(format!("serial {serial} carries no CRL shard")))?;
         let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
             access_method: oid::AD_CA_ISSUERS,
-            access_location: uri(&endpoints.url(&Endpoints::ca_cert_path(self.kind)))?,
+            access_location: uri(&self.ca_cert_url(endpoints))?,
         }]);
         self.issue_custom(CustomSpec {
             serial,
@@ -500,9 +556,11 @@ impl Issuer {
             extensions: vec![
                 extensions::key_usage(KeyUsage(KeyUsages::DigitalSignature.into()))?,
                 extensions::extended_key_usage(vec![oid::KP_TIME_STAMPING], true)?,
-                extensions::crl_distribution_point(
-                    &endpoints.url(&Endpoints::shard_crl_path(self.kind, shard)),
-                )?,
+                extensions::crl_distribution_point(&endpoints.url(&Endpoints::shard_crl_path_gen(
+                    self.kind,
+                    self.generation,
+                    shard,
+                )))?,
                 ext(oid::ext::AIA, false, &aia)?,
             ],
         })
@@ -524,7 +582,7 @@ impl Issuer {
     ) -> Result<Vec<u8>, PkiError> {
         let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
             access_method: oid::AD_CA_ISSUERS,
-            access_location: uri(&endpoints.url(&Endpoints::ca_cert_path(self.kind)))?,
+            access_location: uri(&self.ca_cert_url(endpoints))?,
         }]);
         self.issue_custom(CustomSpec {
             serial,
@@ -539,5 +597,129 @@ impl Issuer {
                 ext(oid::ext::AIA, false, &aia)?,
             ],
         })
+    }
+}
+
+impl Issuer {
+    /// Issues a link certificate (RFC 4210 §4.4.1, 「リンク証明書」): `subject_root_der`, the
+    /// self-signed root of another generation of this hierarchy, certified by this root's key.
+    /// NewWithOld is `old.issue_link(new_root)`, OldWithNew is `new.issue_link(old_root)`; see the
+    /// module documentation for the paths they make.
+    ///
+    /// The certificate carries the subject root's name and subjectPublicKeyInfo (copied as they
+    /// are), its subjectKeyIdentifier, this key's authorityKeyIdentifier, basicConstraints cA and
+    /// keyUsage keyCertSign and cRLSign (both critical, no path length, as the roots), the service's
+    /// subjectAltName as the roots have it, and a CRL distribution point at this generation's ARL,
+    /// where it is listed when revoked. Its validity is `not_before..not_after` cut to both roots'
+    /// validity (a relying party cannot use the link outside either root's life); an empty window is
+    /// an error. `serial` is this CA's like any other (its shard is not used: the ARL covers CA
+    /// certificates whatever their serial).
+    ///
+    /// Refused: an issuer that is not one of our roots, a subject that is not a self-signed root of
+    /// the same hierarchy, a subject of the same generation, and the issuer's own key.
+    pub fn issue_link(
+        &self,
+        subject_root_der: &[u8],
+        serial: &Serial,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        endpoints: &Endpoints,
+    ) -> Result<Vec<u8>, PkiError> {
+        use crate::x509::ParsedCert;
+        let what = "link certificate subject root";
+        if name::authority_generation(self.kind, &self.name) != Some(self.generation) {
+            return Err(PkiError::Certificate(format!(
+                "link certificates are issued by a root of the {} hierarchy, not by {}",
+                self.kind.as_str(),
+                crate::x509::name_text(&self.name)
+            )));
+        }
+        let root = Certificate::from_der(subject_root_der).map_err(PkiError::der(what))?;
+        let parsed = ParsedCert::from_der(subject_root_der)?;
+        let tbs = root.tbs_certificate();
+        let subject_generation = name::authority_generation(self.kind, tbs.subject()).ok_or_else(|| {
+            PkiError::Certificate(format!(
+                "a link certificate certifies a root of the {} hierarchy, not {}",
+                self.kind.as_str(),
+                parsed.subject
+            ))
+        })?;
+        if subject_generation == self.generation {
+            return Err(PkiError::Certificate(format!(
+                "a link certificate joins two generations; {} is this CA's own generation {}",
+                parsed.subject, self.generation
+            )));
+        }
+        if !(parsed.is_self_issued() && parsed.is_signed_by(&parsed.public_key) && parsed.is_ca) {
+            return Err(PkiError::Certificate(format!(
+                "{} (generation {subject_generation}) is not a self-signed CA certificate",
+                parsed.subject
+            )));
+        }
+        let spki = tbs.subject_public_key_info();
+        if spki.to_der().map_err(PkiError::der(what))? == self.key.spki_der()? {
+            return Err(PkiError::Certificate(
+                "a link certificate certifies another generation's key, not the issuer's own".into(),
+            ));
+        }
+        let own = ParsedCert::from_der(&self.cert_der)?;
+        let not_before = not_before.max(own.not_before).max(parsed.not_before);
+        let not_after = not_after.min(own.not_after).min(parsed.not_after);
+        if not_before >= not_after {
+            return Err(PkiError::Certificate(format!(
+                "the link certificate's validity is empty once cut to both roots' validity \
+                 ({not_before} to {not_after})"
+            )));
+        }
+        let ski = parsed
+            .subject_key_id
+            .clone()
+            .unwrap_or_else(|| key_identifier(&spki.subject_public_key));
+        let url = endpoints.url(&Endpoints::arl_path_gen(self.kind, self.generation));
+        let extensions = vec![
+            ext(
+                oid::ext::BASIC_CONSTRAINTS,
+                true,
+                &BasicConstraints {
+                    ca: true,
+                    path_len_constraint: None,
+                },
+            )?,
+            ext(
+                oid::ext::KEY_USAGE,
+                true,
+                &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign),
+            )?,
+            ext(oid::ext::SKI, false, &SubjectKeyIdentifier(octets(&ski)?))?,
+            ext(oid::ext::AKI, false, &self.aki()?)?,
+            ext(
+                oid::ext::SAN,
+                false,
+                &SubjectAltName(vec![GeneralName::DirectoryName(name::service()?)]),
+            )?,
+            ext(
+                oid::ext::CRL_DP,
+                false,
+                &distribution_point(
+                    name::arl_distribution_point_gen(self.kind, self.generation)?,
+                    &url,
+                )?,
+            )?,
+        ];
+        let tbs = Tbs {
+            version: Version::V3,
+            serial_number: serial_uint(serial)?,
+            signature: self.key.key_type().signature_algorithm(),
+            issuer: self.name.clone(),
+            validity: Validity::new(to_x509("notBefore", not_before)?, to_x509("notAfter", not_after)?),
+            subject: tbs.subject().clone(),
+            subject_public_key_info: spki.clone(),
+            extensions,
+        };
+        sign_der(
+            &tbs.to_der().map_err(PkiError::der("link certificate"))?,
+            &self.key,
+            "link certificate",
+        )
     }
 }

@@ -40,7 +40,9 @@ pub enum CrlScope {
         /// CRL number of the base complete CRL.
         base: u64,
     },
-    /// CA certificates only (the authority revocation list).
+    /// CA certificates only (the authority revocation list): the link certificates this CA's key
+    /// issued to the roots of its other generations ([`Issuer::issue_link`]). onlyContainsCACerts, and
+    /// the IDP names this generation's ARL URL, which is the CRL DP of those link certificates.
     Authority,
 }
 
@@ -155,6 +157,7 @@ impl Issuer {
             ext(oid::ext::CRL_NUMBER, false, &CrlNumber(number))?,
         ];
         let kind = self.kind();
+        let generation = self.generation();
         let idp = |path: String, users: bool, cas: bool| -> Result<Extension, PkiError> {
             let idp = IssuingDistributionPoint {
                 distribution_point: Some(DistributionPointName::FullName(vec![uri(&spec
@@ -175,13 +178,19 @@ impl Issuer {
                 &FreshestCrl(vec![DistributionPoint {
                     distribution_point: Some(DistributionPointName::FullName(vec![uri(&spec
                         .endpoints
-                        .url(&Endpoints::delta_crl_path(kind)))?])),
+                        .url(&Endpoints::delta_crl_path_gen(kind, generation)))?])),
                     reasons: None,
                     crl_issuer: None,
                 }]),
             )?),
-            CrlScope::Shard(s) => extensions.push(idp(Endpoints::shard_crl_path(kind, s), true, false)?),
-            CrlScope::Authority => extensions.push(idp(Endpoints::arl_path(kind), false, true)?),
+            CrlScope::Shard(s) => extensions.push(idp(
+                Endpoints::shard_crl_path_gen(kind, generation, s),
+                true,
+                false,
+            )?),
+            CrlScope::Authority => {
+                extensions.push(idp(Endpoints::arl_path_gen(kind, generation), false, true)?);
+            }
             CrlScope::Delta { base } => {
                 let base = Uint::new(&base.to_be_bytes()).map_err(PkiError::der("BaseCRLNumber"))?;
                 extensions.push(ext(oid::ext::DELTA_CRL_INDICATOR, true, &BaseCrlNumber(base))?);

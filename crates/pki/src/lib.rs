@@ -1,5 +1,7 @@
-//! X.509 for the JPKI profile: the authority's keys, the two roots, signature and
-//! user-authentication certificates, the JPKI subjectAltName, and CRLs.
+//! X.509 for the JPKI profile: the authority's keys, the two roots (one per CA key generation, with
+//! the link certificates of RFC 4210 §4.4 between generations, see [`cert`]), signature and
+//! user-authentication certificates, the JPKI subjectAltName, and CRLs (the ARL lists revoked link
+//! certificates).
 //!
 //! Pure building and reading of DER; no storage, no clock (callers pass times), no network.
 //! Signing uses aws-lc-rs; encodings use RustCrypto's `der`, `spki` and `x509-cert`.

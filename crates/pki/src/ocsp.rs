@@ -909,6 +909,7 @@ mod tests {
             not_before: NOW - TimeDuration::days(1),
             not_after: NOW + TimeDuration::days(3650),
             endpoints: &Endpoints::new("http://127.0.0.1:7700").unwrap(),
+            generation: 1,
         })
         .unwrap();
         Issuer::new(CertKind::Authentication, key, cert).unwrap()

@@ -3,6 +3,13 @@
 //! each link's name, key identifier and signature, and the CA constraints of every intermediate.
 //! Time and revocation are judged by the caller, who knows which time matters (the signature
 //! validation of ETSI EN 319 102-1 judges them at the best proven signing time).
+//!
+//! Across CA key generations nothing special is needed: a link certificate ([`crate::Issuer::issue_link`])
+//! is an ordinary CA intermediate whose name and key identifier lead from an end entity of one
+//! generation to the root of another, so a verifier that trusts only one generation's root builds
+//! EE ← NewWithOld ← old root or EE ← OldWithNew ← new root when the link is offered, and a verifier
+//! that trusts every generation's root needs no link. A link's revocation is on its issuer's ARL,
+//! which the caller checks like any other CRL (`tests/rollover.rs`).
 use std::sync::Arc;
 
 use x509_cert::ext::pkix::KeyUsages;

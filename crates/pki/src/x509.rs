@@ -672,6 +672,7 @@ mod tests {
                 not_before: now,
                 not_after: now + time::Duration::days(10),
                 endpoints: &crate::Endpoints::new("http://127.0.0.1:7700").unwrap(),
+                generation: 1,
             })
             .unwrap()
         })

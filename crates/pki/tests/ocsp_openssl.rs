@@ -114,6 +114,7 @@ fn setup(kt: KeyType) -> Setup {
         not_before: now - Duration::days(10),
         not_after: now + Duration::days(3650),
         endpoints: &endpoints(),
+        generation: 1,
     })
     .unwrap();
     let ca = Issuer::new(CertKind::Authentication, key, root).unwrap();

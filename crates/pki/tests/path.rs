@@ -31,6 +31,7 @@ fn root(kt: KeyType, kind: CertKind) -> Issuer {
         not_before: NOW - Duration::days(10),
         not_after: NOW + Duration::days(3650),
         endpoints: &endpoints(),
+        generation: 1,
     })
     .unwrap();
     Issuer::new(kind, key, cert).unwrap()

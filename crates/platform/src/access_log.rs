@@ -9,7 +9,9 @@
 //! or that records were cut off the end; a head that was not signed by the log key is refused. An
 //! operator who can write the database but not use the log key can therefore neither rewrite nor
 //! drop a record unnoticed. Chains are per person, so a person checks their own log without seeing
-//! anyone else's.
+//! anyone else's; and per writer (`stream`: each platform instance writing one shared log keeps a
+//! chain per person of its own, see [`crate::access_store`]), the stream hashed into its records
+//! and heads.
 //!
 //! Privacy: a record holds no more than the relying party itself saw (for an age check, the threshold
 //! and the yes/no answer, never the birth date), and the person is named by the platform's opaque
@@ -24,6 +26,11 @@ use crate::PlatformError;
 
 const RECORD_DOMAIN: &[u8] = b"openjpki access-log record v1\0";
 const HEAD_DOMAIN: &[u8] = b"openjpki access-log head v1\0";
+/// Records and heads of a named stream (one writer's chain): the stream is hashed in too, so a
+/// record or head cannot be moved to another stream unnoticed. The unnamed stream (`""`, a single
+/// machine's, as before streams existed) keeps the v1 encodings.
+const STREAM_RECORD_DOMAIN: &[u8] = b"openjpki access-log record v2\0";
+const STREAM_HEAD_DOMAIN: &[u8] = b"openjpki access-log head v2\0";
 
 /// One check, as the relying party saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +56,9 @@ pub struct CheckRecord {
 pub struct AccessRecord {
     /// The platform's opaque reference to the person (never the individual number).
     pub person: String,
+    /// The writer's stream: each platform instance keeps its own chain per person (`""` for a
+    /// single machine's).
+    pub stream: String,
     /// Position in the person's log, from 1.
     pub seq: u64,
     /// The check.
@@ -72,10 +82,16 @@ fn kind_byte(kind: CertKind) -> u8 {
     }
 }
 
-fn record_hash(person: &str, seq: u64, prev: &[u8; 32], c: &CheckRecord) -> [u8; 32] {
+fn record_hash(person: &str, stream: &str, seq: u64, prev: &[u8; 32], c: &CheckRecord) -> [u8; 32] {
     let mut buf = Vec::with_capacity(160);
-    buf.extend_from_slice(RECORD_DOMAIN);
-    put(&mut buf, person.as_bytes());
+    if stream.is_empty() {
+        buf.extend_from_slice(RECORD_DOMAIN);
+        put(&mut buf, person.as_bytes());
+    } else {
+        buf.extend_from_slice(STREAM_RECORD_DOMAIN);
+        put(&mut buf, person.as_bytes());
+        put(&mut buf, stream.as_bytes());
+    }
     buf.extend_from_slice(&seq.to_be_bytes());
     buf.extend_from_slice(prev);
     buf.extend_from_slice(&c.at.unix_timestamp().to_be_bytes());
@@ -91,26 +107,38 @@ fn record_hash(person: &str, seq: u64, prev: &[u8; 32], c: &CheckRecord) -> [u8;
 }
 
 impl AccessRecord {
-    /// The record that follows `last` (or starts `person`'s log when `last` is `None`).
-    /// Appending to another person's log is an error.
+    /// The record that follows `last` (or starts `person`'s log when `last` is `None`) in the
+    /// unnamed stream. Appending to another person's log is an error.
     pub fn append(
         last: Option<&AccessRecord>,
         person: &str,
         check: CheckRecord,
     ) -> Result<Self, PlatformError> {
+        Self::append_in(last, person, "", check)
+    }
+
+    /// The record that follows `last` (or starts `person`'s chain in `stream` when `last` is
+    /// `None`). Appending to another person's log or another stream is an error.
+    pub fn append_in(
+        last: Option<&AccessRecord>,
+        person: &str,
+        stream: &str,
+        check: CheckRecord,
+    ) -> Result<Self, PlatformError> {
         let (seq, prev) = match last {
             None => (1, [0u8; 32]),
-            Some(l) if l.person == person => (l.seq + 1, l.hash),
+            Some(l) if l.person == person && l.stream == stream => (l.seq + 1, l.hash),
             Some(l) => {
                 return Err(PlatformError::Log(format!(
-                    "cannot append a record of {person} after a record of {}",
-                    l.person
+                    "cannot append a record of {person} (stream {stream:?}) after a record of {} (stream {:?})",
+                    l.person, l.stream
                 )));
             }
         };
-        let hash = record_hash(person, seq, &prev, &check);
+        let hash = record_hash(person, stream, seq, &prev, &check);
         Ok(Self {
             person: person.to_owned(),
+            stream: stream.to_owned(),
             seq,
             check,
             prev,
@@ -120,7 +148,7 @@ impl AccessRecord {
 
     /// The hash this record's fields give now (equal to [`hash`](Self::hash) unless modified).
     pub fn computed_hash(&self) -> [u8; 32] {
-        record_hash(&self.person, self.seq, &self.prev, &self.check)
+        record_hash(&self.person, &self.stream, self.seq, &self.prev, &self.check)
     }
 }
 
@@ -135,6 +163,8 @@ impl AccessRecord {
 pub struct SignedHead {
     /// The person.
     pub person: String,
+    /// The stream whose chain it ends (`""`: the unnamed stream).
+    pub stream: String,
     /// The number of records (the last one's `seq`; 0 for an empty log).
     pub seq: u64,
     /// The last record's hash (all zero for an empty log).
@@ -182,12 +212,18 @@ fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     out
 }
 
-/// The Merkle leaf of a person's head.
-pub fn head_leaf(person: &str, seq: u64, hash: &[u8; 32]) -> [u8; 32] {
+/// The Merkle leaf of the head of a person's chain in `stream`.
+pub fn head_leaf(person: &str, stream: &str, seq: u64, hash: &[u8; 32]) -> [u8; 32] {
     let mut buf = Vec::with_capacity(96);
     buf.push(0);
-    buf.extend_from_slice(HEAD_DOMAIN);
-    put(&mut buf, person.as_bytes());
+    if stream.is_empty() {
+        buf.extend_from_slice(HEAD_DOMAIN);
+        put(&mut buf, person.as_bytes());
+    } else {
+        buf.extend_from_slice(STREAM_HEAD_DOMAIN);
+        put(&mut buf, person.as_bytes());
+        put(&mut buf, stream.as_bytes());
+    }
     buf.extend_from_slice(&seq.to_be_bytes());
     buf.extend_from_slice(hash);
     sha256(&[&buf])
@@ -277,14 +313,17 @@ fn batch_message(batch: u64, tree_size: u64, root: &[u8; 32], signed_at: OffsetD
 }
 
 impl SignedBatch {
-    /// Signs batch number `batch` over the heads `heads` (person, seq, last hash), in order.
+    /// Signs batch number `batch` over the heads `heads` (person, stream, seq, last hash), in order.
     pub fn sign(
         key: &SigningKey,
         batch: u64,
-        heads: &[(&str, u64, [u8; 32])],
+        heads: &[(&str, &str, u64, [u8; 32])],
         signed_at: OffsetDateTime,
     ) -> Result<Self, PlatformError> {
-        let leaves: Vec<[u8; 32]> = heads.iter().map(|(p, s, h)| head_leaf(p, *s, h)).collect();
+        let leaves: Vec<[u8; 32]> = heads
+            .iter()
+            .map(|(p, st, s, h)| head_leaf(p, st, *s, h))
+            .collect();
         let root = tree_root(&leaves);
         let size = u64::try_from(leaves.len()).unwrap_or(u64::MAX);
         let signature = key.sign(&batch_message(batch, size, &root, signed_at))?;
@@ -317,10 +356,12 @@ impl SignedBatch {
             .unwrap_or(false)
     }
 
-    /// The signed head of the `index`-th head of the batch, which is `person`'s at `seq`/`hash`.
-    pub fn head(&self, index: usize, person: &str, seq: u64, hash: [u8; 32]) -> SignedHead {
+    /// The signed head of the `index`-th head of the batch, which is `person`'s in `stream` at
+    /// `seq`/`hash`.
+    pub fn head(&self, index: usize, person: &str, stream: &str, seq: u64, hash: [u8; 32]) -> SignedHead {
         SignedHead {
             person: person.to_owned(),
+            stream: stream.to_owned(),
             seq,
             hash,
             batch: self.batch,
@@ -336,7 +377,7 @@ impl SignedBatch {
 
 impl SignedHead {
     /// Signs the head of `person`'s log whose last record is `last` (`None`: an empty log) alone,
-    /// as a batch of one.
+    /// as a batch of one (in `last`'s stream; the unnamed one for an empty log).
     pub fn sign(
         key: &SigningKey,
         person: &str,
@@ -352,14 +393,15 @@ impl SignedHead {
                 l.person
             )));
         }
-        let batch = SignedBatch::sign(key, 0, &[(person, seq, hash)], signed_at)?;
-        Ok(batch.head(0, person, seq, hash))
+        let stream = last.map_or("", |l| l.stream.as_str());
+        let batch = SignedBatch::sign(key, 0, &[(person, stream, seq, hash)], signed_at)?;
+        Ok(batch.head(0, person, stream, seq, hash))
     }
 
     /// Whether the head is in its batch's tree and the batch was signed by the log key whose
     /// SubjectPublicKeyInfo is `log_key_spki`.
     pub fn signature_valid(&self, log_key_spki: &[u8]) -> bool {
-        let leaf = head_leaf(&self.person, self.seq, &self.hash);
+        let leaf = head_leaf(&self.person, &self.stream, self.seq, &self.hash);
         let Some(root) = root_from_path(self.leaf_index, self.tree_size, &leaf, &self.proof) else {
             return false;
         };
@@ -416,7 +458,7 @@ pub enum Tamper {
     },
 }
 
-/// Checks `records` (one person's log, in order) against the latest signed `head` and the log key.
+/// Checks `records` (one person's chain in one stream, in order) against the latest signed `head` and the log key.
 pub fn verify(records: &[AccessRecord], head: &SignedHead, log_key_spki: &[u8]) -> Result<(), Tamper> {
     if !head.signature_valid(log_key_spki) {
         return Err(Tamper::BadHead);
@@ -424,7 +466,7 @@ pub fn verify(records: &[AccessRecord], head: &SignedHead, log_key_spki: &[u8]) 
     let mut prev = [0u8; 32];
     let mut expected = 1u64;
     for r in records {
-        if r.person != head.person {
+        if r.person != head.person || r.stream != head.stream {
             return Err(Tamper::Foreign { seq: r.seq });
         }
         if r.seq != expected {
@@ -574,11 +616,13 @@ mod tests {
             let heads: Vec<(String, u64, [u8; 32])> = (0..n)
                 .map(|i| (format!("P-{i:04}"), i as u64 + 1, [i as u8; 32]))
                 .collect();
-            let refs: Vec<(&str, u64, [u8; 32])> =
-                heads.iter().map(|(p, s, h)| (p.as_str(), *s, *h)).collect();
+            let refs: Vec<(&str, &str, u64, [u8; 32])> = heads
+                .iter()
+                .map(|(p, s, h)| (p.as_str(), if s % 2 == 0 { "a1" } else { "" }, *s, *h))
+                .collect();
             let batch = SignedBatch::sign(&k, 7, &refs, now()).unwrap();
-            for (i, (p, s, h)) in heads.iter().enumerate() {
-                let head = batch.head(i, p, *s, *h);
+            for (i, (p, st, s, h)) in refs.iter().enumerate() {
+                let head = batch.head(i, p, st, *s, *h);
                 assert!(head.signature_valid(&spki), "n={n} i={i}");
                 // Another person's leaf does not fit this proof, nor does a changed count.
                 let mut wrong = head.clone();
@@ -589,6 +633,32 @@ mod tests {
                 assert!(n == 1 || !moved.signature_valid(&spki), "n={n} i={i}");
             }
         }
+    }
+
+    #[test]
+    fn streams_are_chains_of_their_own_and_bound_to_their_name() {
+        let (k, spki) = key();
+        let mut records: Vec<AccessRecord> = Vec::new();
+        for i in 0..3 {
+            let r = AccessRecord::append_in(records.last(), "P-0001", "a1b2", check(i)).unwrap();
+            records.push(r);
+        }
+        let head = SignedHead::sign(&k, "P-0001", records.last(), now()).unwrap();
+        assert_eq!(head.stream, "a1b2");
+        assert_eq!(verify(&records, &head, &spki), Ok(()));
+        // Not appended across streams; the unnamed stream keeps the first encoding.
+        assert!(AccessRecord::append(records.last(), "P-0001", check(4)).is_err());
+        let plain = AccessRecord::append(None, "P-0001", check(0)).unwrap();
+        assert_ne!(plain.hash, records[0].hash);
+        // A chain relabelled as another stream's no longer verifies, nor does its head.
+        let mut moved = records.clone();
+        for r in &mut moved {
+            r.stream = "ffff".into();
+        }
+        assert_eq!(verify(&moved, &head, &spki), Err(Tamper::Foreign { seq: 1 }));
+        let mut moved_head = head.clone();
+        moved_head.stream = "ffff".into();
+        assert_eq!(verify(&moved, &moved_head, &spki), Err(Tamper::BadHead));
     }
 
     #[test]

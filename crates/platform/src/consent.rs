@@ -11,8 +11,8 @@
 //! holds it can re-encode without the person (certificates added or dropped, unsigned attributes,
 //! another sid; with ECDSA even the signature value, (r, n − s)). So a revoked consent cannot be
 //! brought back by submitting its statement again, however it is wrapped.
+use jpki_db::{Param, params};
 use jpki_sig::signed_data::ParsedSignedData;
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -152,7 +152,7 @@ CREATE INDEX consents_rp ON consents (rp_id);
 
 const COLUMNS: &str = "id, person_ref, rp_id, signer_serial, statement, given_at, created_at, revoked_at";
 
-fn row_to_consent(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Consent, [i64; 2], Option<i64>)> {
+fn row_to_consent(r: &jpki_db::Row<'_>) -> Result<(Consent, [i64; 2], Option<i64>), jpki_db::DbError> {
     let at = |t: i64| OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let (given, created, revoked): (i64, i64, Option<i64>) = (r.get(5)?, r.get(6)?, r.get(7)?);
     Ok((
@@ -187,35 +187,27 @@ impl Registry {
     pub fn add_consent(&mut self, c: &NewConsent<'_>, now: OffsetDateTime) -> Result<Consent, PlatformError> {
         self.get(c.rp_id)?;
         let key = signed_digest(c.statement)?;
-        // Immediate: the check and the insert see the same registry, whoever else writes to it.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Under the writer lock: the check and the insert see the same registry, whoever else
+        // writes to it.
+        let tx = self.db.begin_write()?;
         let mut filed: Vec<(String, bool)> = tx
-            .query_row(
+            .query_opt(
                 "SELECT id, revoked_at IS NOT NULL FROM consents WHERE statement_hash = ?1",
-                [key.as_slice()],
+                params![key],
                 |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?
+            )?
             .into_iter()
             .collect();
         if filed.is_empty() {
             // Filed before statement_hash was the signed digest (it was the whole CMS's hash): the
             // same statement has the same signer, relying party and given_at.
-            let mut stmt = tx.prepare(
+            let rows = tx.query_map(
                 "SELECT id, revoked_at IS NOT NULL, statement FROM consents \
-                 WHERE person_ref = ?1 AND rp_id = ?2 AND given_at = ?3 ORDER BY rowid",
+                 WHERE person_ref = ?1 AND rp_id = ?2 AND given_at = ?3 ORDER BY created_at, id",
+                params![c.person_ref, c.rp_id, c.given_at.unix_timestamp()],
+                |r| Ok((r.get::<String>(0)?, r.get::<bool>(1)?, r.get::<Vec<u8>>(2)?)),
             )?;
-            let rows = stmt.query_map(params![c.person_ref, c.rp_id, c.given_at.unix_timestamp()], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, bool>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                ))
-            })?;
-            for row in rows {
-                let (id, revoked, statement) = row?;
+            for (id, revoked, statement) in rows {
                 if signed_digest(&statement).is_ok_and(|k| k == key) {
                     filed.push((id, revoked));
                 }
@@ -240,7 +232,7 @@ impl Registry {
                         c.rp_id,
                         c.signer_serial,
                         c.statement,
-                        key.as_slice(),
+                        key,
                         c.given_at.unix_timestamp(),
                         now.unix_timestamp()
                     ],
@@ -261,26 +253,27 @@ impl Registry {
     /// One consent by id.
     pub fn consent(&self, id: &str) -> Result<Consent, PlatformError> {
         let row = self
-            .conn
-            .query_row(
+            .db
+            .query_opt(
                 &format!("SELECT {COLUMNS} FROM consents WHERE id = ?1"),
-                [id],
+                params![id],
                 row_to_consent,
-            )
-            .optional()?
+            )?
             .ok_or_else(|| PlatformError::NotFound(format!("consent {id}")))?;
         checked(row)
     }
 
     /// The newest standing consent of the person `person_ref` for `rp_id`, if any.
     pub fn consent_on_file(&self, person_ref: &str, rp_id: &str) -> Result<Option<Consent>, PlatformError> {
-        self.conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM consents WHERE person_ref = ?1 AND rp_id = ?2 AND revoked_at IS NULL \
-                 ORDER BY created_at DESC, rowid DESC LIMIT 1"
-            ))?
-            .query_row(params![person_ref, rp_id], row_to_consent)
-            .optional()?
+        self.db
+            .query_opt(
+                &format!(
+                    "SELECT {COLUMNS} FROM consents WHERE person_ref = ?1 AND rp_id = ?2 AND revoked_at IS NULL \
+                     ORDER BY created_at DESC, id DESC LIMIT 1"
+                ),
+                params![person_ref, rp_id],
+                row_to_consent,
+            )?
             .map(checked)
             .transpose()
     }
@@ -288,30 +281,30 @@ impl Registry {
     /// Every consent the person `person_ref` gave, revoked ones included, newest first (what the
     /// portal shows the person).
     pub fn consents_of_person(&self, person_ref: &str) -> Result<Vec<Consent>, PlatformError> {
-        self.consents_where("WHERE person_ref = ?1", &[&person_ref])
+        self.consents_where("WHERE person_ref = ?1", params![person_ref])
     }
 
     /// Every consent given to the relying party `rp_id`, newest first.
     pub fn consents_of_rp(&self, rp_id: &str) -> Result<Vec<Consent>, PlatformError> {
         self.get(rp_id)?;
-        self.consents_where("WHERE rp_id = ?1", &[&rp_id])
+        self.consents_where("WHERE rp_id = ?1", params![rp_id])
     }
 
     /// Every consent on file, newest first.
     pub fn all_consents(&self) -> Result<Vec<Consent>, PlatformError> {
-        self.consents_where("", &[])
+        self.consents_where("", params![])
     }
 
-    fn consents_where(&self, cond: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<Consent>, PlatformError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM consents {cond} ORDER BY created_at DESC, rowid DESC"
-        ))?;
-        let rows = stmt.query_map(p, row_to_consent)?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(checked(r?)?);
-        }
-        Ok(out)
+    fn consents_where(&self, cond: &str, p: &[&dyn Param]) -> Result<Vec<Consent>, PlatformError> {
+        self.db
+            .query_map(
+                &format!("SELECT {COLUMNS} FROM consents {cond} ORDER BY created_at DESC, id DESC"),
+                p,
+                row_to_consent,
+            )?
+            .into_iter()
+            .map(checked)
+            .collect()
     }
 
     /// Revokes consent `id` as `by` may: a relying party only its own, a person only theirs (any
@@ -332,7 +325,7 @@ impl Registry {
         if !allowed {
             return Err(PlatformError::NotFound(format!("consent {id}")));
         }
-        self.conn.execute(
+        self.db.execute(
             "UPDATE consents SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             params![id, now.unix_timestamp()],
         )?;
@@ -346,7 +339,8 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::rp::{Capability, NewRelyingParty};
+    use crate::rp::{Capability, NewRelyingParty, POSTGRES_SCHEMA};
+    use crate::testing::each_engine;
     use jpki_model::{CertKind, Serial};
     use jpki_pki::{Endpoints, KeyType, RootSpec, SigningKey, issue_root};
     use jpki_sig::signed_data::{self, DigestAlg, ID_DATA, SignedDataBuilder};
@@ -365,6 +359,7 @@ mod tests {
             not_before: now() - time::Duration::days(1),
             not_after: now() + time::Duration::days(3650),
             endpoints: &Endpoints::new("http://127.0.0.1:7700").unwrap(),
+            generation: 1,
         })
         .unwrap()
     }
@@ -405,171 +400,175 @@ mod tests {
 
     #[test]
     fn consents_are_filed_once_found_by_person_and_revoked_by_their_holders() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("platform.sqlite");
-        let mut reg = Registry::open(&path).unwrap();
-        let (bank, shop) = (rp(&mut reg, "Bank"), rp(&mut reg, "Shop"));
-        let cert = signer_cert();
-        let signed_1 = cms(&cert, &bank, 0, std::slice::from_ref(&cert), &[1; 96]);
-        let signed_2 = cms(&cert, &shop, 0, std::slice::from_ref(&cert), &[2; 96]);
-        let signed_3 = cms(&cert, "rp-nobody", 0, std::slice::from_ref(&cert), &[3; 96]);
-        let new = |rp_id, statement| NewConsent {
-            person_ref: "person-a",
-            rp_id,
-            signer_serial: &[0x40, 1],
-            statement,
-            given_at: now(),
-        };
-        let c = reg.add_consent(&new(&bank, &signed_1), now()).unwrap();
-        assert!(c.id.starts_with("cns-") && c.id.len() == 20, "{}", c.id);
-        assert_eq!((c.rp_id.as_str(), c.revoked_at), (bank.as_str(), None));
-        assert_eq!(
-            reg.add_consent(&new(&bank, &signed_1), now()).unwrap().id,
-            c.id,
-            "the same statement is filed once"
-        );
-        assert_eq!(reg.consent_on_file("person-a", &bank).unwrap().unwrap().id, c.id);
-        assert!(reg.consent_on_file("person-a", &shop).unwrap().is_none());
-        assert!(reg.consent_on_file("person-b", &bank).unwrap().is_none());
-        let other = reg.add_consent(&new(&shop, &signed_2), now()).unwrap();
-        assert_eq!(reg.consents_of_person("person-a").unwrap().len(), 2);
-        assert_eq!(reg.consents_of_rp(&shop).unwrap(), vec![other.clone()]);
-        assert_eq!(reg.all_consents().unwrap().len(), 2);
-        assert!(matches!(
-            reg.add_consent(&new("rp-nobody", &signed_3), now()),
-            Err(PlatformError::NotFound(_))
-        ));
-
-        // Only its holders revoke it; others are told it does not exist.
-        for by in [Revoker::RelyingParty(&shop), Revoker::Person("person-b")] {
+        each_engine(|engine, dir| {
+            let path = engine.fresh(dir, POSTGRES_SCHEMA);
+            let mut reg = Registry::open_at(&path).unwrap();
+            let (bank, shop) = (rp(&mut reg, "Bank"), rp(&mut reg, "Shop"));
+            let cert = signer_cert();
+            let signed_1 = cms(&cert, &bank, 0, std::slice::from_ref(&cert), &[1; 96]);
+            let signed_2 = cms(&cert, &shop, 0, std::slice::from_ref(&cert), &[2; 96]);
+            let signed_3 = cms(&cert, "rp-nobody", 0, std::slice::from_ref(&cert), &[3; 96]);
+            let new = |rp_id, statement| NewConsent {
+                person_ref: "person-a",
+                rp_id,
+                signer_serial: &[0x40, 1],
+                statement,
+                given_at: now(),
+            };
+            let c = reg.add_consent(&new(&bank, &signed_1), now()).unwrap();
+            assert!(c.id.starts_with("cns-") && c.id.len() == 20, "{}", c.id);
+            assert_eq!((c.rp_id.as_str(), c.revoked_at), (bank.as_str(), None));
+            assert_eq!(
+                reg.add_consent(&new(&bank, &signed_1), now()).unwrap().id,
+                c.id,
+                "the same statement is filed once"
+            );
+            assert_eq!(reg.consent_on_file("person-a", &bank).unwrap().unwrap().id, c.id);
+            assert!(reg.consent_on_file("person-a", &shop).unwrap().is_none());
+            assert!(reg.consent_on_file("person-b", &bank).unwrap().is_none());
+            let other = reg.add_consent(&new(&shop, &signed_2), now()).unwrap();
+            assert_eq!(reg.consents_of_person("person-a").unwrap().len(), 2);
+            assert_eq!(reg.consents_of_rp(&shop).unwrap(), vec![other.clone()]);
+            assert_eq!(reg.all_consents().unwrap().len(), 2);
             assert!(matches!(
-                reg.revoke_consent(&c.id, by, now()),
+                reg.add_consent(&new("rp-nobody", &signed_3), now()),
                 Err(PlatformError::NotFound(_))
             ));
-        }
-        let later = now() + time::Duration::hours(1);
-        let revoked = reg
-            .revoke_consent(&c.id, Revoker::RelyingParty(&bank), later)
-            .unwrap();
-        assert_eq!(revoked.revoked_at, Some(later));
-        assert!(reg.consent_on_file("person-a", &bank).unwrap().is_none());
-        let e = reg
-            .add_consent(&new(&bank, &signed_1), later)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("revoked") && !e.contains('\n'), "{e}");
-        reg.revoke_consent(&other.id, Revoker::Person("person-a"), later)
-            .unwrap();
-        assert!(matches!(
-            reg.revoke_consent("cns-0000", Revoker::Operator, later),
-            Err(PlatformError::NotFound(_))
-        ));
 
-        // Reopened: the consents are still there (the migration runs once).
-        drop(reg);
-        let reg = Registry::open(&path).unwrap();
-        assert_eq!(reg.consents_of_person("person-a").unwrap().len(), 2);
+            // Only its holders revoke it; others are told it does not exist.
+            for by in [Revoker::RelyingParty(&shop), Revoker::Person("person-b")] {
+                assert!(matches!(
+                    reg.revoke_consent(&c.id, by, now()),
+                    Err(PlatformError::NotFound(_))
+                ));
+            }
+            let later = now() + time::Duration::hours(1);
+            let revoked = reg
+                .revoke_consent(&c.id, Revoker::RelyingParty(&bank), later)
+                .unwrap();
+            assert_eq!(revoked.revoked_at, Some(later));
+            assert!(reg.consent_on_file("person-a", &bank).unwrap().is_none());
+            let e = reg
+                .add_consent(&new(&bank, &signed_1), later)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("revoked") && !e.contains('\n'), "{e}");
+            reg.revoke_consent(&other.id, Revoker::Person("person-a"), later)
+                .unwrap();
+            assert!(matches!(
+                reg.revoke_consent("cns-0000", Revoker::Operator, later),
+                Err(PlatformError::NotFound(_))
+            ));
+
+            // Reopened: the consents are still there (the migration runs once).
+            drop(reg);
+            let reg = Registry::open_at(&path).unwrap();
+            assert_eq!(reg.consents_of_person("person-a").unwrap().len(), 2);
+        });
     }
 
     #[test]
     fn a_statement_is_one_consent_however_it_is_encoded_and_stays_revoked() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut reg = Registry::open(&dir.path().join("platform.sqlite")).unwrap();
-        let bank = rp(&mut reg, "Bank");
-        let (cert, other) = (signer_cert(), signer_cert());
-        let new = |statement| NewConsent {
-            person_ref: "person-a",
-            rp_id: &bank,
-            signer_serial: &[0x40, 1],
-            statement,
-            given_at: now(),
-        };
-        // What the relying party can do to the CMS without the person: change the certificates,
-        // add unsigned attributes, change the signature value (ECDSA: (r, n − s)).
-        let original = cms(&cert, &bank, 0, std::slice::from_ref(&cert), &[1; 96]);
-        // (Any unsigned attribute: its type does not matter here.)
-        let attr = signed_data::attribute(ID_DATA, &[&[0x05, 0x00]]).unwrap();
-        let copies = [
-            cms(&cert, &bank, 0, &[], &[1; 96]),
-            cms(&cert, &bank, 0, &[cert.clone(), other.clone()], &[1; 96]),
-            cms(&cert, &bank, 0, std::slice::from_ref(&cert), &[9; 96]),
-            signed_data::set_unsigned_attribute(&original, &attr).unwrap(),
-        ];
-        let key = signed_digest(&original).unwrap();
-        for copy in &copies {
-            assert_ne!(copy, &original);
-            assert_eq!(signed_digest(copy).unwrap(), key);
-        }
-        // What the person signs differently is another statement.
-        for other_statement in [
-            cms(&cert, &bank, 1, std::slice::from_ref(&cert), &[1; 96]),
-            cms(&other, &bank, 0, std::slice::from_ref(&cert), &[1; 96]),
-        ] {
-            assert_ne!(signed_digest(&other_statement).unwrap(), key);
-        }
-        assert!(matches!(
-            reg.add_consent(&new(b"not cms"), now()),
-            Err(PlatformError::Input(_))
-        ));
+        each_engine(|engine, dir| {
+            let mut reg = Registry::open_at(&engine.fresh(dir, POSTGRES_SCHEMA)).unwrap();
+            let bank = rp(&mut reg, "Bank");
+            let (cert, other) = (signer_cert(), signer_cert());
+            let new = |statement| NewConsent {
+                person_ref: "person-a",
+                rp_id: &bank,
+                signer_serial: &[0x40, 1],
+                statement,
+                given_at: now(),
+            };
+            // What the relying party can do to the CMS without the person: change the certificates,
+            // add unsigned attributes, change the signature value (ECDSA: (r, n − s)).
+            let original = cms(&cert, &bank, 0, std::slice::from_ref(&cert), &[1; 96]);
+            // (Any unsigned attribute: its type does not matter here.)
+            let attr = signed_data::attribute(ID_DATA, &[&[0x05, 0x00]]).unwrap();
+            let copies = [
+                cms(&cert, &bank, 0, &[], &[1; 96]),
+                cms(&cert, &bank, 0, &[cert.clone(), other.clone()], &[1; 96]),
+                cms(&cert, &bank, 0, std::slice::from_ref(&cert), &[9; 96]),
+                signed_data::set_unsigned_attribute(&original, &attr).unwrap(),
+            ];
+            let key = signed_digest(&original).unwrap();
+            for copy in &copies {
+                assert_ne!(copy, &original);
+                assert_eq!(signed_digest(copy).unwrap(), key);
+            }
+            // What the person signs differently is another statement.
+            for other_statement in [
+                cms(&cert, &bank, 1, std::slice::from_ref(&cert), &[1; 96]),
+                cms(&other, &bank, 0, std::slice::from_ref(&cert), &[1; 96]),
+            ] {
+                assert_ne!(signed_digest(&other_statement).unwrap(), key);
+            }
+            assert!(matches!(
+                reg.add_consent(&new(b"not cms"), now()),
+                Err(PlatformError::Input(_))
+            ));
 
-        let c = reg.add_consent(&new(&original), now()).unwrap();
-        for copy in &copies {
-            assert_eq!(reg.add_consent(&new(copy), now()).unwrap(), c, "the same consent");
-        }
-        assert_eq!(reg.all_consents().unwrap().len(), 1);
-        reg.revoke_consent(&c.id, Revoker::Person("person-a"), now())
-            .unwrap();
-        for copy in copies.iter().chain([&original]) {
-            let e = reg.add_consent(&new(copy), now()).unwrap_err().to_string();
-            assert!(e.contains("revoked"), "{e}");
-        }
-        assert!(reg.consent_on_file("person-a", &bank).unwrap().is_none());
-        assert_eq!(reg.all_consents().unwrap().len(), 1);
+            let c = reg.add_consent(&new(&original), now()).unwrap();
+            for copy in &copies {
+                assert_eq!(reg.add_consent(&new(copy), now()).unwrap(), c, "the same consent");
+            }
+            assert_eq!(reg.all_consents().unwrap().len(), 1);
+            reg.revoke_consent(&c.id, Revoker::Person("person-a"), now())
+                .unwrap();
+            for copy in copies.iter().chain([&original]) {
+                let e = reg.add_consent(&new(copy), now()).unwrap_err().to_string();
+                assert!(e.contains("revoked"), "{e}");
+            }
+            assert!(reg.consent_on_file("person-a", &bank).unwrap().is_none());
+            assert_eq!(reg.all_consents().unwrap().len(), 1);
+        });
     }
 
     #[test]
     fn consents_filed_under_the_hash_of_the_whole_cms_are_still_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut reg = Registry::open(&dir.path().join("platform.sqlite")).unwrap();
-        let bank = rp(&mut reg, "Bank");
-        let cert = signer_cert();
-        let new = |statement| NewConsent {
-            person_ref: "person-a",
-            rp_id: &bank,
-            signer_serial: &[0x40, 1],
-            statement,
-            given_at: now(),
-        };
-        // As they were filed before: statement_hash the SHA-256 of the CMS; two copies of one
-        // statement, one of them revoked.
-        let (a, b) = (
-            cms(&cert, &bank, 0, std::slice::from_ref(&cert), &[1; 96]),
-            cms(&cert, &bank, 0, &[], &[1; 96]),
-        );
-        for (id, statement, revoked) in [("cns-a", &a, None), ("cns-b", &b, Some(1))] {
-            reg.conn
+        each_engine(|engine, dir| {
+            let mut reg = Registry::open_at(&engine.fresh(dir, POSTGRES_SCHEMA)).unwrap();
+            let bank = rp(&mut reg, "Bank");
+            let cert = signer_cert();
+            let new = |statement| NewConsent {
+                person_ref: "person-a",
+                rp_id: &bank,
+                signer_serial: &[0x40, 1],
+                statement,
+                given_at: now(),
+            };
+            // As they were filed before: statement_hash the SHA-256 of the CMS; two copies of one
+            // statement, one of them revoked.
+            let (a, b) = (
+                cms(&cert, &bank, 0, std::slice::from_ref(&cert), &[1; 96]),
+                cms(&cert, &bank, 0, &[], &[1; 96]),
+            );
+            for (id, statement, revoked) in [("cns-a", &a, None), ("cns-b", &b, Some(1))] {
+                reg.db
                 .execute(
                     "INSERT INTO consents (id, person_ref, rp_id, signer_serial, statement, statement_hash, \
-                     given_at, created_at, revoked_at) VALUES (?1, 'person-a', ?2, x'4001', ?3, ?4, ?5, ?5, ?6)",
+                     given_at, created_at, revoked_at) VALUES (?1, 'person-a', ?2, ?7, ?3, ?4, ?5, ?5, ?6)",
                     params![
                         id,
                         bank,
                         statement,
                         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, statement).as_ref(),
                         now().unix_timestamp(),
-                        revoked
+                        revoked,
+                        [0x40u8, 0x01]
                     ],
                 )
                 .unwrap();
-        }
-        let third = cms(&cert, &bank, 0, &[], &[7; 96]);
-        let e = reg.add_consent(&new(&third), now()).unwrap_err().to_string();
-        assert!(e.contains("cns-b") && e.contains("revoked"), "{e}");
-        reg.conn
-            .execute("UPDATE consents SET revoked_at = NULL", [])
-            .unwrap();
-        assert_eq!(reg.add_consent(&new(&third), now()).unwrap().id, "cns-a");
-        assert_eq!(reg.all_consents().unwrap().len(), 2, "nothing new filed");
+            }
+            let third = cms(&cert, &bank, 0, &[], &[7; 96]);
+            let e = reg.add_consent(&new(&third), now()).unwrap_err().to_string();
+            assert!(e.contains("cns-b") && e.contains("revoked"), "{e}");
+            reg.db
+                .execute("UPDATE consents SET revoked_at = NULL", params![])
+                .unwrap();
+            assert_eq!(reg.add_consent(&new(&third), now()).unwrap().id, "cns-a");
+            assert_eq!(reg.all_consents().unwrap().len(), 2, "nothing new filed");
+        });
     }
 
     #[test]
@@ -580,8 +579,8 @@ mod tests {
             let mut reg = Registry::open(&path).unwrap();
             let bank = rp(&mut reg, "Bank");
             // As the first release left it: no consents table, user_version 0.
-            reg.conn
-                .execute_batch(
+            reg.db
+                .batch(
                     "DROP TABLE consents; DROP TABLE client_certs; ALTER TABLE relying_parties DROP COLUMN purpose; \
                      PRAGMA user_version = 0;",
                 )
@@ -591,8 +590,8 @@ mod tests {
         let mut reg = Registry::open(&path).unwrap();
         assert_eq!(reg.get(&bank).unwrap().name, "Bank", "the relying parties stay");
         let version: i64 = reg
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .db
+            .query_row("PRAGMA user_version", params![], |r| r.get(0))
             .unwrap();
         assert_eq!(version, 4);
         let cert = signer_cert();
@@ -604,10 +603,23 @@ mod tests {
             given_at: now(),
         };
         reg.add_consent(&c, now()).unwrap();
-        reg.conn.execute_batch("PRAGMA user_version = 9;").unwrap();
+        reg.db.batch("PRAGMA user_version = 9;").unwrap();
         drop(reg);
         let e = Registry::open(&path).unwrap_err().to_string();
         assert!(e.contains("schema version 9") && e.contains("upgrade"), "{e}");
+    }
+
+    #[test]
+    fn a_registry_of_a_newer_schema_is_refused() {
+        each_engine(|engine, dir| {
+            let loc = engine.fresh(dir, POSTGRES_SCHEMA);
+            let reg = Registry::open_at(&loc).unwrap();
+            assert_eq!(reg.db.schema_version().unwrap(), 4);
+            reg.db.set_schema_version(9).unwrap();
+            drop(reg);
+            let e = Registry::open_at(&loc).unwrap_err().to_string();
+            assert!(e.contains("schema version 9") && e.contains("upgrade"), "{e}");
+        });
     }
 
     #[test]

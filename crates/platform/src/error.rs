@@ -19,7 +19,7 @@ pub enum PlatformError {
     NotFound(String),
     /// The platform's database failed.
     #[error("platform database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] jpki_db::DbError),
     /// The platform's database holds something this build cannot read.
     #[error("platform database: unreadable {0}")]
     Corrupt(String),

@@ -12,9 +12,11 @@ pub mod fees;
 pub mod ocsp;
 pub mod rp;
 pub mod status;
+#[cfg(test)]
+mod testing;
 
 pub use access_log::{AccessRecord, CheckRecord, SignedBatch, SignedHead, Tamper};
-pub use access_store::{AccessStore, Integrity, Recorder, Seen};
+pub use access_store::{AccessStore, Integrity, Recorder, Seen, StreamLog};
 pub use api::Api;
 pub use consent::{Consent, NewConsent, Revoker, Statement};
 pub use error::PlatformError;

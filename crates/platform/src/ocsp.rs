@@ -427,6 +427,7 @@ mod tests {
                 not_before: now - Duration::days(1),
                 not_after: now + Duration::days(3650),
                 endpoints: &endpoints,
+                generation: 1,
             })
             .unwrap();
             let issuer = Issuer::new(kind, key, root.clone()).unwrap();

@@ -1,8 +1,9 @@
 //! Relying parties: registered by the operator with a set of capabilities, authenticated on every
 //! call by an API key (`Authorization: Bearer KEY`).
 //!
-//! The registry is its own SQLite file (`platform.sqlite` in the data directory), apart from the
-//! authority's: the platform operator and the authority are different parties. Keys are shown once
+//! The registry is its own store, apart from the authority's registry: the platform operator and
+//! the authority are different parties. On SQLite it is its own file (`platform.sqlite` in the data
+//! directory); on PostgreSQL the schema `platform` of the database (see [`POSTGRES_SCHEMA`]). Keys are shown once
 //! when made and stored only as SHA-256 hashes; a lookup is by hash, so a key never sits in the
 //! database or in memory longer than a request. Revoking an RP's keys takes effect on the next
 //! request: every request is looked up afresh.
@@ -12,7 +13,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use aws_lc_rs::digest;
-use rusqlite::{Connection, OptionalExtension, params};
+use jpki_db::{Backend, Db, Location, SqliteOptions, params};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -168,8 +169,63 @@ CREATE TABLE IF NOT EXISTS metered_checks (
 );
 ";
 
-/// Migrations in order; index + 1 is the schema version (`PRAGMA user_version`) they produce.
+/// SQLite migrations in order; index + 1 is the schema version (`PRAGMA user_version`) they
+/// produce.
 const MIGRATIONS: &[&str] = &[SCHEMA, crate::consent::SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+
+/// The PostgreSQL schema of the relying-party registry.
+pub const POSTGRES_SCHEMA: &str = "platform";
+
+/// The registry of schema version 4 on PostgreSQL: the tables of every SQLite migration above.
+const PG_V4: &str = "
+CREATE TABLE relying_parties (
+    id             TEXT   PRIMARY KEY,
+    name           TEXT   NOT NULL,
+    capabilities   TEXT   NOT NULL,
+    age_thresholds TEXT   NOT NULL,
+    registered_at  BIGINT NOT NULL,
+    purpose        TEXT   NOT NULL DEFAULT ''
+);
+CREATE TABLE api_keys (
+    key_hash   BYTEA  PRIMARY KEY,
+    rp_id      TEXT   NOT NULL REFERENCES relying_parties (id),
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE INDEX api_keys_rp ON api_keys (rp_id);
+CREATE TABLE metered_checks (
+    rp_id      TEXT   NOT NULL REFERENCES relying_parties (id),
+    month      TEXT   NOT NULL,
+    kind       TEXT   NOT NULL CHECK (kind IN ('sign', 'auth')),
+    check_name TEXT   NOT NULL,
+    count      BIGINT NOT NULL,
+    PRIMARY KEY (rp_id, month, kind, check_name)
+);
+CREATE TABLE consents (
+    id             TEXT   PRIMARY KEY,
+    person_ref     TEXT   NOT NULL,
+    rp_id          TEXT   NOT NULL REFERENCES relying_parties (id),
+    signer_serial  BYTEA  NOT NULL,
+    statement      BYTEA  NOT NULL,
+    statement_hash BYTEA  NOT NULL UNIQUE,
+    given_at       BIGINT NOT NULL,
+    created_at     BIGINT NOT NULL,
+    revoked_at     BIGINT
+);
+CREATE INDEX consents_person ON consents (person_ref, rp_id);
+CREATE INDEX consents_rp ON consents (rp_id);
+CREATE TABLE client_certs (
+    fingerprint BYTEA  PRIMARY KEY CHECK (length(fingerprint) = 32),
+    rp_id       TEXT   NOT NULL REFERENCES relying_parties (id),
+    subject     TEXT   NOT NULL,
+    created_at  BIGINT NOT NULL,
+    revoked_at  BIGINT
+);
+CREATE INDEX client_certs_rp ON client_certs (rp_id);
+";
+
+/// PostgreSQL migrations: (version produced, script). Never edit a released one.
+const PG_MIGRATIONS: &[(i64, &str)] = &[(4, PG_V4)];
 
 /// 4: client certificates relying parties authenticate with over mutual TLS (by SHA-256).
 const SCHEMA_V4: &str = "
@@ -186,22 +242,35 @@ CREATE INDEX client_certs_rp ON client_certs (rp_id);
 /// 3: a relying party's registered purpose, recorded with its checks that carry none (OCSP).
 const SCHEMA_V3: &str = "ALTER TABLE relying_parties ADD COLUMN purpose TEXT NOT NULL DEFAULT '';";
 
-/// Brings the schema up to date, each migration in its own transaction.
-fn migrate(conn: &mut Connection) -> Result<(), PlatformError> {
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+/// Brings the schema up to date, each migration in its own write transaction.
+fn migrate(db: &Db) -> Result<(), PlatformError> {
+    let current = db.schema_version()?;
     let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    let newer = |v: i64| {
+        PlatformError::Corrupt(format!(
+            "schema version {v} (this jpki knows up to {known}); upgrade jpki"
+        ))
+    };
     if current > known {
-        return Err(PlatformError::Corrupt(format!(
-            "schema version {current} (this jpki knows up to {known}); upgrade jpki"
-        )));
+        return Err(newer(current));
     }
-    for (version, sql) in (1..).zip(MIGRATIONS).skip(usize::try_from(current).unwrap_or(0)) {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let steps: Vec<(i64, &str)> = match db.backend() {
+        Backend::Sqlite => (1..).zip(MIGRATIONS.iter().copied()).collect(),
+        Backend::Postgres => PG_MIGRATIONS.to_vec(),
+    };
+    for (version, sql) in steps {
+        if version <= current {
+            continue;
+        }
+        let tx = db.begin_write()?;
         // Another process may have migrated since the version was read.
-        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let now = tx.schema_version()?;
+        if now > known {
+            return Err(newer(now));
+        }
         if now < version {
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", version)?;
+            tx.batch(sql)?;
+            tx.set_schema_version(version)?;
         }
         tx.commit()?;
     }
@@ -222,10 +291,11 @@ pub(crate) fn random_hex<const N: usize>() -> Result<String, PlatformError> {
 /// The relying-party registry.
 #[derive(Debug)]
 pub struct Registry {
-    pub(crate) conn: Connection,
-    /// Answers of [`Registry::authenticate`] by key hash, valid while the database's
+    pub(crate) db: Db,
+    /// Answers of [`Registry::authenticate`] by key hash, valid while the SQLite database's
     /// `data_version` stays what it was when they were read: any commit by another connection
     /// (`jpki rp revoke-key` in another process) empties it before the next request is answered.
+    /// PostgreSQL has no such counter: there every request is looked up.
     auth_cache: std::cell::RefCell<(i64, AuthAnswers)>,
 }
 
@@ -236,16 +306,20 @@ type AuthAnswers = std::collections::HashMap<Vec<u8>, Option<RelyingParty>>;
 const AUTH_CACHE_ENTRIES: usize = 4096;
 
 impl Registry {
-    /// Opens (creating if needed) the registry at `path`.
+    /// Opens (creating if needed) the SQLite registry at `path`.
     pub fn open(path: &Path) -> Result<Self, PlatformError> {
-        let mut conn = Connection::open(path)?;
-        // `jpki serve` holds several connections (keys, meter, consents) and `jpki rp` writes too.
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        migrate(&mut conn)?;
+        Self::open_at(&Location::Sqlite(path.to_path_buf()))
+    }
+
+    /// Opens (creating if needed) the registry at `location` (a SQLite file, or a PostgreSQL
+    /// schema, [`POSTGRES_SCHEMA`] by convention).
+    pub fn open_at(location: &Location) -> Result<Self, PlatformError> {
+        // `jpki serve` holds several connections (keys, meter, consents) and `jpki rp` writes too:
+        // a writer waits for another up to `jpki_db::LOCK_WAIT`.
+        let db = Db::open(location, SqliteOptions::default())?;
+        migrate(&db)?;
         Ok(Self {
-            conn,
+            db,
             auth_cache: std::cell::RefCell::new((-1, std::collections::HashMap::new())),
         })
     }
@@ -296,7 +370,7 @@ impl Registry {
         let caps: Vec<&str> = rp.capabilities.iter().map(|c| c.as_str()).collect();
         let ages_text: Vec<String> = ages.iter().map(u8::to_string).collect();
         let key = ApiKey(Zeroizing::new(format!("jpki_{}", random_hex::<24>()?)));
-        let tx = self.conn.transaction()?;
+        let tx = self.db.begin_write()?;
         tx.execute(
             "INSERT INTO relying_parties (id, name, capabilities, age_thresholds, registered_at, purpose) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![id, name, caps.join(","), ages_text.join(","), now.unix_timestamp(), purpose],
@@ -306,43 +380,41 @@ impl Registry {
             params![key_hash(key.expose()), id, now.unix_timestamp()],
         )?;
         tx.commit()?;
+        self.forget_authentications();
         Ok((self.get(&id)?, key))
     }
 
     /// One relying party by id.
     pub fn get(&self, id: &str) -> Result<RelyingParty, PlatformError> {
-        // Cached: every API request comes through here (via `authenticate`).
-        self.conn
-            .prepare_cached(
+        // Prepared once per connection: every API request comes through here (via `authenticate`).
+        self.db
+            .query_opt(
                 "SELECT id, name, capabilities, age_thresholds, registered_at, \
                  (SELECT COUNT(*) FROM api_keys k WHERE k.rp_id = r.id AND k.revoked_at IS NULL), purpose \
                  FROM relying_parties r WHERE id = ?1",
+                params![id],
+                row_to_rp,
             )?
-            .query_row([id], row_to_rp)
-            .optional()?
             .ok_or_else(|| PlatformError::NotFound(format!("relying party {id}")))?
     }
 
     /// Every relying party, oldest first.
     pub fn list(&self) -> Result<Vec<RelyingParty>, PlatformError> {
-        let mut stmt = self.conn.prepare(
+        let rows = self.db.query_map(
             "SELECT id, name, capabilities, age_thresholds, registered_at, \
              (SELECT COUNT(*) FROM api_keys k WHERE k.rp_id = r.id AND k.revoked_at IS NULL), purpose \
              FROM relying_parties r ORDER BY registered_at, id",
+            params![],
+            row_to_rp,
         )?;
-        let rows = stmt.query_map([], row_to_rp)?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(r??);
-        }
-        Ok(out)
+        rows.into_iter().collect()
     }
 
     /// Revokes every API key of `id`; returns how many were usable.
     pub fn revoke_keys(&mut self, id: &str, now: OffsetDateTime) -> Result<usize, PlatformError> {
         self.forget_authentications();
         self.get(id)?;
-        let tx = self.conn.transaction()?;
+        let tx = self.db.begin_write()?;
         let keys = tx.execute(
             "UPDATE api_keys SET revoked_at = ?2 WHERE rp_id = ?1 AND revoked_at IS NULL",
             params![id, now.unix_timestamp()],
@@ -352,7 +424,7 @@ impl Registry {
             params![id, now.unix_timestamp()],
         )?;
         tx.commit()?;
-        Ok(keys + certs)
+        Ok(usize::try_from(keys + certs).unwrap_or(usize::MAX))
     }
 
     /// Registers a client certificate (DER) for `id` to authenticate with over mutual TLS;
@@ -369,34 +441,35 @@ impl Registry {
             .map_err(|e| PlatformError::Input(format!("client certificate: {e}")))?;
         let mut fingerprint = [0u8; 32];
         fingerprint.copy_from_slice(digest::digest(&digest::SHA256, der).as_ref());
-        let taken: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT rp_id FROM client_certs WHERE fingerprint = ?1 AND revoked_at IS NULL",
-                [fingerprint.as_slice()],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let tx = self.db.begin_write()?;
+        let taken: Option<String> = tx.query_opt(
+            "SELECT rp_id FROM client_certs WHERE fingerprint = ?1 AND revoked_at IS NULL",
+            params![fingerprint],
+            |r| r.get(0),
+        )?;
         if let Some(other) = taken {
             return Err(PlatformError::Input(format!(
                 "client certificate: already registered (for {other})"
             )));
         }
         // A revoked registration is replaced: the certificate may be registered again.
-        self.conn.execute(
-            "INSERT OR REPLACE INTO client_certs (fingerprint, rp_id, subject, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![fingerprint.as_slice(), id, cert.subject, now.unix_timestamp()],
+        tx.execute(
+            "INSERT INTO client_certs (fingerprint, rp_id, subject, created_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (fingerprint) DO UPDATE SET rp_id = excluded.rp_id, subject = excluded.subject, \
+             created_at = excluded.created_at, revoked_at = NULL",
+            params![fingerprint, id, cert.subject, now.unix_timestamp()],
         )?;
+        tx.commit()?;
         Ok(fingerprint)
     }
 
     /// The relying party whose usable client certificate has SHA-256 `fingerprint`.
     pub fn authenticate_client(&self, fingerprint: &[u8; 32]) -> Result<Option<RelyingParty>, PlatformError> {
-        let id: Option<String> = self
-            .conn
-            .prepare_cached("SELECT rp_id FROM client_certs WHERE fingerprint = ?1 AND revoked_at IS NULL")?
-            .query_row([fingerprint.as_slice()], |r| r.get(0))
-            .optional()?;
+        let id: Option<String> = self.db.query_opt(
+            "SELECT rp_id FROM client_certs WHERE fingerprint = ?1 AND revoked_at IS NULL",
+            params![fingerprint],
+            |r| r.get(0),
+        )?;
         id.map(|id| self.get(&id)).transpose()
     }
 
@@ -405,7 +478,7 @@ impl Registry {
         self.forget_authentications();
         self.get(id)?;
         let key = ApiKey(Zeroizing::new(format!("jpki_{}", random_hex::<24>()?)));
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO api_keys (key_hash, rp_id, created_at) VALUES (?1, ?2, ?3)",
             params![key_hash(key.expose()), id, now.unix_timestamp()],
         )?;
@@ -417,21 +490,20 @@ impl Registry {
         if counts.is_empty() {
             return Ok(());
         }
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
+        let tx = self.db.begin_write()?;
+        for ((rp, month, kind, check), n) in counts {
+            tx.execute(
                 "INSERT INTO metered_checks (rp_id, month, kind, check_name, count) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (rp_id, month, kind, check_name) DO UPDATE SET count = count + excluded.count",
-            )?;
-            for ((rp, month, kind, check), n) in counts {
-                stmt.execute(params![
+                 ON CONFLICT (rp_id, month, kind, check_name) \
+                 DO UPDATE SET count = metered_checks.count + excluded.count",
+                params![
                     rp,
                     month,
                     kind.as_str(),
                     check,
                     i64::try_from(*n).unwrap_or(i64::MAX)
-                ])?;
-            }
+                ],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -441,17 +513,17 @@ impl Registry {
     /// `(kind, check, count)`.
     pub fn metered(&self, id: &str, month: &str) -> Result<Vec<(String, String, u64)>, PlatformError> {
         self.get(id)?;
-        let mut stmt = self.conn.prepare(
+        Ok(self.db.query_map(
             "SELECT kind, check_name, count FROM metered_checks WHERE rp_id = ?1 AND month = ?2 ORDER BY kind, check_name",
-        )?;
-        let rows = stmt.query_map(params![id, month], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![id, month],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    u64::try_from(r.get::<i64>(2)?).unwrap_or(0),
+                ))
+            },
+        )?)
     }
 
     /// The relying party whose usable API key `key` is, if any.
@@ -460,11 +532,11 @@ impl Registry {
             return Ok(None);
         }
         let hash = key_hash(key);
-        let version: i64 = self
-            .conn
-            .prepare_cached("PRAGMA data_version")?
-            .query_row([], |r| r.get(0))?;
-        {
+        let cached = self.db.backend() == Backend::Sqlite;
+        if cached {
+            let version: i64 = self
+                .db
+                .query_row("PRAGMA data_version", params![], |r| r.get(0))?;
             let mut cache = self.auth_cache.borrow_mut();
             if cache.0 != version {
                 *cache = (version, std::collections::HashMap::new());
@@ -472,12 +544,15 @@ impl Registry {
                 return Ok(hit.clone());
             }
         }
-        let id: Option<String> = self
-            .conn
-            .prepare_cached("SELECT rp_id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL")?
-            .query_row([&hash], |r| r.get(0))
-            .optional()?;
+        let id: Option<String> = self.db.query_opt(
+            "SELECT rp_id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
+            params![hash],
+            |r| r.get(0),
+        )?;
         let rp = id.map(|id| self.get(&id)).transpose()?;
+        if !cached {
+            return Ok(rp);
+        }
         let mut cache = self.auth_cache.borrow_mut();
         if cache.1.len() >= AUTH_CACHE_ENTRIES {
             cache.1.clear();
@@ -493,7 +568,7 @@ impl Registry {
     }
 }
 
-fn row_to_rp(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RelyingParty, PlatformError>> {
+fn row_to_rp(r: &jpki_db::Row<'_>) -> Result<Result<RelyingParty, PlatformError>, jpki_db::DbError> {
     let caps: String = r.get(2)?;
     let ages: String = r.get(3)?;
     let at: i64 = r.get(4)?;
@@ -532,6 +607,7 @@ fn row_to_rp(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RelyingParty, Pla
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::testing::each_engine;
 
     fn now() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
@@ -543,121 +619,171 @@ mod tests {
 
     #[test]
     fn register_authenticate_rotate_and_revoke() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut reg = Registry::open(&dir.path().join("platform.sqlite")).unwrap();
-        let (bank, key) = reg
-            .add(
-                &NewRelyingParty {
-                    name: "みずほ銀行",
-                    capabilities: caps("sign-status,personal-data,age"),
-                    age_thresholds: vec![20, 18, 18],
-                    purpose: Some("account opening"),
-                },
-                now(),
-            )
-            .unwrap();
-        assert!(bank.id.starts_with("rp-") && bank.id.len() == 19, "{}", bank.id);
-        assert_eq!(bank.age_thresholds, vec![18, 20]);
-        assert_eq!(bank.purpose, "account opening");
-        assert!(bank.may(Capability::SignStatus) && !bank.may(Capability::AuthStatus));
-        assert_eq!(reg.authenticate(key.expose()).unwrap().unwrap().id, bank.id);
-        assert!(reg.authenticate("jpki_0000").unwrap().is_none());
-        assert!(reg.authenticate("").unwrap().is_none());
-        // The key is stored hashed only.
-        let mut dump = Vec::new();
-        for f in std::fs::read_dir(dir.path()).unwrap() {
-            dump.extend(std::fs::read(f.unwrap().path()).unwrap());
-        }
-        let has = |needle: &[u8]| dump.windows(needle.len()).any(|w| w == needle);
-        assert!(has(bank.name.as_bytes()), "the dump is readable");
-        assert!(!has(key.expose().as_bytes()));
-        assert_eq!(format!("{key:?}"), "ApiKey(…)");
+        each_engine(|engine, dir| {
+            let mut reg = Registry::open_at(&engine.fresh(dir, POSTGRES_SCHEMA)).unwrap();
+            let (bank, key) = reg
+                .add(
+                    &NewRelyingParty {
+                        name: "みずほ銀行",
+                        capabilities: caps("sign-status,personal-data,age"),
+                        age_thresholds: vec![20, 18, 18],
+                        purpose: Some("account opening"),
+                    },
+                    now(),
+                )
+                .unwrap();
+            assert!(bank.id.starts_with("rp-") && bank.id.len() == 19, "{}", bank.id);
+            assert_eq!(bank.age_thresholds, vec![18, 20]);
+            assert_eq!(bank.purpose, "account opening");
+            assert!(bank.may(Capability::SignStatus) && !bank.may(Capability::AuthStatus));
+            assert_eq!(reg.authenticate(key.expose()).unwrap().unwrap().id, bank.id);
+            assert!(reg.authenticate("jpki_0000").unwrap().is_none());
+            assert!(reg.authenticate("").unwrap().is_none());
+            // The key is stored hashed only.
+            if engine.backend() == Backend::Sqlite {
+                let mut dump = Vec::new();
+                for f in std::fs::read_dir(dir).unwrap() {
+                    dump.extend(std::fs::read(f.unwrap().path()).unwrap());
+                }
+                let has = |needle: &[u8]| dump.windows(needle.len()).any(|w| w == needle);
+                assert!(has(bank.name.as_bytes()), "the dump is readable");
+                assert!(!has(key.expose().as_bytes()));
+            }
+            let stored: Vec<Vec<u8>> = reg
+                .db
+                .query_map("SELECT key_hash FROM api_keys", params![], |r| r.get(0))
+                .unwrap();
+            assert_eq!(stored, vec![key_hash(key.expose())]);
+            assert_eq!(format!("{key:?}"), "ApiKey(…)");
 
-        let second = reg.new_key(&bank.id, now()).unwrap();
-        assert_eq!(reg.get(&bank.id).unwrap().active_keys, 2);
-        assert_eq!(reg.revoke_keys(&bank.id, now()).unwrap(), 2);
-        assert!(
-            reg.authenticate(key.expose()).unwrap().is_none(),
-            "refused at once"
-        );
-        assert!(reg.authenticate(second.expose()).unwrap().is_none());
-        assert_eq!(reg.list().unwrap().len(), 1);
-        assert!(matches!(
-            reg.revoke_keys("rp-nobody", now()),
-            Err(PlatformError::NotFound(_))
-        ));
+            let second = reg.new_key(&bank.id, now()).unwrap();
+            assert_eq!(reg.get(&bank.id).unwrap().active_keys, 2);
+            assert_eq!(reg.revoke_keys(&bank.id, now()).unwrap(), 2);
+            assert!(
+                reg.authenticate(key.expose()).unwrap().is_none(),
+                "refused at once"
+            );
+            assert!(reg.authenticate(second.expose()).unwrap().is_none());
+            assert_eq!(reg.list().unwrap().len(), 1);
+            assert!(matches!(
+                reg.revoke_keys("rp-nobody", now()),
+                Err(PlatformError::NotFound(_))
+            ));
+            // Metered checks add up.
+            let month = "2027-01".to_owned();
+            let line = (
+                bank.id.clone(),
+                month.clone(),
+                jpki_model::CertKind::Signature,
+                "validity",
+            );
+            reg.add_metered(&[(line.clone(), 2)]).unwrap();
+            reg.add_metered(&[(line, 3)]).unwrap();
+            assert_eq!(
+                reg.metered(&bank.id, &month).unwrap(),
+                vec![("sign".to_owned(), "validity".to_owned(), 5)]
+            );
+        });
     }
 
     #[test]
     fn client_certificates_authenticate_until_revoked() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut reg = Registry::open(&dir.path().join("r.sqlite")).unwrap();
-        let (rp, _key) = reg
-            .add(
-                &NewRelyingParty {
-                    name: "Bank",
-                    capabilities: caps("auth-status"),
-                    age_thresholds: Vec::new(),
-                    purpose: None,
-                },
-                now(),
-            )
+        each_engine(|engine, dir| {
+            let mut reg = Registry::open_at(&engine.fresh(dir, POSTGRES_SCHEMA)).unwrap();
+            let (rp, _key) = reg
+                .add(
+                    &NewRelyingParty {
+                        name: "Bank",
+                        capabilities: caps("auth-status"),
+                        age_thresholds: Vec::new(),
+                        purpose: None,
+                    },
+                    now(),
+                )
+                .unwrap();
+            let key = jpki_pki::SigningKey::generate(jpki_pki::KeyType::P384).unwrap();
+            let der = jpki_pki::issue_root(&jpki_pki::RootSpec {
+                kind: jpki_model::CertKind::Authentication,
+                key: &key,
+                serial: &jpki_model::Serial::from_be_bytes(&[9]).unwrap(),
+                not_before: now(),
+                not_after: now() + time::Duration::days(1),
+                endpoints: &jpki_pki::Endpoints::new("http://127.0.0.1:7700").unwrap(),
+                generation: 1,
+            })
             .unwrap();
-        let key = jpki_pki::SigningKey::generate(jpki_pki::KeyType::P384).unwrap();
-        let der = jpki_pki::issue_root(&jpki_pki::RootSpec {
-            kind: jpki_model::CertKind::Authentication,
-            key: &key,
-            serial: &jpki_model::Serial::from_be_bytes(&[9]).unwrap(),
-            not_before: now(),
-            not_after: now() + time::Duration::days(1),
-            endpoints: &jpki_pki::Endpoints::new("http://127.0.0.1:7700").unwrap(),
-        })
-        .unwrap();
-        let fp = reg.add_client_cert(&rp.id, &der, now()).unwrap();
-        assert_eq!(reg.authenticate_client(&fp).unwrap().unwrap().id, rp.id);
-        assert!(reg.authenticate_client(&[0; 32]).unwrap().is_none());
-        assert!(
-            reg.add_client_cert(&rp.id, &der, now())
-                .unwrap_err()
-                .to_string()
-                .contains("already")
-        );
-        assert!(reg.add_client_cert(&rp.id, b"junk", now()).is_err());
-        assert_eq!(
-            reg.revoke_keys(&rp.id, now()).unwrap(),
-            2,
-            "the key and the certificate"
-        );
-        assert!(reg.authenticate_client(&fp).unwrap().is_none());
-        // Registered again after the revocation.
-        assert_eq!(reg.add_client_cert(&rp.id, &der, now()).unwrap(), fp);
-        assert_eq!(reg.authenticate_client(&fp).unwrap().unwrap().id, rp.id);
+            let fp = reg.add_client_cert(&rp.id, &der, now()).unwrap();
+            assert_eq!(reg.authenticate_client(&fp).unwrap().unwrap().id, rp.id);
+            assert!(reg.authenticate_client(&[0; 32]).unwrap().is_none());
+            assert!(
+                reg.add_client_cert(&rp.id, &der, now())
+                    .unwrap_err()
+                    .to_string()
+                    .contains("already")
+            );
+            assert!(reg.add_client_cert(&rp.id, b"junk", now()).is_err());
+            assert_eq!(
+                reg.revoke_keys(&rp.id, now()).unwrap(),
+                2,
+                "the key and the certificate"
+            );
+            assert!(reg.authenticate_client(&fp).unwrap().is_none());
+            // Registered again after the revocation.
+            assert_eq!(reg.add_client_cert(&rp.id, &der, now()).unwrap(), fp);
+            assert_eq!(reg.authenticate_client(&fp).unwrap().unwrap().id, rp.id);
+        });
     }
 
     #[test]
     fn bad_registrations_name_the_problem_and_write_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut reg = Registry::open(&dir.path().join("p.sqlite")).unwrap();
-        let bad = |name: &'static str, c: &str, ages: Vec<u8>| NewRelyingParty {
-            name,
-            capabilities: if c.is_empty() { BTreeSet::new() } else { caps(c) },
-            age_thresholds: ages,
-            purpose: None,
-        };
-        for (rp, needle) in [
-            (bad("", "age", vec![18]), "name"),
-            (bad("shop\u{7}", "age", vec![18]), "name"),
-            (bad("shop", "", vec![]), "capability"),
-            (bad("shop", "age", vec![]), "needs --age-thresholds"),
-            (bad("shop", "auth-status", vec![18]), "without the age capability"),
-            (bad("shop", "age", vec![0]), "1 to 150"),
-        ] {
-            let e = reg.add(&rp, now()).unwrap_err().to_string();
-            assert!(e.contains(needle), "{e}");
-            assert!(!e.contains('\n'));
-        }
-        assert!(reg.list().unwrap().is_empty());
-        let e = "owner".parse::<Capability>().unwrap_err().to_string();
-        assert!(e.contains("\"owner\"") && e.contains("auth-status"), "{e}");
+        each_engine(|engine, dir| {
+            let mut reg = Registry::open_at(&engine.fresh(dir, POSTGRES_SCHEMA)).unwrap();
+            let bad = |name: &'static str, c: &str, ages: Vec<u8>| NewRelyingParty {
+                name,
+                capabilities: if c.is_empty() { BTreeSet::new() } else { caps(c) },
+                age_thresholds: ages,
+                purpose: None,
+            };
+            for (rp, needle) in [
+                (bad("", "age", vec![18]), "name"),
+                (bad("shop\u{7}", "age", vec![18]), "name"),
+                (bad("shop", "", vec![]), "capability"),
+                (bad("shop", "age", vec![]), "needs --age-thresholds"),
+                (bad("shop", "auth-status", vec![18]), "without the age capability"),
+                (bad("shop", "age", vec![0]), "1 to 150"),
+            ] {
+                let e = reg.add(&rp, now()).unwrap_err().to_string();
+                assert!(e.contains(needle), "{e}");
+                assert!(!e.contains('\n'));
+            }
+            assert!(reg.list().unwrap().is_empty());
+            let e = "owner".parse::<Capability>().unwrap_err().to_string();
+            assert!(e.contains("\"owner\"") && e.contains("auth-status"), "{e}");
+        });
+    }
+
+    /// Another process's revocation is seen by the next authentication (SQLite: the remembered
+    /// answers are dropped when the file changes; PostgreSQL: every request is looked up).
+    #[test]
+    fn a_key_revoked_elsewhere_is_refused_at_once() {
+        each_engine(|engine, dir| {
+            let loc = engine.fresh(dir, POSTGRES_SCHEMA);
+            let mut reg = Registry::open_at(&loc).unwrap();
+            let (rp, key) = reg
+                .add(
+                    &NewRelyingParty {
+                        name: "Shop",
+                        capabilities: caps("auth-status"),
+                        age_thresholds: Vec::new(),
+                        purpose: None,
+                    },
+                    now(),
+                )
+                .unwrap();
+            assert_eq!(reg.authenticate(key.expose()).unwrap().unwrap().id, rp.id);
+            let mut other = Registry::open_at(&loc).unwrap();
+            other.revoke_keys(&rp.id, now()).unwrap();
+            assert!(reg.authenticate(key.expose()).unwrap().is_none());
+        });
     }
 }

@@ -65,6 +65,7 @@ fn build(n: usize, crl_entries: usize) -> Result<Corpus, BoxError> {
         not_before: now - Duration::days(30),
         not_after: now + Duration::days(3650),
         endpoints: &endpoints,
+        generation: 1,
     })?;
     let issuer = Issuer::new(CertKind::Signature, root_key, root.clone())?;
     let signer_key = SigningKey::generate(KeyType::Rsa2048)?;

@@ -156,6 +156,7 @@ fn new_root(w: &World, kt: KeyType, kind: CertKind) -> Issuer {
         not_before: w.now - days(400),
         not_after: w.now + days(3650),
         endpoints: &w.ep,
+        generation: 1,
     })
     .unwrap();
     Issuer::new(kind, key, cert).unwrap()
