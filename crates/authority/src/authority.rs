@@ -73,17 +73,30 @@ fn ser_endpoints<S: serde::Serializer>(e: &Endpoints, s: S) -> Result<S::Ok, S::
 /// Both CAs with their keys decrypted, ready to sign.
 #[derive(Debug)]
 pub struct Issuers {
-    sign: Issuer,
-    auth: Issuer,
+    /// Every generation of each CA, oldest first (never empty).
+    sign: Vec<Issuer>,
+    auth: Vec<Issuer>,
 }
 
 impl Issuers {
-    /// The CA of `kind`.
-    pub fn get(&self, kind: CertKind) -> &Issuer {
+    fn all_of(&self, kind: CertKind) -> &[Issuer] {
         match kind {
             CertKind::Signature => &self.sign,
             CertKind::Authentication => &self.auth,
         }
+    }
+
+    /// The current CA of `kind` (its newest generation): what issues certificates now.
+    pub fn get(&self, kind: CertKind) -> &Issuer {
+        let all = self.all_of(kind);
+        // `Authority::issuers` never builds an empty list.
+        &all[all.len() - 1]
+    }
+
+    /// Every generation of `kind`'s CA, oldest first: each publishes the CRLs of the
+    /// certificates it issued.
+    pub fn generations(&self, kind: CertKind) -> &[Issuer] {
+        self.all_of(kind)
     }
 }
 
@@ -580,17 +593,28 @@ impl Authority {
 
     /// Decrypts both CA keys with `passphrase`.
     pub fn issuers(&self, passphrase: &[u8]) -> Result<Issuers, AuthorityError> {
-        let load = |kind: CertKind| -> Result<Issuer, AuthorityError> {
-            let (file, cert): (String, Vec<u8>) = self.conn.query_row(
-                "SELECT key_file, cert_der FROM cas WHERE kind = ?1 ORDER BY generation DESC LIMIT 1",
+        let load = |kind: CertKind| -> Result<Vec<Issuer>, AuthorityError> {
+            let rows: Vec<(String, Vec<u8>)> = self.conn.query_map(
+                "SELECT key_file, cert_der FROM cas WHERE kind = ?1 ORDER BY generation",
                 params![kind.as_str()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            let path = self.dir.join(file);
-            let pem =
-                zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(AuthorityError::io(&path))?);
-            let key = SigningKey::from_encrypted_pem(&pem, passphrase)?;
-            Ok(Issuer::new(kind, key, cert)?)
+            if rows.is_empty() {
+                return Err(AuthorityError::Corrupt(format!(
+                    "no {} CA in the registry",
+                    kind.as_str()
+                )));
+            }
+            rows.into_iter()
+                .map(|(file, cert)| {
+                    let path = self.dir.join(file);
+                    let pem = zeroize::Zeroizing::new(
+                        std::fs::read_to_string(&path).map_err(AuthorityError::io(&path))?,
+                    );
+                    let key = SigningKey::from_encrypted_pem(&pem, passphrase)?;
+                    Ok(Issuer::new(kind, key, cert)?)
+                })
+                .collect()
         };
         Ok(Issuers {
             sign: load(CertKind::Signature)?,
@@ -940,7 +964,15 @@ impl Authority {
          -> Result<IssuedCert, AuthorityError> {
             let old = newest(kind)?;
             let new = signer.sign(kind, key, facts)?;
-            store_cert(&tx, kind, &new, card_id, resident_id, now)?;
+            store_cert(
+                &tx,
+                kind,
+                &new,
+                card_id,
+                resident_id,
+                issuers.get(kind).generation(),
+                now,
+            )?;
             if let Some((old, st)) = old {
                 supersede(
                     &tx,
@@ -1466,12 +1498,12 @@ fn commit_plans(
     let tx = conn.begin_write()?;
     let mut out = Vec::with_capacity(plans.len());
     for (plan, &(rid, keys)) in plans.into_iter().zip(requests) {
-        let issued = match commit_card(&tx, actor, now, plan)? {
+        let issued = match commit_card(&tx, actor, issuers, now, plan)? {
             Ok(card) => card,
             Err(_stale) => {
                 // Planned under the write lock, nothing can change before the commit below.
                 let plan = plan_card(card_inputs(&tx, rid)?, settings, issuers, now, keys)?;
-                commit_card(&tx, actor, now, plan)?.map_err(|_| {
+                commit_card(&tx, actor, issuers, now, plan)?.map_err(|_| {
                     AuthorityError::State(format!("resident {rid}: registry changed during issuance"))
                 })?
             }
@@ -1488,6 +1520,7 @@ fn commit_plans(
 fn commit_card(
     tx: &Db,
     actor: &str,
+    issuers: &Issuers,
     now: OffsetDateTime,
     plan: CardPlan,
 ) -> Result<Result<IssuedCard, Stale>, AuthorityError> {
@@ -1515,10 +1548,19 @@ fn commit_card(
         &plan.auth,
         card_id,
         resident_id,
+        issuers.get(CertKind::Authentication).generation(),
         now,
     )?;
     if let Some(s) = &plan.sign {
-        store_cert(tx, CertKind::Signature, s, card_id, resident_id, now)?;
+        store_cert(
+            tx,
+            CertKind::Signature,
+            s,
+            card_id,
+            resident_id,
+            issuers.get(CertKind::Signature).generation(),
+            now,
+        )?;
         link(tx, "pair", &s.serial, &plan.auth.serial, now)?;
     }
     let mut superseded = Vec::new();
@@ -1648,11 +1690,12 @@ fn store_cert(
     cert: &IssuedCert,
     card_id: &str,
     resident_id: i64,
+    generation: u32,
     now: OffsetDateTime,
 ) -> Result<(), AuthorityError> {
     let shard = cert.serial.shard().unwrap_or(0);
     tx.execute("INSERT INTO certificates (serial, kind, ca_generation, card_id, resident_id, shard, not_before, not_after, status, issued_at, der)
-         VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, 'good', ?6, ?8)", params![
+         VALUES (?1, ?2, ?9, ?3, ?4, ?5, ?6, ?7, 'good', ?6, ?8)", params![
         cert.serial.as_be_bytes(),
         kind.as_str(),
         card_id,
@@ -1660,7 +1703,8 @@ fn store_cert(
         shard,
         ts(now),
         ts(cert.not_after),
-        cert.der
+        cert.der,
+        i64::from(generation)
     ])?;
     history(tx, &cert.serial, now, CertStatus::Good, None, "issue")
 }

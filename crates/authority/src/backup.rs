@@ -22,6 +22,9 @@ use crate::store::{self, DATABASE_FILE, REGISTRY_FILE, REGISTRY_SCHEMA};
 use crate::{AuthorityError, schema, write_atomically};
 
 const MAGIC: &[u8; 8] = b"JPKIBAK1";
+/// How far a restore moves the CRL counters on (more CRLs than anyone publishes between a backup
+/// and its restore).
+const CRL_NUMBER_GAP: i64 = 1 << 20;
 const CHUNK: usize = 1 << 20;
 const ITERATIONS: u32 = 600_000;
 
@@ -490,8 +493,18 @@ impl Authority {
             )));
         }
         let existed = dir.exists();
-        let result = Self::restore_into(dir, from, passphrase, database, open_store);
+        let mut claimed = false;
+        let result = Self::restore_into(dir, from, passphrase, database, open_store, &mut claimed);
         if result.is_err() {
+            // A PostgreSQL registry this restore found empty and may have filled: its schemas go.
+            if let (true, Some(url)) = (claimed, database)
+                && let Ok(db) = Db::connect_postgres(url, REGISTRY_SCHEMA)
+            {
+                let _ = db.batch(
+                    "DROP SCHEMA IF EXISTS registry CASCADE; DROP SCHEMA IF EXISTS platform CASCADE; \
+                     DROP SCHEMA IF EXISTS access_log CASCADE",
+                );
+            }
             // Nothing half-written: the directory goes back to how it was (empty or absent).
             if existed {
                 if let Ok(entries) = std::fs::read_dir(dir) {
@@ -517,6 +530,7 @@ impl Authority {
         passphrase: &[u8],
         database: Option<&str>,
         open_store: &mut dyn FnMut(&str, &Location) -> Result<Db, AuthorityError>,
+        claimed: &mut bool,
     ) -> Result<BackupHeader, AuthorityError> {
         let file = std::fs::File::open(from).map_err(AuthorityError::io(from))?;
         let mut o = Opener::new(std::io::BufReader::new(file), passphrase)?;
@@ -564,6 +578,7 @@ impl Authority {
         if existing > 0 {
             return Err(AuthorityError::AlreadyInitialised(location.redacted()));
         }
+        *claimed = true;
         // Each store in one transaction, all committed only once the whole backup has been read
         // and checked (a failure drops the connections: their transactions roll back).
         let mut stores: Vec<(String, Db)> = Vec::new();
@@ -661,6 +676,14 @@ impl Authority {
         }
         if !stores.iter().any(|(n, _)| n == REGISTRY_STORE) {
             return Err(damaged("no registry"));
+        }
+        // CRLs published after the backup was made carried numbers above the restored counters:
+        // jump past them, so no number is ever used twice for different contents.
+        if let Some((_, db)) = stores.iter().find(|(n, _)| n == REGISTRY_STORE) {
+            db.execute(
+                "UPDATE crl_counters SET last_number = last_number + ?1",
+                params![CRL_NUMBER_GAP],
+            )?;
         }
         // Everything read and checked: now the stores commit.
         for (_, db) in &stores {

@@ -30,6 +30,8 @@ pub struct PublishedFile {
 pub struct PublishReport {
     /// Which CA.
     pub kind: CertKind,
+    /// Which generation of it (1 until a key rollover).
+    pub generation: u32,
     /// The cRLNumber every CRL of this run carries.
     pub crl_number: u64,
     /// The base of the delta CRL, if one was written.
@@ -66,27 +68,44 @@ impl Authority {
     ) -> Result<Vec<PublishReport>, AuthorityError> {
         let mut reports = Vec::new();
         let shards = self.settings().shards;
-        let total = 2 * (usize::from(shards) + 4);
+        let generations = issuers.generations(CertKind::Signature).len()
+            + issuers.generations(CertKind::Authentication).len();
+        let total = generations * (usize::from(shards) + 4);
         let mut done = 0;
         for kind in [CertKind::Signature, CertKind::Authentication] {
-            reports.push(self.publish_one(out, issuers, kind, &mut |_| {
-                done += 1;
-                progress(done, total);
-            })?);
+            for issuer in issuers.generations(kind) {
+                reports.push(self.publish_one(out, issuer, kind, &mut |_| {
+                    done += 1;
+                    progress(done, total);
+                })?);
+            }
+            // The link certificates between generations, beside the roots.
+            let links: Vec<(i64, i64, Vec<u8>)> = self.connection().query_map(
+                "SELECT issuer_generation, subject_generation, der FROM ca_links WHERE kind = ?1",
+                params![kind.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            for (from, to, der) in links {
+                let (from, to) = (u32::try_from(from).unwrap_or(0), u32::try_from(to).unwrap_or(0));
+                write_atomically(&out.join(Endpoints::link_cert_path(kind, from, to)), &der, 0o644)?;
+            }
         }
         Ok(reports)
     }
 
+    /// Publishes the CRLs of one generation of `kind`'s CA: the certificates it issued.
     fn publish_one(
         &mut self,
         out: &Path,
-        issuers: &Issuers,
+        issuer: &jpki_pki::Issuer,
         kind: CertKind,
         tick: &mut dyn FnMut(()),
     ) -> Result<PublishReport, AuthorityError> {
         let now = self.now();
         let settings = self.settings().clone();
         let k = kind.as_str();
+        let generation = issuer.generation();
+        let g = i64::from(generation);
         // 1. Snapshot and number allocation in one transaction: the number is consumed even if
         //    writing fails later, so CRL numbers only ever increase.
         let tx = self.connection().begin_write()?;
@@ -111,8 +130,8 @@ impl Authority {
         {
             tx.for_each(
                 "SELECT serial, shard, revoked_at, reason FROM certificates
-                 WHERE kind = ?1 AND status <> 'good' AND not_after >= ?2 ORDER BY serial",
-                params![k, ts(now)],
+                 WHERE kind = ?1 AND ca_generation = ?3 AND status <> 'good' AND not_after >= ?2 ORDER BY serial",
+                params![k, ts(now), g],
                 |r| {
                     let serial = serial_from_blob(&r.get::<Vec<u8>>(0)?)?;
                     let shard = u16::try_from(r.get::<i64>(1)?)
@@ -136,14 +155,20 @@ impl Authority {
         }
         let base: Option<(u64, i64)> = tx
             .query_opt(
-                "SELECT number, history_mark FROM crl_publications WHERE kind = ?1 ORDER BY number DESC LIMIT 1",
-                params![k],
+                "SELECT number, history_mark FROM crl_publications WHERE kind = ?1 AND generation = ?2 \
+                 ORDER BY number DESC LIMIT 1",
+                params![k, g],
                 |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?)),
             )?
-            .map(|(n, m)| Ok::<_, AuthorityError>((u64::try_from(n).map_err(|_| AuthorityError::Corrupt("CRL number".into()))?, m)))
+            .map(|(n, m)| {
+                Ok::<_, AuthorityError>((
+                    u64::try_from(n).map_err(|_| AuthorityError::Corrupt("CRL number".into()))?,
+                    m,
+                ))
+            })
             .transpose()?;
         let delta = match base {
-            Some((_, base_mark)) => Some(delta_entries(&tx, k, base_mark, &entries, now)?),
+            Some((_, base_mark)) => Some(delta_entries(&tx, k, g, base_mark, &entries, now)?),
             None => None,
         };
         crate::authority::event(
@@ -153,12 +178,37 @@ impl Authority {
             "crl-publish",
             None,
             None,
-            &format!("{k} CRL number {number}, {} entries", entries.len()),
+            &format!(
+                "{k} generation {generation} CRL number {number}, {} entries",
+                entries.len()
+            ),
         )?;
+        // The ARL: link certificates this generation issued and revoked.
+        let revoked_links: Vec<CrlEntry> = tx
+            .query_map(
+                "SELECT serial, revoked_at, reason FROM ca_links \
+                 WHERE kind = ?1 AND issuer_generation = ?2 AND status = 'revoked' ORDER BY serial",
+                params![k, g],
+                |r| {
+                    Ok((
+                        r.get::<Vec<u8>>(0)?,
+                        r.get::<Option<i64>>(1)?,
+                        r.get::<Option<i64>>(2)?,
+                    ))
+                },
+            )?
+            .into_iter()
+            .map(|(serial, at, reason)| {
+                Ok(CrlEntry {
+                    serial: serial_from_blob(&serial)?,
+                    revoked_at: from_ts(at.unwrap_or(0))?,
+                    reason: reason_from(reason)?.unwrap_or(RevocationReason::Unspecified),
+                })
+            })
+            .collect::<Result<_, AuthorityError>>()?;
         tx.commit()?;
 
         // 2. Sign and write.
-        let issuer = issuers.get(kind);
         let spec = |scope| CrlSpec {
             scope,
             number,
@@ -179,7 +229,7 @@ impl Authority {
         };
         let all: Vec<&CrlEntry> = entries.iter().map(|(_, e)| e).collect();
         write(
-            Endpoints::full_crl_path(kind),
+            Endpoints::full_crl_path_gen(kind, generation),
             &issuer.crl(&spec(CrlScope::Complete), all.iter().copied())?,
             all.len(),
         )?;
@@ -190,33 +240,37 @@ impl Authority {
         }
         for (s, es) in &by_shard {
             write(
-                Endpoints::shard_crl_path(kind, *s),
+                Endpoints::shard_crl_path_gen(kind, generation, *s),
                 &issuer.crl(&spec(CrlScope::Shard(*s)), es.iter().copied())?,
                 es.len(),
             )?;
         }
         if let (Some((base_number, _)), Some(d)) = (base, &delta) {
             write(
-                Endpoints::delta_crl_path(kind),
+                Endpoints::delta_crl_path_gen(kind, generation),
                 &issuer.crl(&spec(CrlScope::Delta { base: base_number }), d.iter())?,
                 d.len(),
             )?;
         }
-        // No CA certificate below the roots has been issued (no link certificates yet): empty ARL.
         write(
-            Endpoints::arl_path(kind),
-            &issuer.crl(&spec(CrlScope::Authority), std::iter::empty())?,
+            Endpoints::arl_path_gen(kind, generation),
+            &issuer.crl(&spec(CrlScope::Authority), revoked_links.iter())?,
+            revoked_links.len(),
+        )?;
+        write(
+            Endpoints::ca_cert_path_gen(kind, generation),
+            issuer.cert_der(),
             0,
         )?;
-        write(Endpoints::ca_cert_path(kind), issuer.cert_der(), 0)?;
 
         // 3. Record the publication: the next delta is computed against it.
         self.conn().execute(
-            "INSERT INTO crl_publications (kind, number, published_at, history_mark) VALUES (?1, ?2, ?3, ?4)",
-            params![k, i64::try_from(number).unwrap_or(i64::MAX), ts(now), mark],
+            "INSERT INTO crl_publications (kind, number, published_at, history_mark, generation) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![k, i64::try_from(number).unwrap_or(i64::MAX), ts(now), mark, g],
         )?;
         Ok(PublishReport {
             kind,
+            generation,
             crl_number: number,
             delta_base: base.map(|b| b.0),
             files,
@@ -229,14 +283,15 @@ impl Authority {
 fn delta_entries(
     tx: &jpki_db::Db,
     kind: &str,
+    generation: i64,
     base_mark: i64,
     current: &[(u16, CrlEntry)],
     now: time::OffsetDateTime,
 ) -> Result<Vec<CrlEntry>, AuthorityError> {
     let changed = tx.query_map(
         "SELECT DISTINCT c.serial, c.status FROM status_history h JOIN certificates c ON c.id = h.cert
-         WHERE h.id > ?1 AND c.kind = ?2 AND h.event <> 'issue'",
-        params![base_mark, kind],
+         WHERE h.id > ?1 AND c.kind = ?2 AND c.ca_generation = ?3 AND h.event <> 'issue'",
+        params![base_mark, kind, generation],
         |r| Ok((r.get::<Vec<u8>>(0)?, r.get::<String>(1)?)),
     )?;
     let on_crl: HashSet<&[u8]> = current.iter().map(|(_, e)| e.serial.as_be_bytes()).collect();

@@ -228,6 +228,24 @@ CREATE TABLE person_secrets (
     // after this script, then made append-only by triggers: see `after`).
     "ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT '';
      ALTER TABLE events ADD COLUMN hash BLOB;",
+    // 8: CA key rollover: the link certificates between root generations (OldWithNew,
+    // NewWithOld; RFC 4210 §4.4), listed on the issuing generation's ARL when revoked, and CRL
+    // publications per generation (each generation signs the CRLs of what it issued).
+    r"
+CREATE TABLE ca_links (
+    kind               TEXT    NOT NULL CHECK (kind IN ('sign', 'auth')),
+    issuer_generation  INTEGER NOT NULL,
+    subject_generation INTEGER NOT NULL,
+    serial             BLOB    NOT NULL UNIQUE,
+    der                BLOB    NOT NULL,
+    created_at         INTEGER NOT NULL,
+    status             TEXT    NOT NULL DEFAULT 'good' CHECK (status IN ('good', 'revoked')),
+    reason             INTEGER,
+    revoked_at         INTEGER,
+    PRIMARY KEY (kind, issuer_generation, subject_generation)
+);
+ALTER TABLE crl_publications ADD COLUMN generation INTEGER NOT NULL DEFAULT 1;
+",
 ];
 
 /// SQLite's half of migration 7 after the rows are chained: the trail is append-only.
@@ -386,7 +404,24 @@ CREATE TABLE person_secrets (
 ";
 
 /// PostgreSQL migrations after [`PG_V5`]: (version produced, script). Never edit a released one.
-const PG_MIGRATIONS: &[(i64, &str)] = &[(5, PG_V5), (6, V6), (7, PG_V7)];
+const PG_MIGRATIONS: &[(i64, &str)] = &[(5, PG_V5), (6, V6), (7, PG_V7), (8, PG_V8)];
+
+/// PostgreSQL's migration 8 (as SQLite's).
+const PG_V8: &str = "
+CREATE TABLE ca_links (
+    kind               TEXT   NOT NULL CHECK (kind IN ('sign', 'auth')),
+    issuer_generation  BIGINT NOT NULL,
+    subject_generation BIGINT NOT NULL,
+    serial             BYTEA  NOT NULL UNIQUE,
+    der                BYTEA  NOT NULL,
+    created_at         BIGINT NOT NULL,
+    status             TEXT   NOT NULL DEFAULT 'good' CHECK (status IN ('good', 'revoked')),
+    reason             BIGINT,
+    revoked_at         BIGINT,
+    PRIMARY KEY (kind, issuer_generation, subject_generation)
+);
+ALTER TABLE crl_publications ADD COLUMN generation BIGINT NOT NULL DEFAULT 1;
+";
 
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -628,6 +628,28 @@ pub(crate) enum CaCmd {
         /// Output file.
         #[arg(long, value_name = "FILE.pem")]
         out: PathBuf,
+        /// Which generation (default: the newest).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        generation: Option<u32>,
+    },
+    /// CA key rollover: a new key and root generation for both CAs, with link certificates
+    /// old-with-new and new-with-old (RFC 4210 §4.4). The newest generation issues from then on;
+    /// every generation keeps publishing the CRLs of what it issued (`jpki crl publish` also writes
+    /// the roots and links under ca/).
+    Rollover {
+        /// Validity of the new roots in years.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(1..=50))]
+        root_years: u8,
+        /// PBKDF2-HMAC-SHA256 iterations protecting the new keys.
+        #[arg(long, default_value_t = 600_000, value_parser = clap::value_parser!(u32).range(1_000..))]
+        kdf_iterations: u32,
+    },
+    /// Write the link certificates between root generations as PEM files into a directory
+    /// (`{kind}-link-gA-gB.pem`: generation B's key certified by generation A).
+    Links {
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
 }
 

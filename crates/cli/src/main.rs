@@ -156,9 +156,71 @@ fn run(cli: Cli) -> Result<Report, Failure> {
         Command::Resident(cmd) => resident(data, cmd),
         Command::Card(cmd) => card(data, &holder::device_key_path(cli.device_key.as_deref()), cmd),
         Command::Cert(cmd) => cert(data, cmd),
-        Command::Ca(CaCmd::Export { kind, out }) => {
+        Command::Ca(CaCmd::Rollover {
+            root_years,
+            kdf_iterations,
+        }) => {
+            let mut auth = Authority::open(data)?;
+            let pass = secrets::authority_passphrase(data)?;
+            let reports = auth.rollover(pass.as_bytes(), kdf_iterations, root_years)?;
+            let text = reports
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} CA: generation {} (links: new-with-old {}, old-with-new {})",
+                        r.kind.as_str(),
+                        r.generation,
+                        r.link_serials[0],
+                        r.link_serials[1]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Report::new(
+                json!({ "rollover": reports }),
+                format!(
+                    "{text}\nNew certificates are issued under the new generation. Publish the roots and links with `jpki crl publish`; \
+                     relying parties trusting an old root validate new certificates through the new-with-old link."
+                ),
+            ))
+        }
+        Command::Ca(CaCmd::Links { out }) => {
             let auth = Authority::open(data)?;
-            let der = auth.ca_cert(kind.kind())?;
+            std::fs::create_dir_all(&out).map_err(|e| Failure::Usage(format!("{}: {e}", out.display())))?;
+            let mut files = Vec::new();
+            for kind in CertKind::ALL {
+                for (from, to, der) in auth.ca_links(kind)? {
+                    let f = out.join(format!("{}-link-g{from}-g{to}.pem", kind.as_str()));
+                    write_pem(&f, "CERTIFICATE", &der)?;
+                    files.push(f);
+                }
+            }
+            let n = files.len();
+            Ok(Report::new(
+                json!({ "files": files }),
+                format!("Wrote {n} link certificate(s) to {}.", out.display()),
+            ))
+        }
+        Command::Ca(CaCmd::Export {
+            kind,
+            out,
+            generation,
+        }) => {
+            let auth = Authority::open(data)?;
+            let der = match generation {
+                None => auth.ca_cert(kind.kind())?,
+                Some(g) => auth
+                    .ca_certs(kind.kind())?
+                    .into_iter()
+                    .find(|(n, _)| *n == g)
+                    .map(|(_, der)| der)
+                    .ok_or_else(|| {
+                        Failure::Usage(format!(
+                            "--generation {g}: no such generation of the {} CA",
+                            kind.kind().as_str()
+                        ))
+                    })?,
+            };
             write_pem(&out, "CERTIFICATE", &der)?;
             let info = CertificateInfo::from_der(&der)?;
             Ok(Report::new(
@@ -201,8 +263,13 @@ fn run(cli: Cli) -> Result<Report, Failure> {
             for r in &reports {
                 let entries = r.files.first().map_or(0, |f| f.entries);
                 text += &format!(
-                    "  {} CA: CRL number {}, {} entries in the complete CRL, {} files{}\n",
+                    "  {} CA{}: CRL number {}, {} entries in the complete CRL, {} files{}\n",
                     r.kind.as_str(),
+                    if r.generation > 1 {
+                        format!(" generation {}", r.generation)
+                    } else {
+                        String::new()
+                    },
                     r.crl_number,
                     entries,
                     r.files.len(),

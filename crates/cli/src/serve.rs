@@ -919,15 +919,36 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
             .name("jpki-status-follower".into())
             .spawn(move || {
                 let mut position = position;
+                // Set once the registry's change log is found shorter than what this process has
+                // read (a restore or a failover that lost commits): the snapshot may then hold
+                // statuses the registry no longer has and miss new ones, so it is never marked in
+                // sync again and answers stop at --max-staleness until a restart reloads it.
+                let mut went_back = false;
+                let mut polls: u64 = 0;
                 while !stop.load(Ordering::SeqCst) {
                     std::thread::sleep(FOLLOW_EVERY);
+                    polls += 1;
                     let started = OffsetDateTime::now_utc();
+                    if polls.is_multiple_of(4)
+                        && !went_back
+                        && let Ok(end) = follow.status_history_position()
+                        && end < position
+                    {
+                        went_back = true;
+                        tracing::error!(
+                            read = position,
+                            registry = end,
+                            "the registry's change log went back (restored or failed over?): restart this server to reload its snapshot"
+                        );
+                    }
                     match follow.status_changes_since(position, |kind, serial, status| {
                         service.set_status(kind, serial, status);
                     }) {
                         Ok(p) => {
                             position = p;
-                            service.mark_synced(started);
+                            if !went_back {
+                                service.mark_synced(started);
+                            }
                         }
                         Err(e) => tracing::warn!(
                             error = %e,

@@ -209,15 +209,13 @@ fn card_of(issued: &jpki_authority::IssuedCard) -> Result<SimCard, Failure> {
 pub(crate) fn sim(args: &SimArgs, data: &Path, json_out: bool) -> Result<Report, Failure> {
     let show = !json_out && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let started = Instant::now();
-    // A fresh authority: the simulation moves its clock years ahead.
+    // A fresh authority of its own: the simulation issues with the CA keys and moves the clock
+    // years ahead, which no real authority may see.
     if Authority::open(data).is_ok() {
-        let a = Authority::open(data)?;
-        if a.stats()?.residents > 0 {
-            return Err(Failure::Usage(format!(
-                "{} already holds residents: `jpki sim` plays simulated years into the future, so give it a new --data",
-                data.display()
-            )));
-        }
+        return Err(Failure::Usage(format!(
+            "{} already holds an authority: `jpki sim` makes its own and plays simulated years into the future, so give it a new --data",
+            data.display()
+        )));
     } else {
         let sandbox = std::env::var_os(secrets::PASSPHRASE_ENV).is_none();
         let pass = secrets::new_authority_passphrase(data, sandbox)?;

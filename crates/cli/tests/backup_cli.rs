@@ -97,6 +97,24 @@ fn round_trip(db: Option<&str>) {
         "nothing readable in the backup"
     );
 
+    // A restore that fails half-way leaves nothing behind, in the database either: the same
+    // database then takes the good backup.
+    if let Some(url) = db {
+        let mut damaged = bytes.clone();
+        let i = damaged.len() - 40;
+        damaged[i] ^= 1;
+        let f = j.path("damaged.jpkibak");
+        std::fs::write(&f, damaged).unwrap();
+        let t = Jpki::new();
+        let out = t
+            .command()
+            .envs(env)
+            .args(["restore", "--from", f.to_str().unwrap(), "--db", url])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(!t.data().exists(), "the data directory is gone again");
+    }
     // Restore into a new data directory.
     let r = Jpki::new();
     let mut args = vec!["--json", "restore", "--from", file.to_str().unwrap()];
@@ -150,6 +168,9 @@ fn round_trip(db: Option<&str>) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    // CRL numbers jump past any published after the backup was made.
+    let published: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(published["cas"][0]["crl_number"].as_u64().unwrap() > 1 << 20, "{published}");
     r.issue_card(r.add_resident(Person::ADULT));
     assert_eq!(r.json(&["check"])["consistent"], true);
 

@@ -88,13 +88,19 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    let authority = match authority.rsplit_once('@') {
-        Some((user, host)) => match user.split_once(':') {
+    // As the connection string parser reads it: the user information runs to the first `@`,
+    // wherever it is (a password may hold `/`, `?` or `:`).
+    let (userinfo, after) = match rest.split_once('@') {
+        Some((u, a)) => (Some(u), a),
+        None => (None, rest),
+    };
+    let (host, tail) = after.split_at(after.find(['/', '?']).unwrap_or(after.len()));
+    let authority = match userinfo {
+        Some(u) => match u.split_once(':') {
             Some((name, _)) => format!("{name}:***@{host}"),
-            None => authority.to_owned(),
+            None => format!("{u}@{host}"),
         },
-        None => authority.to_owned(),
+        None => host.to_owned(),
     };
     let Some((path, query)) = tail.split_once('?') else {
         return format!("{scheme}://{authority}{tail}");
@@ -168,8 +174,15 @@ struct Pg {
 const PG_META: &str = "CREATE TABLE IF NOT EXISTS jpki_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)";
 
 impl Pg {
-    fn client(&mut self) -> Result<&mut postgres::Client, DbError> {
+    fn client(&mut self, in_tx: bool) -> Result<&mut postgres::Client, DbError> {
         if self.client.as_ref().is_some_and(postgres::Client::is_closed) {
+            if in_tx {
+                // A new connection would run the rest of the transaction outside it.
+                return Err(DbError::Unavailable(
+                    self.where_.clone(),
+                    "the connection was lost inside a transaction".into(),
+                ));
+            }
             self.client = None;
         }
         if self.client.is_none() {
@@ -191,13 +204,16 @@ impl Pg {
             .ok_or(DbError::Usage("no PostgreSQL connection"))
     }
 
-    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, DbError> {
+    fn statement(&mut self, sql: &str, in_tx: bool) -> Result<postgres::Statement, DbError> {
+        // Reconnect (which empties the cache) before looking in the cache: a statement prepared on
+        // a lost connection does not exist on the new one.
+        self.client(in_tx)?;
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
         let where_ = self.where_.clone();
         let st = self
-            .client()?
+            .client(in_tx)?
             .prepare(&pg_sql(sql))
             .map_err(|e| DbError::from_pg(&e, &where_))?;
         if self.statements.len() >= 256 {
@@ -483,7 +499,7 @@ impl Db {
         // the catalog; the second attempt sees it made.
         let mut attempt = 0;
         loop {
-            let client = pg.client()?;
+            let client = pg.client(false)?;
             match client.batch_execute(&setup) {
                 Ok(()) => break,
                 Err(e) if attempt < 3 => {
@@ -548,11 +564,11 @@ impl Db {
             }
             Conn::Postgres(_) => {
                 let mut pg = self.pg()?;
-                let st = pg.statement(sql)?;
+                let st = pg.statement(sql, self.in_tx.get())?;
                 let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.value())).collect();
                 let refs: Vec<&(dyn ToSql + Sync)> =
                     values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-                let r = pg.client()?.execute(&st, &refs);
+                let r = pg.client(self.in_tx.get())?.execute(&st, &refs);
                 r.map_err(|e| pg.err(&e))
             }
         }
@@ -565,7 +581,7 @@ impl Db {
             Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Conn::Postgres(_) => {
                 let mut pg = self.pg()?;
-                let r = pg.client()?.batch_execute(sql);
+                let r = pg.client(self.in_tx.get())?.batch_execute(sql);
                 r.map_err(|e| pg.err(&e))
             }
         }
@@ -595,10 +611,10 @@ impl Db {
             }
             Conn::Postgres(_) => {
                 let mut pg = self.pg()?;
-                let st = pg.statement(sql)?;
+                let st = pg.statement(sql, self.in_tx.get())?;
                 let values: Vec<PgParam<'_>> = params.iter().map(|p| PgParam(p.value())).collect();
                 let where_ = pg.where_.clone();
-                let client = pg.client()?;
+                let client = pg.client(self.in_tx.get())?;
                 let mut rows = client
                     .query_raw(&st, values.iter().map(|v| v as &dyn ToSql))
                     .map_err(|e| DbError::from_pg(&e, &where_))?;
@@ -674,6 +690,7 @@ impl Db {
             (Conn::Postgres(_), true) => {
                 let lock_wait = LOCK_WAIT.as_millis();
                 self.batch(&format!("BEGIN; SET LOCAL lock_timeout = {lock_wait}"))?;
+                self.in_tx.set(true);
                 let locked = self.query_opt(
                     "SELECT value FROM jpki_meta WHERE name = 'writer' FOR UPDATE",
                     params![],
@@ -683,10 +700,12 @@ impl Db {
                     Ok(Some(_)) => {}
                     Ok(None) => {
                         let _ = self.batch("ROLLBACK");
+                        self.in_tx.set(false);
                         return Err(DbError::Usage("the writer lock row is missing from jpki_meta"));
                     }
                     Err(e) => {
                         let _ = self.batch("ROLLBACK");
+                        self.in_tx.set(false);
                         return Err(e);
                     }
                 }
@@ -849,18 +868,28 @@ impl Tx<'_> {
     /// record flushed).
     pub fn commit(mut self) -> Result<(), DbError> {
         self.done = true;
+        // Still inside the transaction: a lost connection is an error, not a fresh one on which
+        // COMMIT would succeed with nothing to commit.
+        let result = self.db.batch("COMMIT");
+        if result.is_err()
+            && let Conn::Sqlite(c) = &self.db.conn
+            && !c.is_autocommit()
+        {
+            // A failed COMMIT (busy, disk full) can leave SQLite's transaction open.
+            let _ = c.execute_batch("ROLLBACK");
+        }
         self.db.in_tx.set(false);
-        self.db.batch("COMMIT")
+        result
     }
 }
 
 impl Drop for Tx<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.db.in_tx.set(false);
             // A failed rollback leaves nothing to do: SQLite rolls back on the next open, and a
             // broken PostgreSQL connection aborts the transaction server-side.
             let _ = self.db.batch("ROLLBACK");
+            self.db.in_tx.set(false);
         }
     }
 }

@@ -247,6 +247,15 @@ fn urls_are_redacted_and_parameters_rewritten() {
         "postgres://u:***@h:5/db?password=***&a=b"
     );
     assert_eq!(jpki_db::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    // A password holding '/', '?' or ':' is still hidden (the user information runs to the first '@').
+    for url in [
+        "postgres://jpki:pa/ss@db/jpki",
+        "postgres://jpki:p?a:ss@db:5432/jpki",
+    ] {
+        let shown = jpki_db::redact_url(url);
+        assert!(!shown.contains("pa/ss") && !shown.contains("p?a"), "{shown}");
+        assert!(shown.starts_with("postgres://jpki:***@db"), "{shown}");
+    }
     assert_eq!(
         jpki_db::pg_sql("SELECT ?1, ?, '?' FROM t WHERE a = ?2 AND \"q?\" = ?"),
         "SELECT $1, $2, '?' FROM t WHERE a = $2 AND \"q?\" = $3"
