@@ -107,9 +107,12 @@ impl Authority {
         kind: CertKind,
         margin: Duration,
     ) -> Result<Option<StoredService>, AuthorityError> {
-        Ok(self.connection().query_opt(
+        // Only one certified by the CA's current generation: after a key rollover the service
+        // certificates of the old generation no longer speak for what the new one issues.
+        let root = jpki_pki::x509::ParsedCert::from_der(&self.ca_cert(kind)?)?;
+        let candidates = self.connection().query_map(
             "SELECT id, key_file, key_pem, der FROM service_certs WHERE role = ?1 AND ca_kind = ?2 \
-             AND status = 'good' AND not_after > ?3 ORDER BY id DESC LIMIT 1",
+             AND status = 'good' AND not_after > ?3 ORDER BY id DESC",
             params![role.as_str(), kind.as_str(), ts(self.now() + margin)],
             |r| {
                 Ok(StoredService {
@@ -119,7 +122,11 @@ impl Authority {
                     cert_der: r.get(3)?,
                 })
             },
-        )?)
+        )?;
+        Ok(candidates.into_iter().find(|c| {
+            jpki_pki::x509::CertCore::from_der(&c.cert_der)
+                .is_ok_and(|core| core.issuer_der == root.subject_der.as_slice())
+        }))
     }
 
     /// Decrypts a stored service's key: from the registry when it keeps it, else from its file.

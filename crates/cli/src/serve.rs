@@ -634,6 +634,15 @@ impl Upkeep {
         if generation != self.services_loaded {
             if let Some(service) = service {
                 for kind in CertKind::ALL {
+                    if !service.serves_root(kind, &authority.ca_cert(kind)?) {
+                        // A key rollover: the new generation's responder cannot answer for the
+                        // root this process serves.
+                        tracing::warn!(
+                            ca = kind.as_str(),
+                            "the CA was rolled over to a new generation: restart to serve it"
+                        );
+                        continue;
+                    }
                     let (_, creds) = authority.existing_ocsp_credentials(kind, pass)?;
                     service.replace_responder(kind, Responder::new(creds.key, creds.cert_der)?);
                 }
@@ -970,12 +979,14 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     } else {
         RevocationAccess::Keys(Arc::clone(&keys))
     };
+    // Every root generation: certificates issued before a key rollover still validate.
     let cas: Vec<(CertKind, Vec<u8>)> = {
         let authority = Authority::open(data)?;
-        CertKind::ALL
-            .into_iter()
-            .map(|k| authority.ca_cert(k).map(|der| (k, der)))
-            .collect::<Result<_, _>>()?
+        let mut cas = Vec::new();
+        for k in CertKind::ALL {
+            cas.extend(authority.ca_certs(k)?.into_iter().map(|(_, der)| (k, der)));
+        }
+        cas
     };
     let lookups = Arc::new(RegistryLookups(Mutex::new(Authority::open(data)?)));
     let api = PlatformApi(

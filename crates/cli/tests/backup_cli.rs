@@ -170,7 +170,10 @@ fn round_trip(db: Option<&str>) {
     assert!(out.status.success(), "{out:?}");
     // CRL numbers jump past any published after the backup was made.
     let published: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(published["cas"][0]["crl_number"].as_u64().unwrap() > 1 << 20, "{published}");
+    assert!(
+        published["cas"][0]["crl_number"].as_u64().unwrap() > 1 << 20,
+        "{published}"
+    );
     r.issue_card(r.add_resident(Person::ADULT));
     assert_eq!(r.json(&["check"])["consistent"], true);
 

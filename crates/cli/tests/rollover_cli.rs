@@ -107,6 +107,31 @@ fn rollover(db: Option<&str>) {
     j.json(&["crl", "publish", "--out", s(&pub_dir)]);
     let revoked = old.serial("sign").unwrap();
     checks(&j, &pub_dir, &old_cert, &new_cert, revoked);
+    // A server started after the rollover answers the validity API for both generations, and OCSP
+    // for the new one with a responder the new generation certified.
+    let key = j.json(&["rp", "add", "--name", "Bank", "--allow", "sign-status"])["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let server = common::Served::start(&j, &["serve"]);
+    for (pem, status) in [(&old_cert, "revoked"), (&new_cert, "good")] {
+        let url = format!("http://{}/v1/certificates/validity", server.addr());
+        let body = serde_json::json!({ "certificate": std::fs::read_to_string(pem).unwrap() }).to_string();
+        let (code, v) = common::post_json(&url, Some(&key), &body);
+        assert_eq!((code, v["status"].as_str()), (200, Some(status)), "{v}");
+    }
+    let root2 = der_to_pem(&pub_dir.join("ca").join("sign-g2.cer"));
+    let out = common::openssl_ocsp(
+        &format!("http://{}/ocsp/sign", server.addr()),
+        &root2,
+        &new_cert,
+        &["-no_nonce", "-header", &format!("Authorization=Bearer {key}")],
+    );
+    assert!(
+        out.contains("Response verify OK") && out.contains("Cert Status: good"),
+        "{out}"
+    );
+    assert!(server.stop().success());
     // The audit trail names the rollover.
     let audit = j.json(&["audit"]);
     assert!(

@@ -177,6 +177,14 @@ impl OcspService {
         }
     }
 
+    /// Whether this service answers for `kind`'s CA with the root `root_der`.
+    pub fn serves_root(&self, kind: CertKind, root_der: &[u8]) -> bool {
+        let Ok(hashes) = IssuerHashes::from_cert_der(root_der) else {
+            return false;
+        };
+        self.ca(kind).is_some_and(|ca| ca.hashes == hashes)
+    }
+
     /// Replaces the delegated responder of `kind`'s CA (a renewed certificate) and drops the
     /// answers it signed.
     pub fn replace_responder(&self, kind: CertKind, responder: Responder) {
