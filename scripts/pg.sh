@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL cluster on 127.0.0.1 for tests and benchmarks.
-#   scripts/pg.sh start DIR [PORT]   initdb in DIR/data (trust auth, user "test", no fsync), start it,
+#   scripts/pg.sh start DIR [PORT]   initdb in DIR/data (trust auth, user "test", no fsync unless
+#                                    PG_DURABLE=1), start it,
 #                                    print its URL (postgres://test@127.0.0.1:PORT/postgres)
 #   scripts/pg.sh stop DIR           stop it (fast shutdown)
 #   scripts/pg.sh restart DIR        stop and start again (same port)
@@ -42,7 +43,10 @@ start)
         }
     fi
     echo "$port" >"$dir/port"
-    as_owner "$B/pg_ctl -D '$dir/data' -l '$dir/log' -o \"-c listen_addresses=127.0.0.1 -p $port -k '$dir' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200\" -w -t 60 start" >/dev/null || {
+    # Tests trade durability for speed; PG_DURABLE=1 keeps PostgreSQL's defaults (benchmarks).
+    fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${PG_DURABLE:-}" = 1 ] && fast=""
+    as_owner "$B/pg_ctl -D '$dir/data' -l '$dir/log' -o \"-c listen_addresses=127.0.0.1 -p $port -k '$dir' $fast -c max_connections=200\" -w -t 60 start" >/dev/null || {
         tail -n 20 "$dir/log" >&2
         exit 1
     }

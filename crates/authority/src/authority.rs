@@ -508,10 +508,24 @@ impl Authority {
 
     /// Opens the authority in `dir` (no key is decrypted until [`Authority::issuers`]).
     pub fn open(dir: &Path) -> Result<Self, AuthorityError> {
+        Self::open_with(dir, true)
+    }
+
+    /// As [`open`](Self::open), but never changes the registry's schema: a registry at another
+    /// version is refused. What verifiers sharing the authority's database use.
+    pub fn open_without_migrating(dir: &Path) -> Result<Self, AuthorityError> {
+        Self::open_with(dir, false)
+    }
+
+    fn open_with(dir: &Path, migrate: bool) -> Result<Self, AuthorityError> {
         let Some(location) = store::registry_location(dir)? else {
             return Err(AuthorityError::NotInitialised(dir.display().to_string()));
         };
-        let conn = store::open(&location, false)?;
+        let conn = if migrate {
+            store::open(&location, false)?
+        } else {
+            store::open_unmigrated(&location)?
+        };
         let get = |k: &str| -> Result<Option<String>, AuthorityError> {
             Ok(
                 conn.query_opt("SELECT value FROM settings WHERE key = ?1", params![k], |r| {

@@ -43,6 +43,26 @@ pub fn registry_location(dir: &Path) -> Result<Option<Location>, AuthorityError>
     }
 }
 
+/// Opens the registry at `location` without changing its schema: it must be at this build's
+/// version (what a verifier does: only the authority migrates a shared registry).
+pub(crate) fn open_unmigrated(location: &Location) -> Result<Db, AuthorityError> {
+    let db = Db::open(
+        location,
+        SqliteOptions {
+            create: false,
+            cache_kib: 16_384,
+        },
+    )?;
+    let version = db.schema_version()?;
+    if version != schema::VERSION {
+        return Err(AuthorityError::State(format!(
+            "the registry is at schema version {version} and this jpki expects {}: upgrade and restart the authority first (a verifier never changes the schema)",
+            schema::VERSION
+        )));
+    }
+    Ok(db)
+}
+
 /// Opens (creating when `create`) the registry at `location` and brings its schema up to date.
 pub(crate) fn open(location: &Location, create: bool) -> Result<Db, AuthorityError> {
     let db = Db::open(

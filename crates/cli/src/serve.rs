@@ -680,7 +680,7 @@ fn attach_verifier(data: &Path, db: Option<&str>) -> Result<(), Failure> {
         }
         (Some(_), _) => {}
     }
-    match Authority::open(data) {
+    match Authority::open_without_migrating(data) {
         Err(jpki_authority::AuthorityError::NotInitialised(_)) => Err(Failure::Usage(format!(
             "--role verifier: the registry of {} holds no authority yet; start `jpki serve --role authority` first",
             data.display()
@@ -781,6 +781,15 @@ fn serve_authority(
     Ok(Report::new(json!({ "stopped": true }), "Server stopped."))
 }
 
+/// The registry of `data`: a verifier never migrates the shared schema.
+fn open_authority(data: &Path, verifier: bool) -> Result<Authority, jpki_authority::AuthorityError> {
+    if verifier {
+        Authority::open_without_migrating(data)
+    } else {
+        Authority::open(data)
+    }
+}
+
 /// `jpki serve`.
 pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Report, Failure> {
     // TLS first: a bad certificate or key is reported before anything else starts.
@@ -820,7 +829,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
             )));
         }
     }
-    let mut authority = Authority::open(data)?;
+    let mut authority = open_authority(data, verifier)?;
     let passphrase = secrets::authority_passphrase(data)?;
     let published = verifier
         || CertKind::ALL.iter().all(|k| {
@@ -886,7 +895,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     )?;
     let follower = {
         let (service, stop, data) = (Arc::clone(&service), Arc::clone(&stop), data.to_path_buf());
-        let mut follow = Authority::open(&data)?;
+        let mut follow = open_authority(&data, verifier)?;
         follow.set_operator("jpki serve (upkeep)");
         let mut upkeep = Upkeep {
             verifier,
@@ -981,14 +990,14 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     };
     // Every root generation: certificates issued before a key rollover still validate.
     let cas: Vec<(CertKind, Vec<u8>)> = {
-        let authority = Authority::open(data)?;
+        let authority = open_authority(data, verifier)?;
         let mut cas = Vec::new();
         for k in CertKind::ALL {
             cas.extend(authority.ca_certs(k)?.into_iter().map(|(_, der)| (k, der)));
         }
         cas
     };
-    let lookups = Arc::new(RegistryLookups(Mutex::new(Authority::open(data)?)));
+    let lookups = Arc::new(RegistryLookups(Mutex::new(open_authority(data, verifier)?)));
     let api = PlatformApi(
         Api::new(Arc::clone(&service), &cas)?
             .with_birth_dates(Arc::clone(&lookups) as Arc<dyn BirthDates>)

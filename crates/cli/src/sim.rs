@@ -299,11 +299,15 @@ pub(crate) fn sim(args: &SimArgs, data: &Path, json_out: bool) -> Result<Report,
         .enumerate()
         .map(|(n, &i)| (people[i].id, &keys[n % keys.len()]))
         .collect();
+    let by_id: std::collections::HashMap<i64, usize> =
+        people.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
     let t = Instant::now();
     let bar = Progress::new(show, requests.len() as u64, "issuing cards");
-    let mut issued_cards = Vec::with_capacity(requests.len());
     let mut sample: Vec<Serial> = Vec::new();
     let mut certificates_issued = 0u64;
+    // Each batch's cards are kept only as what the simulation needs of them (not their
+    // certificates): memory stays at a few dozen bytes per resident.
+    let mut cards_of: Vec<(usize, SimCard)> = Vec::new();
     auth.issue_run(
         &requests,
         &issuers,
@@ -318,22 +322,19 @@ pub(crate) fn sim(args: &SimArgs, data: &Path, json_out: bool) -> Result<Report,
                 if sample.len() < 100_000 {
                     sample.push(c.auth.serial.clone());
                 }
-                issued_cards.push(c);
+                if let (Some(&i), Ok(card)) = (by_id.get(&c.resident_id), card_of(&c)) {
+                    cards_of.push((i, card));
+                }
+                events.cards_issued += 1;
             }
             Ok(())
         },
     )?;
     bar.finish();
     let issue_s = t.elapsed().as_secs_f64();
-    let by_id: std::collections::HashMap<i64, usize> =
-        people.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
-    for c in &issued_cards {
-        if let Some(&i) = by_id.get(&c.resident_id) {
-            people[i].card = Some(card_of(c)?);
-        }
+    for (i, card) in cards_of {
+        people[i].card = Some(card);
     }
-    events.cards_issued = issued_cards.len() as u64;
-    drop(issued_cards);
 
     // 3. Simulated months.
     let months = args.years * 12;
