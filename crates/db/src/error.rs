@@ -37,6 +37,14 @@ pub enum DbError {
     /// The connection was used the wrong way (a programming error).
     #[error("{0}")]
     Usage(&'static str),
+    /// The store was written by a newer jpki.
+    #[error("schema version {found} is newer than this jpki knows ({known}); upgrade jpki")]
+    SchemaNewer {
+        /// The store's version.
+        found: i64,
+        /// The newest this build writes.
+        known: i64,
+    },
     /// A database location that cannot be used.
     #[error("database {0}: {1}")]
     Location(String, String),

@@ -719,6 +719,40 @@ impl Db {
         })
     }
 
+    /// Brings the store's schema up to `latest`: `sqlite` are SQLite's migrations from version 1
+    /// on (index + 1 is the version each produces), `postgres` PostgreSQL's as (version produced,
+    /// script) — usually one script reaching a recent version, then the later ones. Each step runs
+    /// in its own write transaction, after reading the version again under the lock, so two
+    /// processes opening a new store at once migrate it once. A store newer than `latest` is
+    /// refused.
+    pub fn migrate(&self, sqlite: &[&str], postgres: &[(i64, &str)], latest: i64) -> Result<(), DbError> {
+        let newer = |found: i64| DbError::SchemaNewer { found, known: latest };
+        let current = self.schema_version()?;
+        if current > latest {
+            return Err(newer(current));
+        }
+        let steps: Vec<(i64, &str)> = match self.backend() {
+            Backend::Sqlite => (1..).zip(sqlite.iter().copied()).collect(),
+            Backend::Postgres => postgres.to_vec(),
+        };
+        for (version, sql) in steps {
+            if version <= current {
+                continue;
+            }
+            let tx = self.begin_write()?;
+            let now = tx.schema_version()?;
+            if now > latest {
+                return Err(newer(now));
+            }
+            if now < version {
+                tx.batch(sql)?;
+                tx.set_schema_version(version)?;
+            }
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
     /// The schema version the store records (0 for a new store).
     pub fn schema_version(&self) -> Result<i64, DbError> {
         match self.backend() {

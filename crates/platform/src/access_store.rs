@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use jpki_db::{Backend, Db, Location, SqliteOptions, params};
+use jpki_db::{Db, Location, SqliteOptions, params};
 use jpki_model::CertKind;
 use jpki_pki::{KeyType, SigningKey};
 use time::OffsetDateTime;
@@ -188,37 +188,7 @@ const PG_MIGRATIONS: &[(i64, &str)] = &[(2, PG_V2)];
 
 /// Brings the access log's schema up to [`VERSION`], each migration in its own write transaction.
 fn migrate(db: &Db) -> Result<(), PlatformError> {
-    let current = db.schema_version()?;
-    if current > VERSION {
-        return Err(newer(current));
-    }
-    let steps: Vec<(i64, &str)> = match db.backend() {
-        Backend::Sqlite => (1..).zip(SQLITE_MIGRATIONS.iter().copied()).collect(),
-        Backend::Postgres => PG_MIGRATIONS.to_vec(),
-    };
-    for (version, sql) in steps {
-        if version <= current {
-            continue;
-        }
-        let tx = db.begin_write()?;
-        // Another process may have migrated since the version was read.
-        let now = tx.schema_version()?;
-        if now > VERSION {
-            return Err(newer(now));
-        }
-        if now < version {
-            tx.batch(sql)?;
-            tx.set_schema_version(version)?;
-        }
-        tx.commit()?;
-    }
-    Ok(())
-}
-
-fn newer(current: i64) -> PlatformError {
-    PlatformError::Corrupt(format!(
-        "access log schema version {current} (this jpki knows up to {VERSION}); upgrade jpki"
-    ))
+    Ok(db.migrate(SQLITE_MIGRATIONS, PG_MIGRATIONS, VERSION)?)
 }
 
 /// The most checks kept waiting while the access log cannot be written.

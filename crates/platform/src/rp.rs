@@ -244,37 +244,8 @@ const SCHEMA_V3: &str = "ALTER TABLE relying_parties ADD COLUMN purpose TEXT NOT
 
 /// Brings the schema up to date, each migration in its own write transaction.
 fn migrate(db: &Db) -> Result<(), PlatformError> {
-    let current = db.schema_version()?;
     let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
-    let newer = |v: i64| {
-        PlatformError::Corrupt(format!(
-            "schema version {v} (this jpki knows up to {known}); upgrade jpki"
-        ))
-    };
-    if current > known {
-        return Err(newer(current));
-    }
-    let steps: Vec<(i64, &str)> = match db.backend() {
-        Backend::Sqlite => (1..).zip(MIGRATIONS.iter().copied()).collect(),
-        Backend::Postgres => PG_MIGRATIONS.to_vec(),
-    };
-    for (version, sql) in steps {
-        if version <= current {
-            continue;
-        }
-        let tx = db.begin_write()?;
-        // Another process may have migrated since the version was read.
-        let now = tx.schema_version()?;
-        if now > known {
-            return Err(newer(now));
-        }
-        if now < version {
-            tx.batch(sql)?;
-            tx.set_schema_version(version)?;
-        }
-        tx.commit()?;
-    }
-    Ok(())
+    Ok(db.migrate(MIGRATIONS, PG_MIGRATIONS, known)?)
 }
 
 fn key_hash(key: &str) -> Vec<u8> {
