@@ -168,7 +168,13 @@ struct Pg {
     where_: String,
     client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
+    /// When connecting last failed: no new attempt for [`RECONNECT_AFTER`], so that callers
+    /// learn at once that the database is down instead of each waiting for a connect timeout.
+    failed_at: Option<Instant>,
 }
+
+/// How long after a failed connection attempt the next one is made.
+pub const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 
 /// The table every PostgreSQL store gets: the writer lock row and the schema version.
 const PG_META: &str = "CREATE TABLE IF NOT EXISTS jpki_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)";
@@ -186,17 +192,31 @@ impl Pg {
             self.client = None;
         }
         if self.client.is_none() {
+            if let Some(t) = self.failed_at
+                && t.elapsed() < RECONNECT_AFTER
+            {
+                return Err(DbError::Unavailable(
+                    self.where_.clone(),
+                    "the last connection attempt failed moments ago".into(),
+                ));
+            }
             self.statements.clear();
-            let mut client = self
-                .config
-                .connect(postgres::NoTls)
-                .map_err(|e| DbError::from_pg(&e, &self.where_))?;
-            let quoted = quote_ident(&self.schema);
-            let setup = format!("SET TIME ZONE 'UTC'; SET search_path TO {quoted}");
-            client
-                .batch_execute(&setup)
-                .map_err(|e| DbError::from_pg(&e, &self.where_))?;
-            self.client = Some(client);
+            let connected = self.config.connect(postgres::NoTls).and_then(|mut client| {
+                let quoted = quote_ident(&self.schema);
+                client
+                    .batch_execute(&format!("SET TIME ZONE 'UTC'; SET search_path TO {quoted}"))
+                    .map(|()| client)
+            });
+            match connected {
+                Ok(client) => {
+                    self.failed_at = None;
+                    self.client = Some(client);
+                }
+                Err(e) => {
+                    self.failed_at = Some(Instant::now());
+                    return Err(DbError::from_pg(&e, &self.where_));
+                }
+            }
         }
         // Just filled above when it was empty.
         self.client
@@ -489,6 +509,7 @@ impl Db {
             where_,
             client: None,
             statements: HashMap::new(),
+            failed_at: None,
         };
         let quoted = quote_ident(schema);
         let setup = format!(

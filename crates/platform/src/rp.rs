@@ -266,8 +266,11 @@ pub struct Registry {
     /// Answers of [`Registry::authenticate`] by key hash, valid while the SQLite database's
     /// `data_version` stays what it was when they were read: any commit by another connection
     /// (`jpki rp revoke-key` in another process) empties it before the next request is answered.
-    /// PostgreSQL has no such counter: there every request is looked up.
+    /// PostgreSQL has no such counter: there every request is looked up, and the last answer for
+    /// each key is kept in `last_known` to answer from while the database is unreachable (no key
+    /// can be revoked meanwhile: the registry cannot be written either).
     auth_cache: std::cell::RefCell<(i64, AuthAnswers)>,
+    last_known: std::cell::RefCell<AuthAnswers>,
 }
 
 /// Remembered [`Registry::authenticate`] answers by key hash.
@@ -292,6 +295,7 @@ impl Registry {
         Ok(Self {
             db,
             auth_cache: std::cell::RefCell::new((-1, std::collections::HashMap::new())),
+            last_known: std::cell::RefCell::new(std::collections::HashMap::new()),
         })
     }
 
@@ -515,15 +519,34 @@ impl Registry {
                 return Ok(hit.clone());
             }
         }
-        let id: Option<String> = self.db.query_opt(
-            "SELECT rp_id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
-            params![hash],
-            |r| r.get(0),
-        )?;
-        let rp = id.map(|id| self.get(&id)).transpose()?;
+        let looked_up = (|| -> Result<Option<RelyingParty>, PlatformError> {
+            let id: Option<String> = self.db.query_opt(
+                "SELECT rp_id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
+                params![hash],
+                |r| r.get(0),
+            )?;
+            id.map(|id| self.get(&id)).transpose()
+        })();
         if !cached {
-            return Ok(rp);
+            return match looked_up {
+                Ok(rp) => {
+                    let mut known = self.last_known.borrow_mut();
+                    if known.len() >= AUTH_CACHE_ENTRIES {
+                        known.clear();
+                    }
+                    known.insert(hash, rp.clone());
+                    Ok(rp)
+                }
+                Err(PlatformError::Db(e)) if e.is_unavailable() => {
+                    match self.last_known.borrow().get(&hash) {
+                        Some(rp) => Ok(rp.clone()),
+                        None => Err(PlatformError::Db(e)),
+                    }
+                }
+                Err(e) => Err(e),
+            };
         }
+        let rp = looked_up?;
         let mut cache = self.auth_cache.borrow_mut();
         if cache.1.len() >= AUTH_CACHE_ENTRIES {
             cache.1.clear();
