@@ -52,7 +52,7 @@ impl ServiceRole {
     /// How long before its end a certificate is replaced by a new one.
     fn renew_before(self) -> Duration {
         match self {
-            Self::Tsa => Duration::ZERO,
+            Self::Tsa => Duration::days(365),
             Self::Ocsp => Duration::days(30),
         }
     }
@@ -222,8 +222,16 @@ impl Authority {
         kind: CertKind,
         passphrase: &[u8],
     ) -> Result<ServiceCredentials, AuthorityError> {
-        // An existing service needs only its own key decrypted, not the CA keys.
-        if let Some(stored) = self.current_service(role, kind, role.renew_before())? {
+        // An existing service needs only its own key decrypted, not the CA keys. Once the root
+        // itself ends within the renewal margin a new certificate could not last longer (it is
+        // capped by the root): the current one is kept to its end.
+        let root_end = jpki_pki::x509::ParsedCert::from_der(&self.ca_cert(kind)?)?.not_after;
+        let margin = if root_end - self.now() < role.renew_before() {
+            Duration::ZERO
+        } else {
+            role.renew_before()
+        };
+        if let Some(stored) = self.current_service(role, kind, margin)? {
             return self.open_service(kind, stored, passphrase);
         }
         let issuers = self.issuers(passphrase)?;

@@ -79,6 +79,29 @@ fn ocsp_responders_are_issued_once_per_ca_and_renewed_before_they_end_on(engine:
     // The TSA is a separate service of the signature CA.
     let tsa = a.tsa_credentials(PASS).unwrap();
     assert_ne!(tsa.cert_der, renewed.cert_der);
+    // The TSA certificate (ten years) is renewed within a year of its end, once.
+    let tsa_end = ParsedCert::from_der(&tsa.cert_der).unwrap().not_after;
+    *clock.lock().unwrap() = tsa_end - Duration::days(400);
+    assert_eq!(a.tsa_credentials(PASS).unwrap().cert_der, tsa.cert_der, "not yet");
+    *clock.lock().unwrap() = tsa_end - Duration::days(300);
+    let new_tsa = a.tsa_credentials(PASS).unwrap();
+    assert_ne!(new_tsa.cert_der, tsa.cert_der, "renewed within a year of its end");
+    assert_eq!(
+        a.tsa_credentials(PASS).unwrap().cert_der,
+        new_tsa.cert_der,
+        "once"
+    );
+    // Near the root's own end a renewal could not last longer: the current certificate is kept.
+    let root_end = ParsedCert::from_der(&a.ca_cert(CertKind::Signature).unwrap())
+        .unwrap()
+        .not_after;
+    *clock.lock().unwrap() = root_end - Duration::days(20);
+    let late = a.tsa_credentials(PASS).unwrap();
+    assert_eq!(
+        a.tsa_credentials(PASS).unwrap().cert_der,
+        late.cert_der,
+        "not reissued on every call"
+    );
 }
 
 #[test]

@@ -625,10 +625,12 @@ impl Upkeep {
                 authority.publish_crls(dir, &issuers, |_, _| {})?;
                 tracing::info!(dir = %dir.display(), "republished CRLs");
             }
-            // Renewed within 30 days of their end (a no-op otherwise).
+            // Renewed within 30 days of their end, the TSA within a year (a no-op otherwise; a
+            // renewed TSA certificate is taken up by servers at their next start).
             for kind in CertKind::ALL {
                 authority.ocsp_credentials(kind, pass)?;
             }
+            authority.tsa_credentials(pass)?;
         }
         let generation = authority.service_generation()?;
         if generation != self.services_loaded {
