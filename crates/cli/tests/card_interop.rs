@@ -47,6 +47,9 @@ use std::time::{Duration, Instant};
 use common::{AUTH_PIN, Jpki, Person, SIGN_PASSWORD, stderr, stdout, venv, venv_python_with};
 use serde_json::Value;
 
+/// The port the vpcd driver inside pcscd listens on for the virtual card.
+const VPCD_PORT: u16 = 35963;
+
 /// The reader vpcd's first port (35963) shows up as.
 const READER: &str = "Virtual PCD 00 00";
 /// Where Debian's opensc-pkcs11 lives, then other common places.
@@ -310,6 +313,16 @@ impl Pcscd {
         let child = if running {
             None
         } else {
+            // The vpcd driver listens on a fixed port: a pcscd that was stopping (another test,
+            // an earlier run) may still hold it for a moment. Wait for it rather than fail.
+            let since = Instant::now();
+            while std::net::TcpListener::bind(("0.0.0.0", VPCD_PORT)).is_err() {
+                assert!(
+                    since.elapsed() < Duration::from_secs(30),
+                    "port {VPCD_PORT} (vpcd) is held by another process for 30 s"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
             let file = File::create(&log).expect("create the pcscd log");
             let child = Command::new(&t.pcscd)
                 .args(["-f", "-a"])
