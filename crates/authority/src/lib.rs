@@ -31,5 +31,5 @@ pub use lookups::{Linkage, Liveness};
 pub use publish::{PublishReport, PublishedFile};
 pub use rollover::RolloverReport;
 pub use schema::VERSION as SCHEMA_VERSION;
-pub use services::{ServiceCredentials, TsaCredentials};
+pub use services::{GenerationResponder, ServiceCredentials, TsaCredentials};
 pub use store::{DATABASE_FILE, REGISTRY_SCHEMA, registry_location, write_atomically};

@@ -9,7 +9,10 @@
 //! - an OCSP responder by each CA: extendedKeyUsage OCSPSigning and id-pkix-ocsp-nocheck, a P-384 key
 //!   whatever the CA's key type (it signs every on-demand answer, and P-384 signs several times
 //!   faster than RSA-2048 here), valid for 90 days and renewed on the first use within 30 days of
-//!   its end. With ocsp-nocheck nobody can check it for revocation, hence the short life.
+//!   its end. With ocsp-nocheck nobody can check it for revocation, hence the short life. After a
+//!   key rollover every root generation still valid keeps a responder of its own, certified by
+//!   that generation, for the certificates it issued (a responder must be certified by the issuer
+//!   the CertID names, RFC 6960 §4.2.2.2); the TSA is certified by the current generation only.
 use jpki_db::params;
 use jpki_model::{CertKind, RevocationReason, Serial};
 use jpki_pki::{KeyType, SigningKey, SubjectPublicKey};
@@ -87,6 +90,17 @@ struct StoredService {
 /// The TSA's credentials (a [`ServiceCredentials`]).
 pub type TsaCredentials = ServiceCredentials;
 
+/// The OCSP responder of one root generation of a CA.
+#[derive(Debug)]
+pub struct GenerationResponder {
+    /// The root generation (1 until the first rollover).
+    pub generation: u32,
+    /// That generation's root (DER).
+    pub root: Vec<u8>,
+    /// The responder's key and certificate (certified by that root).
+    pub credentials: ServiceCredentials,
+}
+
 impl Authority {
     /// The current TSA certificate, if one was issued and is still valid.
     pub fn tsa_certificate(&self) -> Result<Option<Vec<u8>>, AuthorityError> {
@@ -94,22 +108,24 @@ impl Authority {
             .current_service(
                 ServiceRole::Tsa,
                 CertKind::Signature,
+                &self.ca_cert(CertKind::Signature)?,
                 ServiceRole::Tsa.renew_before(),
             )?
             .map(|s| s.cert_der))
     }
 
-    /// The newest good service certificate of `role` for `kind`'s CA valid for at least `margin`
-    /// more: its id, key file, key (encrypted PEM, when the registry keeps it) and certificate.
+    /// The newest good service certificate of `role` for `kind`'s CA certified by the root
+    /// `root_der` (one generation) and valid for at least `margin` more: its id, key file, key
+    /// (encrypted PEM, when the registry keeps it) and certificate.
     fn current_service(
         &self,
         role: ServiceRole,
         kind: CertKind,
+        root_der: &[u8],
         margin: Duration,
     ) -> Result<Option<StoredService>, AuthorityError> {
-        // Only one certified by the CA's current generation: after a key rollover the service
-        // certificates of the old generation no longer speak for what the new one issues.
-        let root = jpki_pki::x509::ParsedCert::from_der(&self.ca_cert(kind)?)?;
+        // Only one certified by that generation: a responder speaks for what its issuer issued.
+        let root = jpki_pki::x509::ParsedCert::from_der(root_der)?;
         let candidates = self.connection().query_map(
             "SELECT id, key_file, key_pem, der FROM service_certs WHERE role = ?1 AND ca_kind = ?2 \
              AND status = 'good' AND not_after > ?3 ORDER BY id DESC",
@@ -129,10 +145,11 @@ impl Authority {
         }))
     }
 
-    /// Decrypts a stored service's key: from the registry when it keeps it, else from its file.
+    /// Decrypts a stored service's key (from the registry when it keeps it, else from its file);
+    /// `root` is the root that certified it.
     fn open_service(
         &self,
-        kind: CertKind,
+        root: Vec<u8>,
         stored: StoredService,
         passphrase: &[u8],
     ) -> Result<ServiceCredentials, AuthorityError> {
@@ -146,8 +163,21 @@ impl Authority {
         Ok(ServiceCredentials {
             key: SigningKey::from_encrypted_pem(&pem, passphrase)?,
             cert_der: stored.cert_der,
-            chain: vec![self.ca_cert(kind)?],
+            chain: vec![root],
         })
+    }
+
+    /// The generations of `kind`'s CA whose roots are still valid now, oldest first, with their
+    /// roots: the ones that keep an OCSP responder.
+    fn live_generations(&self, kind: CertKind) -> Result<Vec<(u32, Vec<u8>)>, AuthorityError> {
+        let now = self.now();
+        let mut live = Vec::new();
+        for (generation, root) in self.ca_certs(kind)? {
+            if jpki_pki::x509::ParsedCert::from_der(&root)?.not_after > now {
+                live.push((generation, root));
+            }
+        }
+        Ok(live)
     }
 
     /// For a verifier (no CA keys): the newest service key and certificate of `role` for `kind`'s
@@ -159,16 +189,12 @@ impl Authority {
         kind: CertKind,
         passphrase: &[u8],
     ) -> Result<(i64, ServiceCredentials), AuthorityError> {
-        let stored = self.current_service(role, kind, Duration::ZERO)?.ok_or_else(|| {
-            AuthorityError::State(format!(
-                "no valid {} certificate for the {} CA in the registry yet: start `jpki serve --role authority` \
-                 (or `--role all`) on the authority's data directory first",
-                role.as_str(),
-                kind.as_str()
-            ))
-        })?;
+        let root = self.ca_cert(kind)?;
+        let stored = self
+            .current_service(role, kind, &root, Duration::ZERO)?
+            .ok_or_else(|| not_issued_yet(role, kind))?;
         let id = stored.id;
-        Ok((id, self.open_service(kind, stored, passphrase)?))
+        Ok((id, self.open_service(root, stored, passphrase)?))
     }
 
     /// A verifier's OCSP responder for `kind`'s CA (see [`Authority::ocsp_credentials`], which
@@ -179,6 +205,33 @@ impl Authority {
         passphrase: &[u8],
     ) -> Result<(i64, ServiceCredentials), AuthorityError> {
         self.existing_service(ServiceRole::Ocsp, kind, passphrase)
+    }
+
+    /// For a verifier: the OCSP responders of every generation of `kind`'s CA whose root is still
+    /// valid and whose responder the authority has issued, oldest first (see
+    /// [`Authority::ocsp_responders`]). Never issues one; an error if the current generation has
+    /// none yet.
+    pub fn existing_ocsp_responders(
+        &self,
+        kind: CertKind,
+        passphrase: &[u8],
+    ) -> Result<Vec<GenerationResponder>, AuthorityError> {
+        let live = self.live_generations(kind)?;
+        let current = live.last().map(|(g, _)| *g);
+        let mut out = Vec::new();
+        for (generation, root) in live {
+            match self.current_service(ServiceRole::Ocsp, kind, &root, Duration::ZERO)? {
+                Some(stored) => out.push(GenerationResponder {
+                    generation,
+                    credentials: self.open_service(root.clone(), stored, passphrase)?,
+                    root,
+                }),
+                // An older generation's responder is issued by the authority's next upkeep.
+                None if Some(generation) != current => {}
+                None => return Err(not_issued_yet(ServiceRole::Ocsp, kind)),
+            }
+        }
+        Ok(out)
     }
 
     /// A verifier's TSA key and certificate and its id.
@@ -202,7 +255,17 @@ impl Authority {
     /// The TSA key and certificate, decrypted with `passphrase`; the first call on a data directory
     /// (or after the certificate expired) generates the key and has the signature CA certify it.
     pub fn tsa_credentials(&mut self, passphrase: &[u8]) -> Result<TsaCredentials, AuthorityError> {
-        self.service_credentials(ServiceRole::Tsa, CertKind::Signature, passphrase)
+        let (generation, root) = self
+            .ca_certs(CertKind::Signature)?
+            .pop()
+            .ok_or_else(|| AuthorityError::Corrupt("no signature CA in the registry".into()))?;
+        self.service_credentials(
+            ServiceRole::Tsa,
+            CertKind::Signature,
+            generation,
+            root,
+            passphrase,
+        )
     }
 
     /// The OCSP responder key and certificate of `kind`'s CA, decrypted with `passphrase`; a new
@@ -213,43 +276,75 @@ impl Authority {
         kind: CertKind,
         passphrase: &[u8],
     ) -> Result<ServiceCredentials, AuthorityError> {
-        self.service_credentials(ServiceRole::Ocsp, kind, passphrase)
+        let (generation, root) = self
+            .ca_certs(kind)?
+            .pop()
+            .ok_or_else(|| AuthorityError::Corrupt(format!("no {} CA in the registry", kind.as_str())))?;
+        self.service_credentials(ServiceRole::Ocsp, kind, generation, root, passphrase)
     }
 
+    /// The OCSP responder of every generation of `kind`'s CA whose root is still valid, oldest
+    /// first, each certified by its own generation and issued or renewed as
+    /// [`Authority::ocsp_credentials`] does for the current one.
+    pub fn ocsp_responders(
+        &mut self,
+        kind: CertKind,
+        passphrase: &[u8],
+    ) -> Result<Vec<GenerationResponder>, AuthorityError> {
+        let mut out = Vec::new();
+        for (generation, root) in self.live_generations(kind)? {
+            let credentials =
+                self.service_credentials(ServiceRole::Ocsp, kind, generation, root.clone(), passphrase)?;
+            out.push(GenerationResponder {
+                generation,
+                root,
+                credentials,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The service of `role` certified by generation `generation` (root `root`) of `kind`'s CA.
     fn service_credentials(
         &mut self,
         role: ServiceRole,
         kind: CertKind,
+        generation: u32,
+        root: Vec<u8>,
         passphrase: &[u8],
     ) -> Result<ServiceCredentials, AuthorityError> {
         // An existing service needs only its own key decrypted, not the CA keys. Once the root
         // itself ends within the renewal margin a new certificate could not last longer (it is
         // capped by the root): the current one is kept to its end.
-        let root_end = jpki_pki::x509::ParsedCert::from_der(&self.ca_cert(kind)?)?.not_after;
+        let root_end = jpki_pki::x509::ParsedCert::from_der(&root)?.not_after;
         let margin = if root_end - self.now() < role.renew_before() {
             Duration::ZERO
         } else {
             role.renew_before()
         };
-        if let Some(stored) = self.current_service(role, kind, margin)? {
-            return self.open_service(kind, stored, passphrase);
+        if let Some(stored) = self.current_service(role, kind, &root, margin)? {
+            return self.open_service(root, stored, passphrase);
         }
         let issuers = self.issuers(passphrase)?;
-        let issuer = issuers.get(kind);
-        let root = issuer.cert_der().to_vec();
+        let issuer = issuers
+            .generations(kind)
+            .iter()
+            .find(|i| i.generation() == generation)
+            .ok_or_else(|| {
+                AuthorityError::Corrupt(format!("no generation {generation} of the {} CA", kind.as_str()))
+            })?;
         let key = SigningKey::generate(role.key_type(self.settings().key_type))?;
         let spki = SubjectPublicKey::from_der(&key.spki_der()?)?;
         let now = self.now();
-        let root_end = jpki_pki::x509::ParsedCert::from_der(&root)?.not_after;
         let not_after = (now + role.validity()).min(root_end);
         let shards = self.settings().shards;
         let endpoints = self.settings().endpoints.clone();
-        let generation: i64 = self.connection().query_row(
+        let next_id: i64 = self.connection().query_row(
             "SELECT COALESCE(MAX(id), 0) + 1 FROM service_certs",
             params![],
             |r| r.get(0),
         )?;
-        let rel = format!("{KEY_DIR}/{}-{generation}.key.pem", role.as_str());
+        let rel = format!("{KEY_DIR}/{}-{next_id}.key.pem", role.as_str());
         // Written before the transaction that names it; a crash in between leaves an unreferenced
         // file that the next attempt overwrites.
         let pem = key.to_encrypted_pem(passphrase, InitOptions::DEFAULT_KDF_ITERATIONS)?;
@@ -295,7 +390,11 @@ impl Authority {
             &format!("{}-certificate", role.as_str()),
             None,
             None,
-            &format!("{} serial {}", kind.as_str(), serial.to_hex()),
+            &format!(
+                "{} generation {generation} serial {}",
+                kind.as_str(),
+                serial.to_hex()
+            ),
         )?;
         tx.commit()?;
         Ok(ServiceCredentials {
@@ -370,17 +469,18 @@ impl Authority {
     }
 
     /// Calls `f` with each certificate whose status changed (issued, revoked, put on hold, hold
-    /// lifted) after history position `after`, with its CA and its status now; returns the new
-    /// position. This is how a running responder follows changes other processes make.
+    /// lifted) after history position `after`, with its CA, the CA generation that issued it and
+    /// its status now; returns the new position. This is how a running responder follows changes
+    /// other processes make.
     pub fn status_changes_since(
         &self,
         after: i64,
-        mut f: impl FnMut(CertKind, &[u8], Option<(OffsetDateTime, RevocationReason)>),
+        mut f: impl FnMut(CertKind, u32, &[u8], Option<(OffsetDateTime, RevocationReason)>),
     ) -> Result<i64, AuthorityError> {
         let mut last = after;
         self.connection().for_each(
-            "SELECT h.id, c.kind, c.serial, c.status, c.reason, c.revoked_at FROM status_history h \
-             JOIN certificates c ON c.id = h.cert WHERE h.id > ?1 ORDER BY h.id",
+            "SELECT h.id, c.kind, c.serial, c.status, c.reason, c.revoked_at, c.ca_generation \
+             FROM status_history h JOIN certificates c ON c.id = h.cert WHERE h.id > ?1 ORDER BY h.id",
             params![after],
             |row| {
                 last = row.get(0)?;
@@ -390,27 +490,29 @@ impl Authority {
                 };
                 let serial: Vec<u8> = row.get(2)?;
                 let status = revocation(&row.get::<String>(3)?, row.get(4)?, row.get(5)?)?;
-                f(kind, &serial, status);
+                f(kind, generation_of(row.get(6)?), &serial, status);
                 Ok::<(), AuthorityError>(())
             },
         )?;
         Ok(last)
     }
 
-    /// Calls `f` with every certificate `kind`'s CA issued to a card, in no particular order: its
-    /// serial (unsigned big-endian) and, if it is revoked or on hold now, since when and why. This is
-    /// what an OCSP responder or validity service loads its status snapshot from.
+    /// Calls `f` with every certificate `kind`'s CA issued to a card, in no particular order: the
+    /// generation that issued it, its serial (unsigned big-endian) and, if it is revoked or on hold
+    /// now, since when and why. This is what an OCSP responder or validity service loads its
+    /// status snapshot from.
     pub fn for_each_certificate_status(
         &self,
         kind: CertKind,
-        mut f: impl FnMut(&[u8], Option<(OffsetDateTime, RevocationReason)>),
+        mut f: impl FnMut(u32, &[u8], Option<(OffsetDateTime, RevocationReason)>),
     ) -> Result<(), AuthorityError> {
         self.connection().for_each(
-            "SELECT serial, status, reason, revoked_at FROM certificates WHERE kind = ?1",
+            "SELECT serial, status, reason, revoked_at, ca_generation FROM certificates WHERE kind = ?1",
             params![kind.as_str()],
             |row| {
                 let serial: Vec<u8> = row.get(0)?;
                 f(
+                    generation_of(row.get(4)?),
                     &serial,
                     revocation(&row.get::<String>(1)?, row.get(2)?, row.get(3)?)?,
                 );
@@ -418,6 +520,21 @@ impl Authority {
             },
         )
     }
+}
+
+/// What a verifier is told when the authority has not issued a service certificate it needs.
+fn not_issued_yet(role: ServiceRole, kind: CertKind) -> AuthorityError {
+    AuthorityError::State(format!(
+        "no valid {} certificate for the {} CA in the registry yet: start `jpki serve --role authority` \
+         (or `--role all`) on the authority's data directory first",
+        role.as_str(),
+        kind.as_str()
+    ))
+}
+
+/// A generation number from its registry column (always 1 or more there).
+fn generation_of(column: i64) -> u32 {
+    u32::try_from(column).unwrap_or(1)
 }
 
 /// A certificate's revocation from its registry columns: `None` while good; a hold is reason

@@ -133,7 +133,8 @@ fn the_status_stream_names_every_certificate_and_its_revocation_on(engine: &Engi
     // The change log a running responder follows: the revocation and both holds since then.
     let mut changes = Vec::new();
     let end = a
-        .status_changes_since(position, |kind, serial, status| {
+        .status_changes_since(position, |kind, generation, serial, status| {
+            assert_eq!(generation, 1);
             changes.push((kind, serial.to_vec(), status.map(|(_, r)| r)));
         })
         .unwrap();
@@ -161,13 +162,14 @@ fn the_status_stream_names_every_certificate_and_its_revocation_on(engine: &Engi
     want.sort();
     assert_eq!(changes, want);
     assert_eq!(
-        a.status_changes_since(end, |_, _, _| panic!("no change"))
+        a.status_changes_since(end, |_, _, _, _| panic!("no change"))
             .unwrap(),
         end
     );
     for kind in [CertKind::Signature, CertKind::Authentication] {
         let mut seen = HashMap::new();
-        a.for_each_certificate_status(kind, |serial, status| {
+        a.for_each_certificate_status(kind, |generation, serial, status| {
+            assert_eq!(generation, 1);
             seen.insert(serial.to_vec(), status.map(|(_, r)| r));
         })
         .unwrap();
@@ -184,4 +186,107 @@ fn the_status_stream_names_every_certificate_and_its_revocation_on(engine: &Engi
         );
         assert_eq!(seen[cert(2).serial.as_be_bytes()], None);
     }
+}
+
+#[test]
+fn after_a_rollover_each_generation_keeps_a_responder_of_its_own() {
+    common::each_engine(after_a_rollover_each_generation_keeps_a_responder_of_its_own_on);
+}
+
+fn after_a_rollover_each_generation_keeps_a_responder_of_its_own_on(engine: &Engine) {
+    let (_d, mut a, clock) = authority(engine, KeyType::P384);
+    let facts = BasicFour {
+        name: "山田　花子".parse().unwrap(),
+        address: "東京都千代田区霞が関2-1-2".parse().unwrap(),
+        birth_date: jpki_model::parse_birth_date("1980-04-04").unwrap(),
+        sex: "2".parse().unwrap(),
+    };
+    let r = a.add_resident(&facts, None).unwrap();
+    let old_card = a
+        .issue_card(r.resident_id, &keys(), &a.issuers(PASS).unwrap())
+        .unwrap();
+    let first = a.ocsp_responders(CertKind::Signature, PASS).unwrap();
+    assert_eq!(first.len(), 1);
+    // A year on, a rollover: a verifier sees only what the authority issued.
+    *clock.lock().unwrap() += Duration::days(365);
+    a.rollover(PASS, 1000, 20).unwrap();
+    let before = a.existing_ocsp_responders(CertKind::Signature, PASS);
+    assert!(before.is_err(), "the new generation has no responder yet");
+    for kind in [CertKind::Signature, CertKind::Authentication] {
+        let responders = a.ocsp_responders(kind, PASS).unwrap();
+        assert_eq!(
+            responders.iter().map(|r| r.generation).collect::<Vec<_>>(),
+            vec![1, 2],
+            "{kind:?}"
+        );
+        let roots = a.ca_certs(kind).unwrap();
+        for (r, (g, root)) in responders.iter().zip(&roots) {
+            assert_eq!(r.generation, *g);
+            assert_eq!(&r.root, root);
+            assert!(
+                jpki_pki::verify_signed_by(&r.credentials.cert_der, root).unwrap(),
+                "{kind:?} generation {g}: certified by its own root"
+            );
+            assert_eq!(r.credentials.chain, vec![root.clone()]);
+        }
+        let existing = a.existing_ocsp_responders(kind, PASS).unwrap();
+        assert_eq!(
+            existing
+                .iter()
+                .map(|r| r.credentials.cert_der.clone())
+                .collect::<Vec<_>>(),
+            responders
+                .iter()
+                .map(|r| r.credentials.cert_der.clone())
+                .collect::<Vec<_>>(),
+            "the verifier loads the same responders"
+        );
+    }
+    let again = a.ocsp_responders(CertKind::Signature, PASS).unwrap();
+    let renewed = a.existing_ocsp_responders(CertKind::Signature, PASS).unwrap();
+    assert_eq!(
+        again[0].credentials.cert_der, renewed[0].credentials.cert_der,
+        "the old generation keeps one responder (renewed, not reissued on every call)"
+    );
+    assert_ne!(
+        again[0].credentials.cert_der, first[0].credentials.cert_der,
+        "a year on, the 90-day responder of generation 1 was renewed"
+    );
+    // The status stream names the generation that issued each certificate.
+    let position = a.status_history_position().unwrap();
+    let r2 = a.add_resident(&facts, None).unwrap();
+    let new_card = a
+        .issue_card(r2.resident_id, &keys(), &a.issuers(PASS).unwrap())
+        .unwrap();
+    a.revoke(
+        &old_card.sign.as_ref().unwrap().serial,
+        RevocationReason::KeyCompromise,
+    )
+    .unwrap();
+    let mut changes = HashMap::new();
+    a.status_changes_since(position, |kind, generation, serial, _| {
+        changes.insert((kind, serial.to_vec()), generation);
+    })
+    .unwrap();
+    assert_eq!(
+        changes[&(
+            CertKind::Signature,
+            old_card.sign.as_ref().unwrap().serial.as_be_bytes().to_vec()
+        )],
+        1
+    );
+    assert_eq!(
+        changes[&(
+            CertKind::Authentication,
+            new_card.auth.serial.as_be_bytes().to_vec()
+        )],
+        2
+    );
+    // Once a generation's root has ended it keeps no responder.
+    let old_end = ParsedCert::from_der(&a.ca_certs(CertKind::Signature).unwrap()[0].1)
+        .unwrap()
+        .not_after;
+    *clock.lock().unwrap() = old_end + Duration::days(1);
+    let late = a.ocsp_responders(CertKind::Signature, PASS).unwrap();
+    assert_eq!(late.iter().map(|r| r.generation).collect::<Vec<_>>(), vec![2]);
 }

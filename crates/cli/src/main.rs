@@ -163,6 +163,12 @@ fn run(cli: Cli) -> Result<Report, Failure> {
             let mut auth = Authority::open(data)?;
             let pass = secrets::authority_passphrase(data)?;
             let reports = auth.rollover(pass.as_bytes(), kdf_iterations, root_years)?;
+            // The new generation's OCSP responders and TSA at once: running servers (verifiers
+            // too) take them up from the registry without waiting for the authority's upkeep.
+            for kind in CertKind::ALL {
+                auth.ocsp_responders(kind, pass.as_bytes())?;
+            }
+            auth.tsa_credentials(pass.as_bytes())?;
             let text = reports
                 .iter()
                 .map(|r| {
@@ -179,7 +185,8 @@ fn run(cli: Cli) -> Result<Report, Failure> {
             Ok(Report::new(
                 json!({ "rollover": reports }),
                 format!(
-                    "{text}\nNew certificates are issued under the new generation. Publish the roots and links with `jpki crl publish`; \
+                    "{text}\nNew certificates are issued under the new generation, and its OCSP responders are issued; running servers \
+                     take them up within a minute. Publish the roots and links with `jpki crl publish`; \
                      relying parties trusting an old root validate new certificates through the new-with-old link."
                 ),
             ))

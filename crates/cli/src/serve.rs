@@ -516,34 +516,66 @@ pub(crate) fn rp(cmd: RpCmd, data: &Path) -> Result<Report, Failure> {
     }
 }
 
-/// Builds the OCSP service from the registry: one responder and one status snapshot per CA. A
-/// verifier only loads the responders the authority issued; otherwise a missing or ending one is
-/// issued. Also returns the registry's service generation the responders were loaded at.
+/// Builds the OCSP service from the registry: one responder and one status snapshot per root
+/// generation of each CA still valid. Also returns the registry's service generation the
+/// responders were loaded at.
 fn ocsp_service(
     authority: &mut Authority,
     passphrase: &[u8],
     verifier: bool,
 ) -> Result<(OcspService, i64), Failure> {
-    let mut service = OcspService::new(OCSP_VALIDITY);
-    let generation = authority.service_generation()?;
-    for kind in CertKind::ALL {
-        let creds = if verifier {
-            authority.existing_ocsp_credentials(kind, passphrase)?.1
-        } else {
-            authority.ocsp_credentials(kind, passphrase)?
-        };
-        let mut certs = Vec::new();
-        authority
-            .for_each_certificate_status(kind, |serial, status| certs.push((serial.to_vec(), status)))?;
-        let index = StatusIndex::build(certs.iter().map(|(s, st)| (s.as_slice(), *st)));
-        service = service.with_ca(
-            kind,
-            &authority.ca_cert(kind)?,
-            Responder::new(creds.key, creds.cert_der)?,
-            index,
-        )?;
-    }
+    let service = OcspService::new(OCSP_VALIDITY);
+    let generation = load_responders(authority, &service, passphrase, verifier)?;
     Ok((service, generation))
+}
+
+/// Brings `service`'s responders up to the registry's: a renewed responder replaces the one in
+/// use, and a generation not served yet (a key rollover) is added with a snapshot of what it
+/// issued. A verifier only loads the responders the authority issued; otherwise a missing or
+/// ending one is issued first. Returns the service generation loaded.
+fn load_responders(
+    authority: &mut Authority,
+    service: &OcspService,
+    passphrase: &[u8],
+    verifier: bool,
+) -> Result<i64, Failure> {
+    for kind in CertKind::ALL {
+        let responders = if verifier {
+            authority.existing_ocsp_responders(kind, passphrase)?
+        } else {
+            authority.ocsp_responders(kind, passphrase)?
+        };
+        let served = service.generations(kind);
+        let mut new = Vec::new();
+        for r in responders {
+            let responder = Responder::new(r.credentials.key, r.credentials.cert_der)?;
+            if served.contains(&r.generation) {
+                service.replace_responder(kind, r.generation, responder);
+            } else {
+                new.push((r.generation, r.root, responder));
+            }
+        }
+        if new.is_empty() {
+            continue;
+        }
+        // One pass over the CA's certificates fills the snapshots of every generation added.
+        let mut certs: HashMap<u32, Vec<(Vec<u8>, _)>> =
+            new.iter().map(|(g, _, _)| (*g, Vec::new())).collect();
+        authority.for_each_certificate_status(kind, |generation, serial, status| {
+            if let Some(list) = certs.get_mut(&generation) {
+                list.push((serial.to_vec(), status));
+            }
+        })?;
+        for (generation, root, responder) in new {
+            let list = certs.remove(&generation).unwrap_or_default();
+            let index = StatusIndex::build(list.iter().map(|(s, st)| (s.as_slice(), *st)));
+            service.add_generation(kind, generation, &root, responder, index)?;
+            if !served.is_empty() {
+                tracing::info!(ca = kind.as_str(), generation, "serving a new CA generation");
+            }
+        }
+    }
+    Ok(authority.service_generation()?)
 }
 
 fn role_name(role: ServeRole) -> &'static str {
@@ -599,14 +631,41 @@ struct Upkeep {
     /// The service generation the running responders came from.
     services_loaded: i64,
     last_check: std::time::Instant,
+    /// Set when the change log named a CA generation the responders do not serve yet.
+    unserved_generation: bool,
 }
 
+/// The least time between upkeep runs brought forward by a change of an unserved generation.
+const UPKEEP_SOONEST: Duration = Duration::from_secs(5);
+
 impl Upkeep {
+    fn new(
+        verifier: bool,
+        passphrase: zeroize::Zeroizing<String>,
+        publish_dir: Option<std::path::PathBuf>,
+        services_loaded: i64,
+    ) -> Self {
+        Self {
+            verifier,
+            passphrase,
+            publish_dir,
+            services_loaded,
+            last_check: std::time::Instant::now(),
+            unserved_generation: false,
+        }
+    }
+
     fn run(&mut self, authority: &mut Authority, service: Option<&OcspService>) {
-        if self.last_check.elapsed() < UPKEEP_EVERY {
+        let due = if self.unserved_generation {
+            UPKEEP_SOONEST
+        } else {
+            UPKEEP_EVERY
+        };
+        if self.last_check.elapsed() < due {
             return;
         }
         self.last_check = std::time::Instant::now();
+        self.unserved_generation = false;
         if let Err(Failure::Usage(e) | Failure::Failed(e)) = self.try_run(authority, service) {
             tracing::warn!(error = %e, "upkeep failed; will retry");
         }
@@ -625,30 +684,20 @@ impl Upkeep {
                 authority.publish_crls(dir, &issuers, |_, _| {})?;
                 tracing::info!(dir = %dir.display(), "republished CRLs");
             }
-            // Renewed within 30 days of their end, the TSA within a year (a no-op otherwise; a
-            // renewed TSA certificate is taken up by servers at their next start).
+            // Renewed within 30 days of their end (every generation's responder; a new
+            // generation's is issued here after a key rollover), the TSA within a year (a no-op
+            // otherwise; a renewed TSA certificate is taken up by servers at their next start).
             for kind in CertKind::ALL {
-                authority.ocsp_credentials(kind, pass)?;
+                authority.ocsp_responders(kind, pass)?;
             }
             authority.tsa_credentials(pass)?;
         }
         let generation = authority.service_generation()?;
         if generation != self.services_loaded {
             if let Some(service) = service {
-                for kind in CertKind::ALL {
-                    if !service.serves_root(kind, &authority.ca_cert(kind)?) {
-                        // A key rollover: the new generation's responder cannot answer for the
-                        // root this process serves.
-                        tracing::warn!(
-                            ca = kind.as_str(),
-                            "the CA was rolled over to a new generation: restart to serve it"
-                        );
-                        continue;
-                    }
-                    let (_, creds) = authority.existing_ocsp_credentials(kind, pass)?;
-                    service.replace_responder(kind, Responder::new(creds.key, creds.cert_der)?);
-                }
-                tracing::info!(generation, "loaded renewed OCSP responder certificates");
+                // Responders only: nothing is issued here (the authority did that above).
+                load_responders(authority, service, pass, true)?;
+                tracing::info!(generation, "loaded renewed or new OCSP responder certificates");
             }
             self.services_loaded = generation;
         }
@@ -720,20 +769,19 @@ fn serve_authority(
     authority.set_operator("jpki serve --role authority");
     // The service certificates verifiers load: issued (or renewed) now.
     for kind in CertKind::ALL {
-        authority.ocsp_credentials(kind, passphrase.as_bytes())?;
+        authority.ocsp_responders(kind, passphrase.as_bytes())?;
     }
     authority.tsa_credentials(passphrase.as_bytes())?;
     let generation = authority.service_generation()?;
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {
         let stop = Arc::clone(&stop);
-        let mut upkeep = Upkeep {
-            verifier: false,
-            passphrase: passphrase.clone(),
-            publish_dir: args.publish_dir.is_none().then(|| publish_dir.to_path_buf()),
-            services_loaded: generation,
-            last_check: std::time::Instant::now(),
-        };
+        let mut upkeep = Upkeep::new(
+            false,
+            passphrase.clone(),
+            args.publish_dir.is_none().then(|| publish_dir.to_path_buf()),
+            generation,
+        );
         std::thread::Builder::new()
             .name("jpki-authority-upkeep".into())
             .spawn(move || {
@@ -899,13 +947,12 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
         let (service, stop, data) = (Arc::clone(&service), Arc::clone(&stop), data.to_path_buf());
         let mut follow = open_authority(&data, verifier)?;
         follow.set_operator("jpki serve (upkeep)");
-        let mut upkeep = Upkeep {
+        let mut upkeep = Upkeep::new(
             verifier,
-            passphrase: passphrase.clone(),
-            publish_dir: args.publish_dir.is_none().then(|| publish_dir.clone()),
+            passphrase.clone(),
+            args.publish_dir.is_none().then(|| publish_dir.clone()),
             services_loaded,
-            last_check: std::time::Instant::now(),
-        };
+        );
         let (meter, mut ledger) = (Arc::clone(&meter), registry(&data)?);
         let recorder = Arc::clone(&recorder);
         let mut names: HashMap<String, (String, String)> = HashMap::new();
@@ -961,8 +1008,10 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
                             "the registry's change log went back (restored or failed over?): restart this server to reload its snapshot"
                         );
                     }
-                    match follow.status_changes_since(position, |kind, serial, status| {
-                        service.set_status(kind, serial, status);
+                    let mut unserved = false;
+                    match follow.status_changes_since(position, |kind, generation, serial, status| {
+                        // A generation not served yet is loaded whole by the upkeep below.
+                        unserved |= !service.set_status(kind, generation, serial, status);
                     }) {
                         Ok(p) => {
                             position = p;
@@ -976,6 +1025,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
                             "cannot read status changes; answering from the snapshot"
                         ),
                     }
+                    upkeep.unserved_generation |= unserved;
                     upkeep.run(&mut follow, Some(&service));
                     flush(&mut ledger, &follow);
                 }

@@ -4,7 +4,8 @@
 //! answered "revoked" by every verifier within a second, checked with `openssl ocsp`. A relying
 //! party registered on the authority's data directory is answered by every verifier's JSON API, and
 //! its checks land in the holder's access log, one stream per verifier (on PostgreSQL), which
-//! `jpki access-log` on the authority's data directory reads and checks.
+//! `jpki access-log` on the authority's data directory reads and checks. After `jpki ca rollover`
+//! the running verifiers answer for both root generations without a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -147,6 +148,34 @@ fn revocation_reaches_every_verifier(db: Option<&str>) {
         };
         eprintln!("{url}: revoked after {took:?}");
         assert!(took <= BOUND, "{url} said revoked after {took:?}, over {BOUND:?}");
+    }
+
+    // A CA key rollover while everything runs: the verifiers take up the new generation without
+    // a restart (a certificate of a generation they do not serve brings their upkeep forward),
+    // and keep answering for the old one through its own responder.
+    auth.json(&["ca", "rollover", "--kdf-iterations", "1000"]);
+    let new_card = auth.issue_card(auth.add_resident(Person::ADULT));
+    let new_cert = auth.export_cert(new_card.serial("auth").unwrap(), "auth-g2.pem");
+    let root2 = auth.export_root("auth", "auth-root-g2.pem");
+    let rolled = Instant::now();
+    for url in &urls {
+        loop {
+            let out = openssl_ocsp(url, &root2, &new_cert, &["-no_nonce"]);
+            if out.contains("Response verify OK") && out.contains("Cert Status: good") {
+                break;
+            }
+            assert!(
+                rolled.elapsed() < Duration::from_secs(30),
+                "{url} did not take up generation 2 in 30 s: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        eprintln!("{url}: generation 2 answered after {:?}", rolled.elapsed());
+        assert_eq!(
+            status(url, &root, &cert),
+            "revoked",
+            "generation 1 still answered"
+        );
     }
     for v in verifiers {
         assert!(v.stop().success());

@@ -10,7 +10,8 @@
 //! of a signature certificate come back only to a relying party with `personal-data`; a relying
 //! party without it never receives any personal information, whatever it asks.
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use base64::Engine as _;
 use jpki_model::{CertKind, RevocationReason};
@@ -160,7 +161,10 @@ const JST: time::UtcOffset = time::macros::offset!(+9);
 /// The JSON API over the platform's status snapshot.
 pub struct Api {
     pub(crate) ocsp: Arc<OcspService>,
-    pub(crate) cas: Vec<(CertKind, ParsedCert)>,
+    /// The roots certificates must chain to (every generation; see [`Api::cas`]).
+    cas: RwLock<Arc<Vec<(CertKind, ParsedCert)>>>,
+    /// The [`OcspService::roots_version`] whose roots `cas` includes.
+    cas_seen: AtomicU64,
     /// Certificates whose signature by one of `cas` was already checked, by SHA-256 of their DER
     /// (a relying party re-checking a certificate skips the RSA verification). Cleared when full.
     verified: Mutex<HashMap<[u8; 32], CertKind>>,
@@ -176,7 +180,7 @@ pub struct Api {
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Api")
-            .field("cas", &self.cas.len())
+            .field("cas", &self.cas().len())
             .finish_non_exhaustive()
     }
 }
@@ -214,7 +218,8 @@ impl Api {
             .collect::<Result<_, _>>()?;
         Ok(Self {
             ocsp,
-            cas,
+            cas: RwLock::new(Arc::new(cas)),
+            cas_seen: AtomicU64::new(u64::MAX),
             verified: Mutex::new(HashMap::new()),
             verified_capacity: VERIFIED_CACHE_ENTRIES,
             birth_dates: None,
@@ -222,6 +227,27 @@ impl Api {
             linkage: crate::api_linkage::LinkageServices::default(),
             signatures: crate::api_signatures::SignatureServices::default(),
         })
+    }
+
+    /// The roots certificates must chain to: those given to [`Api::new`] and every generation the
+    /// status service took up since (a CA key rollover reaches a running server this way).
+    pub(crate) fn cas(&self) -> Arc<Vec<(CertKind, ParsedCert)>> {
+        let version = self.ocsp.roots_version();
+        if self.cas_seen.load(Ordering::SeqCst) != version
+            && let Ok(mut cas) = self.cas.write()
+        {
+            let mut list = (**cas).clone();
+            for (kind, der) in self.ocsp.roots() {
+                if !list.iter().any(|(k, c)| *k == kind && c.der() == der.as_slice())
+                    && let Ok(parsed) = ParsedCert::from_der(&der)
+                {
+                    list.push((kind, parsed));
+                }
+            }
+            *cas = Arc::new(list);
+            self.cas_seen.store(version, Ordering::SeqCst);
+        }
+        self.cas.read().map(|c| Arc::clone(&c)).unwrap_or_default()
     }
 
     /// Remembers at most `entries` verified certificates (0: verify every certificate every time;
@@ -312,7 +338,7 @@ impl Api {
             return Ok(kind);
         }
         let kind = self
-            .cas
+            .cas()
             .iter()
             .find(|(_, ca)| {
                 // The CA's key is parsed once (ParsedCert keeps it), not per request.

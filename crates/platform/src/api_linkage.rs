@@ -184,7 +184,7 @@ impl Api {
     /// status snapshot as revocation information.
     fn consent_verifier(&self, now: OffsetDateTime) -> Result<Verifier, PlatformError> {
         let mut anchors = TrustAnchors::new();
-        for (kind, ca) in &self.cas {
+        for (kind, ca) in self.cas().iter() {
             if *kind == CertKind::Signature {
                 anchors.add_der(ca.der())?;
             }

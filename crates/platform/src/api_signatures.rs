@@ -189,11 +189,11 @@ impl Api {
     }
 
     /// The CA of ours that issued `cert`, if one did.
-    fn our_issuer(&self, cert: &ParsedCert) -> Option<(CertKind, &ParsedCert)> {
-        self.cas
+    fn our_issuer(&self, cert: &ParsedCert) -> Option<(CertKind, ParsedCert)> {
+        self.cas()
             .iter()
             .find(|(_, ca)| cert.issuer_der == ca.subject_der && cert.is_signed_by(&ca.public_key))
-            .map(|(k, ca)| (*k, ca))
+            .map(|(k, ca)| (*k, ca.clone()))
     }
 
     /// `signatures/verify` (see the module docs).
@@ -223,14 +223,15 @@ impl Api {
             (_, None) => None,
         };
         let mut anchors = TrustAnchors::new();
-        for (_, ca) in &self.cas {
+        let cas = self.cas();
+        for (_, ca) in cas.iter() {
             anchors
                 .add_der(ca.der())
                 .map_err(|e| error(500, format!("trust anchors: {e}")))?;
         }
         let source = Current {
             ocsp: Arc::clone(&self.ocsp),
-            cas: self.cas.iter().map(|(k, c)| (*k, c.sha256)).collect(),
+            cas: cas.iter().map(|(k, c)| (*k, c.sha256)).collect(),
             crl_dir: self.signatures.crl_dir.clone(),
             now,
         };
@@ -293,8 +294,7 @@ impl Api {
             .filter_map(|r| {
                 let signer = r.signer.as_ref()?;
                 let anchor = r.chain.last()?;
-                let (kind, _) = self
-                    .cas
+                let (kind, _) = cas
                     .iter()
                     .find(|(_, ca)| ca.subject == *anchor && ca.subject == signer.issuer)?;
                 let serial = hex::decode(&signer.serial).ok()?;
@@ -381,7 +381,7 @@ impl Api {
             };
             push_new(&mut data.certificates, ca.der());
             push_new(&mut data.certificates, cert.der());
-            let (response, lookup) = self.ocsp_for(ca, &cert, now)?;
+            let (response, lookup) = self.ocsp_for(&ca, &cert, now)?;
             if let Some(lookup) = lookup {
                 if let Ok(r) = parse_response(&response)
                     && let Some(basic) = r.basic

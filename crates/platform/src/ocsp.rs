@@ -8,9 +8,14 @@
 //! from the cache). Requests with a nonce, or about several certificates, are signed on demand. The
 //! responder key may be EC (P-384 signs several times faster than RSA-2048 on these machines).
 //!
-//! A request about a certificate of a CA this service does not serve, or about certificates of both
-//! CAs at once (one delegated responder cannot speak for both), is answered `unauthorized`
-//! (RFC 6960 §2.3); a request that does not parse, `malformedRequest`.
+//! After a CA key rollover every root generation still in force keeps its own delegated responder
+//! and its own snapshot of the certificates it issued: a CertID names its issuer by the hashes of
+//! the issuing root's name and key, so a certificate of generation 1 is answered by generation 1's
+//! responder. Generations are added while the service runs ([`OcspService::add_generation`]).
+//!
+//! A request about a certificate of a CA this service does not serve, or about certificates of two
+//! CAs (or two generations of one) at once (one delegated responder cannot speak for both), is
+//! answered `unauthorized` (RFC 6960 §2.3); a request that does not parse, `malformedRequest`.
 //!
 //! Freshness: the snapshot is kept current by whoever follows the registry's change log and calls
 //! [`OcspService::mark_synced`] after each successful read. When it falls more than a second
@@ -30,10 +35,14 @@ use time::{Duration, OffsetDateTime};
 
 use crate::status::{Lookup, StatusIndex, strip};
 
-/// One CA as the responder serves it.
+/// One generation of one CA as the responder serves it.
 #[derive(Debug)]
 struct Ca {
     kind: CertKind,
+    /// The root generation (1 for a CA that was never rolled over).
+    generation: u32,
+    /// Its root (DER).
+    root: Vec<u8>,
     hashes: IssuerHashes,
     /// Swapped when the authority renews the responder certificate.
     responder: RwLock<Arc<Responder>>,
@@ -41,7 +50,7 @@ struct Ca {
     cache: Mutex<HashMap<(CertIdHash, Vec<u8>), Cached>>,
     /// Bumped by every status change, so an answer signed from a status read before the change is
     /// never put into the cache after the change dropped the old one.
-    generation: AtomicU64,
+    epoch: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -92,7 +101,10 @@ const CACHE_LIMIT: usize = 200_000;
 /// The OCSP responder for the authority's CAs.
 #[derive(Debug)]
 pub struct OcspService {
-    cas: Vec<Ca>,
+    /// Every served generation of every CA; grows when a rollover is taken up.
+    cas: RwLock<Vec<Arc<Ca>>>,
+    /// Bumped whenever a generation is added (see [`OcspService::roots`]).
+    roots_version: AtomicU64,
     validity: Duration,
     /// When the snapshot was last known to match the registry (Unix milliseconds; `i64::MIN`
     /// before the first [`OcspService::mark_synced`]).
@@ -122,7 +134,8 @@ impl OcspService {
     /// A service whose answers are valid for `validity` (nextUpdate − thisUpdate).
     pub fn new(validity: Duration) -> Self {
         Self {
-            cas: Vec::new(),
+            cas: RwLock::new(Vec::new()),
+            roots_version: AtomicU64::new(0),
             validity,
             synced_at: AtomicI64::new(i64::MIN),
             max_staleness: None,
@@ -177,67 +190,125 @@ impl OcspService {
         }
     }
 
-    /// Whether this service answers for `kind`'s CA with the root `root_der`.
+    /// Whether this service answers for `kind`'s CA with the root `root_der` (any generation).
     pub fn serves_root(&self, kind: CertKind, root_der: &[u8]) -> bool {
         let Ok(hashes) = IssuerHashes::from_cert_der(root_der) else {
             return false;
         };
-        self.ca(kind).is_some_and(|ca| ca.hashes == hashes)
+        self.all().iter().any(|ca| ca.kind == kind && ca.hashes == hashes)
     }
 
-    /// Replaces the delegated responder of `kind`'s CA (a renewed certificate) and drops the
-    /// answers it signed.
-    pub fn replace_responder(&self, kind: CertKind, responder: Responder) {
-        let Some(ca) = self.ca(kind) else {
-            return;
+    /// The generations of `kind`'s CA this service answers for, oldest first.
+    pub fn generations(&self, kind: CertKind) -> Vec<u32> {
+        let mut g: Vec<u32> = self
+            .all()
+            .iter()
+            .filter(|ca| ca.kind == kind)
+            .map(|ca| ca.generation)
+            .collect();
+        g.sort_unstable();
+        g
+    }
+
+    /// Replaces the delegated responder of generation `generation` of `kind`'s CA (a renewed
+    /// certificate) and drops the answers it signed. Returns whether that generation is served.
+    pub fn replace_responder(&self, kind: CertKind, generation: u32, responder: Responder) -> bool {
+        let Some(ca) = self.ca(kind, generation) else {
+            return false;
         };
         if let Ok(mut r) = ca.responder.write() {
             *r = Arc::new(responder);
         }
-        ca.generation.fetch_add(1, Ordering::SeqCst);
+        ca.epoch.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut cache) = ca.cache.lock() {
             cache.clear();
         }
+        true
     }
 
     fn responder(ca: &Ca) -> Option<Arc<Responder>> {
         ca.responder.read().ok().map(|r| Arc::clone(&r))
     }
 
-    /// Serves the CA whose certificate is `ca_cert_der`, answering with `responder` (whose
-    /// certificate that CA issued) from `index`.
+    /// Serves `kind`'s CA whose (first-generation) root is `ca_cert_der`, answering with
+    /// `responder` (whose certificate that CA issued) from `index`.
     pub fn with_ca(
-        mut self,
+        self,
         kind: CertKind,
         ca_cert_der: &[u8],
         responder: Responder,
         index: StatusIndex,
     ) -> Result<Self, jpki_pki::PkiError> {
-        self.cas.push(Ca {
-            kind,
-            hashes: IssuerHashes::from_cert_der(ca_cert_der)?,
-            responder: RwLock::new(Arc::new(responder)),
-            index: RwLock::new(index),
-            cache: Mutex::new(HashMap::new()),
-            generation: AtomicU64::new(0),
-        });
+        self.add_generation(kind, 1, ca_cert_der, responder, index)?;
         Ok(self)
     }
 
-    fn ca(&self, kind: CertKind) -> Option<&Ca> {
-        self.cas.iter().find(|c| c.kind == kind)
+    /// Serves (from now on, while running) generation `generation` of `kind`'s CA, whose root is
+    /// `root_der`, answering with `responder` (certified by that root) from `index`: the
+    /// certificates that generation issued. A generation already served is replaced.
+    pub fn add_generation(
+        &self,
+        kind: CertKind,
+        generation: u32,
+        root_der: &[u8],
+        responder: Responder,
+        index: StatusIndex,
+    ) -> Result<(), jpki_pki::PkiError> {
+        let ca = Arc::new(Ca {
+            kind,
+            generation,
+            root: root_der.to_vec(),
+            hashes: IssuerHashes::from_cert_der(root_der)?,
+            responder: RwLock::new(Arc::new(responder)),
+            index: RwLock::new(index),
+            cache: Mutex::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+        });
+        if let Ok(mut cas) = self.cas.write() {
+            cas.retain(|c| !(c.kind == kind && c.generation == generation));
+            cas.push(ca);
+        }
+        self.roots_version.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
-    /// Records a status change of the certificate `serial` of `kind`'s CA (issued or hold lifted:
-    /// `None`; revoked or on hold: `Some`), and drops its cached answers at once.
+    /// The roots of every served generation of every CA (kind, DER).
+    pub fn roots(&self) -> Vec<(CertKind, Vec<u8>)> {
+        self.all().iter().map(|ca| (ca.kind, ca.root.clone())).collect()
+    }
+
+    /// A number that changes whenever a generation is added: whoever keeps trust anchors from
+    /// [`OcspService::roots`] reloads them when it moved.
+    pub fn roots_version(&self) -> u64 {
+        self.roots_version.load(Ordering::SeqCst)
+    }
+
+    /// A snapshot of the served CAs (cheap: a few `Arc`s).
+    fn all(&self) -> Vec<Arc<Ca>> {
+        self.cas.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn ca(&self, kind: CertKind, generation: u32) -> Option<Arc<Ca>> {
+        self.cas.read().ok().and_then(|cas| {
+            cas.iter()
+                .find(|c| c.kind == kind && c.generation == generation)
+                .cloned()
+        })
+    }
+
+    /// Records a status change of the certificate `serial` that generation `generation` of
+    /// `kind`'s CA issued (issued or hold lifted: `None`; revoked or on hold: `Some`), and drops
+    /// its cached answers at once. Returns false (and records nothing) if that generation is not
+    /// served.
     pub fn set_status(
         &self,
         kind: CertKind,
+        generation: u32,
         serial: &[u8],
         status: Option<(OffsetDateTime, RevocationReason)>,
-    ) {
-        let Some(ca) = self.ca(kind) else {
-            return;
+    ) -> bool {
+        let Some(ca) = self.ca(kind, generation) else {
+            return false;
         };
         if let Ok(mut index) = ca.index.write() {
             match status {
@@ -245,7 +316,7 @@ impl OcspService {
                 Some((at, reason)) => index.revoked(serial, at, reason),
             }
         }
-        ca.generation.fetch_add(1, Ordering::SeqCst);
+        ca.epoch.fetch_add(1, Ordering::SeqCst);
         // Cached answers are keyed by the CertID's INTEGER content: the magnitude, with a 0x00 in
         // front when its top bit is set.
         let magnitude = strip(serial);
@@ -258,12 +329,19 @@ impl OcspService {
             cache.remove(&(CertIdHash::Sha1, content.clone()));
             cache.remove(&(CertIdHash::Sha256, content));
         }
+        true
     }
 
-    /// The current status of a certificate, as the JSON API reports it.
+    /// The current status of a certificate of `kind`'s CA (whichever generation issued it; serials
+    /// are unique across generations), as the JSON API reports it.
     pub fn lookup(&self, kind: CertKind, serial: &[u8]) -> Lookup {
-        self.ca(kind)
-            .and_then(|ca| ca.index.read().ok().map(|i| i.lookup(serial)))
+        let Ok(cas) = self.cas.read() else {
+            return Lookup::Unknown;
+        };
+        cas.iter()
+            .filter(|ca| ca.kind == kind)
+            .filter_map(|ca| ca.index.read().ok().map(|i| i.lookup(serial)))
+            .find(|l| *l != Lookup::Unknown)
             .unwrap_or(Lookup::Unknown)
     }
 
@@ -278,12 +356,17 @@ impl OcspService {
         if self.is_stale(now) {
             return OcspAnswer::error(OcspResponseStatus::TryLater);
         }
-        // Every CertID must name the same served CA.
-        let mut ca: Option<&Ca> = None;
-        for id in &req.cert_ids {
-            match self.cas.iter().find(|c| c.hashes.matches(id)) {
-                Some(c) if ca.is_none_or(|a| a.kind == c.kind) => ca = Some(c),
-                _ => return OcspAnswer::error(OcspResponseStatus::Unauthorized),
+        // Every CertID must name the same served CA generation.
+        let mut ca: Option<Arc<Ca>> = None;
+        {
+            let Ok(cas) = self.cas.read() else {
+                return OcspAnswer::error(OcspResponseStatus::InternalError);
+            };
+            for id in &req.cert_ids {
+                match cas.iter().find(|c| c.hashes.matches(id)) {
+                    Some(c) if ca.as_ref().is_none_or(|a| Arc::ptr_eq(a, c)) => ca = Some(Arc::clone(c)),
+                    _ => return OcspAnswer::error(OcspResponseStatus::Unauthorized),
+                }
             }
         }
         let Some(ca) = ca else {
@@ -293,7 +376,7 @@ impl OcspService {
             return OcspAnswer::error(OcspResponseStatus::Unauthorized);
         }
         if let Some(id) = req.cacheable_id() {
-            return self.answer_cached(ca, id, now);
+            return self.answer_cached(&ca, id, now);
         }
         let lookups: Vec<Lookup> = match ca.index.read() {
             Ok(index) => req.cert_ids.iter().map(|id| lookup_id(&index, id)).collect(),
@@ -305,7 +388,7 @@ impl OcspService {
             .zip(&lookups)
             .map(|(id, l)| (id.clone(), single(*l, self.status_time(now), self.validity)))
             .collect();
-        let Some(responder) = Self::responder(ca) else {
+        let Some(responder) = Self::responder(&ca) else {
             return OcspAnswer::error(OcspResponseStatus::InternalError);
         };
         match responder.respond(&entries, req.nonce.as_deref(), now) {
@@ -350,7 +433,7 @@ impl OcspService {
                 cached: true,
             };
         }
-        let generation = ca.generation.load(Ordering::SeqCst);
+        let epoch = ca.epoch.load(Ordering::SeqCst);
         let Ok(lookup) = ca.index.read().map(|i| lookup_id(&i, id)) else {
             return OcspAnswer::error(OcspResponseStatus::InternalError);
         };
@@ -362,7 +445,7 @@ impl OcspService {
             return OcspAnswer::error(OcspResponseStatus::InternalError);
         };
         if let Ok(mut cache) = ca.cache.lock()
-            && ca.generation.load(Ordering::SeqCst) == generation
+            && ca.epoch.load(Ordering::SeqCst) == epoch
         {
             if cache.len() >= CACHE_LIMIT {
                 cache.clear();
@@ -582,6 +665,7 @@ mod tests {
         assert_eq!(statuses(&first.body), vec![CertStatus::Good]);
         f.service.set_status(
             CertKind::Authentication,
+            1,
             &serial(11),
             Some((f.now, RevocationReason::CertificateHold)),
         );
@@ -598,7 +682,8 @@ mod tests {
                 ..
             }]
         ));
-        f.service.set_status(CertKind::Authentication, &serial(11), None);
+        f.service
+            .set_status(CertKind::Authentication, 1, &serial(11), None);
         let lifted = f.service.answer(
             &request(root, &[serial(11)], None),
             f.now + Duration::seconds(2),
@@ -626,7 +711,7 @@ mod tests {
     fn a_negative_serial_is_unknown_and_never_answers_for_the_positive_one() {
         let f = fixture();
         let high = [0xC0u8; 16];
-        f.service.set_status(CertKind::Signature, &high, None);
+        f.service.set_status(CertKind::Signature, 1, &high, None);
         let h = IssuerHashes::from_cert_der(&f.roots[0]).unwrap();
         let positive = h.cert_id(CertIdHash::Sha1, &high);
         assert_eq!(positive.serial.first(), Some(&0), "a 0x00 keeps it positive");
@@ -643,6 +728,96 @@ mod tests {
             .answer(&OcspRequest::build(&[positive], None).unwrap(), f.now, |_| true);
         assert!(!pos.cached, "not the negative serial's cached answer");
         assert_eq!(statuses(&pos.body), vec![CertStatus::Good]);
+    }
+
+    /// After a rollover each generation answers for what it issued, signed by its own responder;
+    /// a generation added while running answers at once.
+    #[test]
+    fn each_root_generation_answers_for_its_own_certificates() {
+        let f = fixture();
+        let endpoints = Endpoints::new("http://127.0.0.1:7700").unwrap();
+        let key = SigningKey::generate(KeyType::P384).unwrap();
+        let root2 = issue_root(&RootSpec {
+            kind: CertKind::Signature,
+            key: &key,
+            serial: &Serial::from_be_bytes(&[2]).unwrap(),
+            not_before: f.now - Duration::days(1),
+            not_after: f.now + Duration::days(3650),
+            endpoints: &endpoints,
+            generation: 2,
+        })
+        .unwrap();
+        let issuer = Issuer::new(CertKind::Signature, key, root2.clone()).unwrap();
+        let rkey = SigningKey::generate(KeyType::P384).unwrap();
+        let spki = SubjectPublicKey::from_der(&rkey.spki_der().unwrap()).unwrap();
+        let rcert = issuer
+            .issue_ocsp_responder(
+                &Serial::from_be_bytes(&[10]).unwrap(),
+                &spki,
+                f.now - Duration::days(1),
+                f.now + Duration::days(90),
+                &endpoints,
+            )
+            .unwrap();
+        assert!(!f.service.serves_root(CertKind::Signature, &root2));
+        f.service
+            .add_generation(
+                CertKind::Signature,
+                2,
+                &root2,
+                Responder::new(rkey, rcert.clone()).unwrap(),
+                StatusIndex::build(std::iter::empty()),
+            )
+            .unwrap();
+        assert!(f.service.serves_root(CertKind::Signature, &root2));
+        assert!(f.service.serves_root(CertKind::Signature, &f.roots[0]));
+        assert_eq!(f.service.generations(CertKind::Signature), vec![1, 2]);
+        let new = serial(5);
+        assert!(f.service.set_status(CertKind::Signature, 2, &new, None));
+        assert!(
+            !f.service.set_status(CertKind::Signature, 3, &new, None),
+            "not served"
+        );
+
+        // Generation 2's certificate through generation 2's responder.
+        let a = f
+            .service
+            .answer(&request(&root2, std::slice::from_ref(&new), None), f.now, |_| true);
+        assert_eq!(statuses(&a.body), vec![CertStatus::Good]);
+        let signer = parse_response(&a.body).unwrap().basic.unwrap();
+        assert_eq!(signer.certs, vec![rcert], "signed by generation 2's responder");
+        // Generation 1's certificate still through generation 1.
+        let old = f
+            .service
+            .answer(&request(&f.roots[0], &[serial(1)], None), f.now, |_| true);
+        assert_eq!(statuses(&old.body), vec![CertStatus::Good]);
+        // A serial of one generation named under the other is not that generation's certificate.
+        let cross = f
+            .service
+            .answer(&request(&root2, &[serial(1)], None), f.now, |_| true);
+        assert_eq!(statuses(&cross.body), vec![CertStatus::Unknown]);
+        // Both generations in one request: no one responder speaks for both.
+        let h1 = IssuerHashes::from_cert_der(&f.roots[0]).unwrap();
+        let h2 = IssuerHashes::from_cert_der(&root2).unwrap();
+        let mixed = OcspRequest::build(
+            &[
+                h1.cert_id(CertIdHash::Sha1, &serial(1)),
+                h2.cert_id(CertIdHash::Sha1, &new),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            f.service.answer(&mixed, f.now, |_| true).status,
+            OcspResponseStatus::Unauthorized
+        );
+        // The JSON API's lookup finds either generation's certificate.
+        assert_eq!(f.service.lookup(CertKind::Signature, &new), Lookup::Good);
+        assert!(matches!(
+            f.service.lookup(CertKind::Signature, &serial(2)),
+            Lookup::Revoked { .. }
+        ));
+        assert_eq!(f.service.lookup(CertKind::Authentication, &new), Lookup::Unknown);
     }
 
     #[test]
