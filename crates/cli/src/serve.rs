@@ -24,7 +24,7 @@ use jpki_platform::{
     AccessStore, Api, Capability, CheckRecord, Lookup, Meter, NewRelyingParty, OcspService, Recorder,
     Registry, RelyingParty, Seen, StatusIndex, Tariff,
 };
-use jpki_server::{ApiKeys, AppState, Caller, RevocationAccess};
+use jpki_server::{ApiKeys, AppState, Caller, KeysUnavailable, RevocationAccess};
 use jpki_sig::tsp::TimeStampAuthority;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -225,24 +225,34 @@ impl ApiKeys for RegistryKeys {
     }
 
     fn identify_client(&self, fingerprint: &[u8; 32]) -> Option<Caller> {
-        let fingerprint = *fingerprint;
-        match self.0.with(move |r| r.authenticate_client(&fingerprint))? {
-            Ok(rp) => rp.map(Self::caller),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot check a client certificate");
-                None
-            }
-        }
+        self.lookup_client(fingerprint).ok().flatten()
     }
 
     fn identify(&self, key: &str) -> Option<Caller> {
-        let key = zeroize::Zeroizing::new(key.to_owned());
-        match self.0.with(move |r| r.authenticate(&key))? {
-            Ok(rp) => rp.map(Self::caller),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot check an API key");
-                None
+        self.lookup(key).ok().flatten()
+    }
+
+    fn lookup_client(&self, fingerprint: &[u8; 32]) -> Result<Option<Caller>, KeysUnavailable> {
+        let fingerprint = *fingerprint;
+        match self.0.with(move |r| r.authenticate_client(&fingerprint)) {
+            Some(Ok(rp)) => Ok(rp.map(Self::caller)),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "cannot check a client certificate");
+                Err(KeysUnavailable)
             }
+            None => Err(KeysUnavailable),
+        }
+    }
+
+    fn lookup(&self, key: &str) -> Result<Option<Caller>, KeysUnavailable> {
+        let key = zeroize::Zeroizing::new(key.to_owned());
+        match self.0.with(move |r| r.authenticate(&key)) {
+            Some(Ok(rp)) => Ok(rp.map(Self::caller)),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "cannot check an API key");
+                Err(KeysUnavailable)
+            }
+            None => Err(KeysUnavailable),
         }
     }
 }

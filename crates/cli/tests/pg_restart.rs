@@ -163,6 +163,11 @@ fn verifiers_ride_out_a_database_restart() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A second relying party whose key the verifier has not seen when the database goes down.
+    let unseen = auth.json(&["rp", "add", "--name", "Shop", "--allow", "auth-status"])["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let authority = Served::start(&auth, &["serve", "--role", "authority"]);
     let home = Jpki::new();
     let verifier = Served::start_with_env(
@@ -244,6 +249,12 @@ fn verifiers_ride_out_a_database_restart() {
         "not before the bound (4 s after the last sync, at most one poll before the stop)"
     );
     assert_eq!(healthz(&verifier.addr()), "503");
+    // A key the verifier cannot check now is told to come back (503), not that it is unknown.
+    let validity = format!("http://{}/v1/certificates/validity", verifier.addr());
+    let body = serde_json::json!({ "certificate": std::fs::read_to_string(&certs[1]).unwrap() }).to_string();
+    let (code, v) = common::post_json(&validity, Some(&unseen), &body);
+    assert_eq!(code, 503, "an unseen key while the database is down: {v}");
+    assert!(v["error"].as_str().unwrap().contains("unreachable"), "{v}");
 
     // The database comes back.
     cluster.pg("restart");
@@ -264,6 +275,12 @@ fn verifiers_ride_out_a_database_restart() {
     });
     assert!(took <= Duration::from_secs(1), "{took:?}");
     assert_eq!(auth.json(&["check"])["consistent"], true);
+    // With the database back the unseen key is checked, and a key never registered is refused.
+    assert_eq!(common::post_json(&validity, Some(&unseen), &body).0, 200);
+    assert_eq!(
+        common::post_json(&validity, Some("jpki_not-a-registered-key"), &body).0,
+        401
+    );
 
     stop.store(true, Ordering::SeqCst);
     load.join().unwrap();

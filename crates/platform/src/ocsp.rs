@@ -782,7 +782,9 @@ mod tests {
         // Generation 2's certificate through generation 2's responder.
         let a = f
             .service
-            .answer(&request(&root2, std::slice::from_ref(&new), None), f.now, |_| true);
+            .answer(&request(&root2, std::slice::from_ref(&new), None), f.now, |_| {
+                true
+            });
         assert_eq!(statuses(&a.body), vec![CertStatus::Good]);
         let signer = parse_response(&a.body).unwrap().basic.unwrap();
         assert_eq!(signer.certs, vec![rcert], "signed by generation 2's responder");

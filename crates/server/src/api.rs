@@ -112,15 +112,19 @@ fn json_error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn call(State(api): State<Api>, Path(operation): Path<String>, req: Request) -> Response {
-    let Some(caller) = crate::ocsp::identify(
+    let caller = match crate::ocsp::identify(
         api.keys.as_ref(),
         req.headers(),
         req.extensions().get::<crate::ocsp::ClientCertificate>(),
-    ) else {
-        return json_error(
-            StatusCode::UNAUTHORIZED,
-            "the API is for registered relying parties: send Authorization: Bearer KEY",
-        );
+    ) {
+        Ok(Some(caller)) => caller,
+        Ok(None) => {
+            return json_error(
+                StatusCode::UNAUTHORIZED,
+                "the API is for registered relying parties: send Authorization: Bearer KEY",
+            );
+        }
+        Err(crate::ocsp::KeysUnavailable) => return crate::ocsp::keys_unavailable(true),
     };
     let content_type = req
         .headers()

@@ -42,8 +42,8 @@ pub use client::{MAX_REPLY_BYTES, post_timestamp_query};
 pub use error::ServerError;
 pub use logging::init_logging;
 pub use ocsp::{
-    ApiKeys, Caller, ClientCertificate, MAX_OCSP_REQUEST_BYTES, OCSP_PATH, OCSP_REQUEST, OCSP_RESPONSE,
-    OcspResponder, RevocationAccess,
+    ApiKeys, Caller, ClientCertificate, KeysUnavailable, MAX_OCSP_REQUEST_BYTES, OCSP_PATH, OCSP_REQUEST,
+    OCSP_RESPONSE, OcspResponder, RevocationAccess,
 };
 pub use published::{MAX_PUBLISHED_BYTES, PKIX_CERT, PKIX_CRL};
 pub use serve::{

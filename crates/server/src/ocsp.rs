@@ -61,6 +61,41 @@ pub trait ApiKeys: Send + Sync + 'static {
     fn served(&self, caller: &Caller, what: &str) {
         let _ = (caller, what);
     }
+
+    /// [`ApiKeys::identify`] that also says when the keys cannot be checked now (their registry is
+    /// unreachable): the caller is then answered 503 with Retry-After, not 401. By default
+    /// `identify`'s answer.
+    fn lookup(&self, key: &str) -> Result<Option<Caller>, KeysUnavailable> {
+        Ok(self.identify(key))
+    }
+
+    /// [`ApiKeys::identify_client`] with the same distinction as [`ApiKeys::lookup`].
+    fn lookup_client(&self, fingerprint: &[u8; 32]) -> Result<Option<Caller>, KeysUnavailable> {
+        Ok(self.identify_client(fingerprint))
+    }
+}
+
+/// The relying parties' keys cannot be checked at the moment (see [`ApiKeys::lookup`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeysUnavailable;
+
+/// What a caller whose key cannot be checked now is told (503, retry in a second).
+pub(crate) fn keys_unavailable(json: bool) -> Response {
+    const WHY_LINE: &str =
+        "relying-party keys cannot be checked at the moment (the registry is unreachable): retry shortly\n";
+    let mut r = if json {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            format!("{{\"error\":{}}}", serde_json::Value::from(WHY_LINE.trim_end())),
+        )
+            .into_response()
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, WHY_LINE)
+    };
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 /// Who may ask for revocation information.
@@ -127,10 +162,11 @@ pub(crate) fn identify(
     keys: &dyn ApiKeys,
     headers: &HeaderMap,
     client: Option<&ClientCertificate>,
-) -> Option<Caller> {
-    match bearer(headers) {
-        Some(key) => keys.identify(key),
-        None => client.and_then(|c| keys.identify_client(&c.0)),
+) -> Result<Option<Caller>, KeysUnavailable> {
+    match (bearer(headers), client) {
+        (Some(key), _) => keys.lookup(key),
+        (None, Some(c)) => keys.lookup_client(&c.0),
+        (None, None) => Ok(None),
     }
 }
 
@@ -146,16 +182,38 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-/// Who may be answered: `Some(None)` anyone (public access), `Some(Some(caller))` an identified
-/// relying party, `None` nobody (401).
+/// Who may be answered: `Ok(None)` anyone (public access), `Ok(Some(caller))` an identified
+/// relying party; otherwise the refusal (401, or 503 when keys cannot be checked now).
 fn authorize(
     access: &RevocationAccess,
     headers: &HeaderMap,
     client: Option<&ClientCertificate>,
-) -> Option<Option<Caller>> {
+) -> Result<Option<Caller>, Refused> {
     match access {
-        RevocationAccess::Public => Some(None),
-        RevocationAccess::Keys(keys) => identify(keys.as_ref(), headers, client).map(Some),
+        RevocationAccess::Public => Ok(None),
+        RevocationAccess::Keys(keys) => match identify(keys.as_ref(), headers, client) {
+            Ok(Some(caller)) => Ok(Some(caller)),
+            Ok(None) => Err(Refused::Unknown),
+            Err(KeysUnavailable) => Err(Refused::Unavailable),
+        },
+    }
+}
+
+/// Why [`authorize`] refused a caller.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    /// No key, or one no relying party holds (401).
+    Unknown,
+    /// The key cannot be checked now (503).
+    Unavailable,
+}
+
+impl Refused {
+    fn response(self) -> Response {
+        match self {
+            Self::Unknown => unauthorized(),
+            Self::Unavailable => keys_unavailable(false),
+        }
     }
 }
 
@@ -185,12 +243,13 @@ async fn answer(ocsp: Ocsp, caller: Option<Caller>, request: Vec<u8>) -> Respons
 }
 
 async fn post_request(State(ocsp): State<Ocsp>, req: Request) -> Response {
-    let Some(caller) = authorize(
+    let caller = match authorize(
         &ocsp.access,
         req.headers(),
         req.extensions().get::<ClientCertificate>(),
-    ) else {
-        return unauthorized();
+    ) {
+        Ok(caller) => caller,
+        Err(refused) => return refused.response(),
     };
     let content_type = req
         .headers()
@@ -224,8 +283,9 @@ async fn get_request(
     client: Option<axum::Extension<ClientCertificate>>,
     Path((_ca, encoded)): Path<(String, String)>,
 ) -> Response {
-    let Some(caller) = authorize(&ocsp.access, &headers, client.as_ref().map(|c| &c.0)) else {
-        return unauthorized();
+    let caller = match authorize(&ocsp.access, &headers, client.as_ref().map(|c| &c.0)) {
+        Ok(caller) => caller,
+        Err(refused) => return refused.response(),
     };
     if encoded.len() > MAX_OCSP_REQUEST_BYTES {
         return too_large();

@@ -68,9 +68,10 @@ async fn get_crl(
     let private = match &p.access {
         RevocationAccess::Public => false,
         RevocationAccess::Keys(keys) => {
-            let Some(caller) = crate::ocsp::identify(keys.as_ref(), &headers, client.as_ref().map(|c| &c.0))
-            else {
-                return crate::ocsp::unauthorized();
+            let caller = match crate::ocsp::identify(keys.as_ref(), &headers, client.as_ref().map(|c| &c.0)) {
+                Ok(Some(caller)) => caller,
+                Ok(None) => return crate::ocsp::unauthorized(),
+                Err(crate::ocsp::KeysUnavailable) => return crate::ocsp::keys_unavailable(false),
             };
             // A CRL is the revocation information of one CA: the caller needs that CA's status
             // scope, as for OCSP (`crl/sign…` → sign-status, `crl/auth…` → auth-status).

@@ -900,6 +900,71 @@ fn ocsp_post_and_get_reach_the_responder_with_a_registered_key() {
     assert_eq!(anonymous.status, 401);
 }
 
+/// Keys kept in a registry that cannot be reached: "rp-key-1" is remembered, others unknowable.
+struct RegistryDown;
+
+impl ApiKeys for RegistryDown {
+    fn identify(&self, key: &str) -> Option<Caller> {
+        self.lookup(key).ok().flatten()
+    }
+
+    fn lookup(&self, key: &str) -> Result<Option<Caller>, jpki_server::KeysUnavailable> {
+        if key == "rp-key-1" {
+            Ok(OneKey.identify(key))
+        } else {
+            Err(jpki_server::KeysUnavailable)
+        }
+    }
+}
+
+#[test]
+fn a_key_that_cannot_be_checked_now_is_told_to_retry_not_refused() {
+    let s = TestServer::start_state(
+        AppState::new()
+            .with_ocsp(Arc::new(OcspEcho), RevocationAccess::Keys(Arc::new(RegistryDown)))
+            .with_api(Arc::new(EchoApi), Arc::new(RegistryDown)),
+        jpki_server::DEFAULT_GRACE,
+    );
+    let req = b"\x30\x05\xfb\xef\xff\xfe\x00";
+    let ocsp = |key: &str| {
+        raw(
+            s.addr,
+            &format!(
+                "POST /ocsp HTTP/1.1\r\nContent-Type: application/ocsp-request\r\nAuthorization: Bearer {key}\r\nContent-Length: {}",
+                req.len()
+            ),
+            req,
+        )
+    };
+    assert_eq!(ocsp("rp-key-1").status, 200);
+    let down = ocsp("rp-key-2");
+    assert_eq!(down.status, 503, "{}", down.text());
+    assert_eq!(down.header("retry-after"), Some("1"));
+    assert!(down.text().contains("unreachable"), "{}", down.text());
+    let api = |key: &str| {
+        raw(
+            s.addr,
+            &format!(
+                "POST /v1/certificates/validity HTTP/1.1\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: 2"
+            ),
+            b"{}",
+        )
+    };
+    assert_eq!(api("rp-key-1").status, 200);
+    let down = api("rp-key-2");
+    assert_eq!(down.status, 503, "{}", down.text());
+    assert_eq!(down.header("retry-after"), Some("1"));
+    let v: serde_json::Value = serde_json::from_slice(&down.body).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("unreachable"), "{v}");
+    // No key at all is still 401: nothing to check.
+    let none = raw(
+        s.addr,
+        "POST /v1/certificates/validity HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2",
+        b"{}",
+    );
+    assert_eq!(none.status, 401);
+}
+
 #[test]
 fn ocsp_public_revocation_and_bad_requests() {
     let s = ocsp_server(RevocationAccess::Public);
