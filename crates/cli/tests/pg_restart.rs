@@ -112,10 +112,9 @@ fn ask(url: &str, root: &Path, cert: &Path) -> (Said, Option<String>) {
 
 /// openssl's "Nov 21 14:40:01 2026 GMT" as Unix seconds.
 fn parse_openssl_time(s: &str) -> i64 {
-    let fmt = time::format_description::parse(
-        "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT",
-    )
-    .unwrap();
+    let fmt = time::macros::format_description!(
+        "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+    );
     time::PrimitiveDateTime::parse(s.trim(), &fmt)
         .unwrap_or_else(|e| panic!("{s:?}: {e}"))
         .assume_utc()

@@ -30,7 +30,7 @@ pub type Target = fn(&[u8]);
 
 /// Every target, by name: the `[[bin]]` names of `fuzz/Cargo.toml` and the directories of
 /// `fuzz/regressions/`.
-pub const TARGETS: [(&str, Target); 15] = [
+pub const TARGETS: [(&str, Target); 16] = [
     ("apdu", apdu),
     ("api_body", api_body),
     ("card_layout", card_layout),
@@ -42,6 +42,7 @@ pub const TARGETS: [(&str, Target); 15] = [
     ("model_text", model_text),
     ("ocsp_request", ocsp_request),
     ("ocsp_response", ocsp_response),
+    ("oidc_request", oidc_request),
     ("pdf_signatures", pdf_signatures),
     ("subject_public_key", subject_public_key),
     ("tsa_reply", tsa_reply),
@@ -471,4 +472,77 @@ pub fn tsa_request(data: &[u8]) {
         // A request we parsed is either granted with a token that matches it, or refused.
         let _ = token_from_response(&resp, &req);
     }
+}
+
+/// One development client (client_secret_basic, secret "s") and one with a P-256 key
+/// (private_key_jwt), both redirecting to `http://127.0.0.1:9/cb`.
+fn oidc_provider() -> &'static jpki_oidc::Provider {
+    static PROVIDER: OnceLock<jpki_oidc::Provider> = OnceLock::new();
+    PROVIDER.get_or_init(|| {
+        struct Fixed(Vec<jpki_oidc::Client>);
+        impl jpki_oidc::Clients for Fixed {
+            fn client(&self, id: &str) -> Option<jpki_oidc::Client> {
+                self.0.iter().find(|c| c.id == id).cloned()
+            }
+        }
+        let (ec, _) = jpki_oidc::generate_pkcs8().expect("keys");
+        let key = jsonwebtoken::EncodingKey::from_ec_der(&ec);
+        let mut jwk =
+            jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::ES256).expect("jwk");
+        jwk.common.key_id = Some("k".into());
+        let secret: [u8; 32] = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"s")
+            .as_ref()
+            .try_into()
+            .expect("32 bytes");
+        let client = |id: &str, auth| jpki_oidc::Client {
+            id: id.into(),
+            name: id.into(),
+            redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+            auth,
+            id_token_alg: jpki_oidc::SigningAlg::ES256,
+        };
+        jpki_oidc::Provider::new(
+            jpki_oidc::Config::new("http://127.0.0.1:7700/oidc"),
+            jpki_oidc::SigningKeys::generate().expect("signing keys"),
+            Box::new(Fixed(vec![
+                client("dev", jpki_oidc::ClientAuth::SecretBasic(secret)),
+                client(
+                    "rp",
+                    jpki_oidc::ClientAuth::PrivateKeyJwt(jsonwebtoken::jwk::JwkSet { keys: vec![jwk] }),
+                ),
+            ])),
+        )
+    })
+}
+
+/// The OpenID Connect endpoints' input: the bytes up to the first newline are the Authorization
+/// header (if not empty), the rest a form body / query string. It goes to the authorization
+/// endpoint, the token endpoint and userinfo. Never a panic; a refusal of a token request is 400
+/// or 401, and one of an authorization request that names a redirect has one of the registered URIs.
+pub fn oidc_request(data: &[u8]) {
+    let (header, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&data[..0], data),
+    };
+    let header = std::str::from_utf8(header).ok().filter(|h| !h.is_empty());
+    let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let provider = oidc_provider();
+    let now = OffsetDateTime::now_utc();
+    match provider.authorize(&params) {
+        Ok(request) => {
+            assert!(request.scopes.contains(&jpki_oidc::Scope::OpenId));
+            assert_eq!(request.redirect_uri, "http://127.0.0.1:9/cb");
+        }
+        Err(e) => {
+            if let Some(location) = provider.error_location(&e) {
+                assert!(location.starts_with("http://127.0.0.1:9/cb?"), "{location}");
+            }
+        }
+    }
+    match provider.token(&params, header, now) {
+        Ok(_) => panic!("a token without a code granted"),
+        Err(e) => assert!(matches!(e.status, 400 | 401), "{e:?}"),
+    }
+    let bearer = header.and_then(|h| h.strip_prefix("Bearer "));
+    assert!(provider.userinfo(bearer, now).is_err(), "no token was issued");
 }
