@@ -164,11 +164,19 @@ fn run(cli: Cli) -> Result<Report, Failure> {
             let pass = secrets::authority_passphrase(data)?;
             let reports = auth.rollover(pass.as_bytes(), kdf_iterations, root_years)?;
             // The new generation's OCSP responders and TSA at once: running servers (verifiers
-            // too) take them up from the registry without waiting for the authority's upkeep.
-            for kind in CertKind::ALL {
-                auth.ocsp_responders(kind, pass.as_bytes())?;
+            // too) take the responders up from the registry without waiting for the authority's
+            // upkeep. The rollover itself is committed: a failure here is the upkeep's to repair,
+            // not a reason to run the rollover again.
+            let services = CertKind::ALL
+                .into_iter()
+                .try_for_each(|kind| auth.ocsp_responders(kind, pass.as_bytes()).map(drop))
+                .and_then(|()| auth.tsa_credentials(pass.as_bytes()).map(drop));
+            if let Err(e) = services {
+                eprintln!(
+                    "warning: the rollover is done, but the new service certificates were not issued ({e}); \
+                     `jpki serve --role authority` (or `all`) issues them"
+                );
             }
-            auth.tsa_credentials(pass.as_bytes())?;
             let text = reports
                 .iter()
                 .map(|r| {
@@ -186,7 +194,7 @@ fn run(cli: Cli) -> Result<Report, Failure> {
                 json!({ "rollover": reports }),
                 format!(
                     "{text}\nNew certificates are issued under the new generation, and its OCSP responders are issued; running servers \
-                     take them up within a minute. Publish the roots and links with `jpki crl publish`; \
+                     take them up within a minute (a new TSA certificate at their next start). Publish the roots and links with `jpki crl publish`; \
                      relying parties trusting an old root validate new certificates through the new-with-old link."
                 ),
             ))

@@ -201,6 +201,29 @@ impl KeyRegistry {
 }
 
 impl RegistryKeys {
+    /// A key check's outcome: only a database that cannot be reached now is "come back later"
+    /// (503); any other failure (a damaged registry, the registry thread gone) refuses the key.
+    fn answer(
+        outcome: Option<Result<Option<RelyingParty>, jpki_platform::PlatformError>>,
+        what: &str,
+    ) -> Result<Option<Caller>, KeysUnavailable> {
+        match outcome {
+            Some(Ok(rp)) => Ok(rp.map(Self::caller)),
+            Some(Err(jpki_platform::PlatformError::Db(e))) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "cannot check {what} now: the registry is unreachable");
+                Err(KeysUnavailable)
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "cannot check {what}");
+                Ok(None)
+            }
+            None => {
+                tracing::error!("cannot check {what}: the registry thread is gone");
+                Ok(None)
+            }
+        }
+    }
+
     fn caller(rp: RelyingParty) -> Caller {
         Caller {
             scopes: rp
@@ -234,26 +257,15 @@ impl ApiKeys for RegistryKeys {
 
     fn lookup_client(&self, fingerprint: &[u8; 32]) -> Result<Option<Caller>, KeysUnavailable> {
         let fingerprint = *fingerprint;
-        match self.0.with(move |r| r.authenticate_client(&fingerprint)) {
-            Some(Ok(rp)) => Ok(rp.map(Self::caller)),
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "cannot check a client certificate");
-                Err(KeysUnavailable)
-            }
-            None => Err(KeysUnavailable),
-        }
+        Self::answer(
+            self.0.with(move |r| r.authenticate_client(&fingerprint)),
+            "a client certificate",
+        )
     }
 
     fn lookup(&self, key: &str) -> Result<Option<Caller>, KeysUnavailable> {
         let key = zeroize::Zeroizing::new(key.to_owned());
-        match self.0.with(move |r| r.authenticate(&key)) {
-            Some(Ok(rp)) => Ok(rp.map(Self::caller)),
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "cannot check an API key");
-                Err(KeysUnavailable)
-            }
-            None => Err(KeysUnavailable),
-        }
+        Self::answer(self.0.with(move |r| r.authenticate(&key)), "an API key")
     }
 }
 
@@ -541,28 +553,43 @@ fn ocsp_service(
 
 /// Brings `service`'s responders up to the registry's: a renewed responder replaces the one in
 /// use, and a generation not served yet (a key rollover) is added with a snapshot of what it
-/// issued. A verifier only loads the responders the authority issued; otherwise a missing or
-/// ending one is issued first. Returns the service generation loaded.
+/// issued — every generation, so the JSON API finds all certificates, though OCSP answers only for
+/// the generations with a responder (those whose root is still valid). A verifier only loads the
+/// responders the authority issued; otherwise a missing or ending one is issued first. Returns the
+/// service generation loaded (read before loading, so a responder issued meanwhile is loaded next
+/// time).
 fn load_responders(
     authority: &mut Authority,
     service: &OcspService,
     passphrase: &[u8],
     verifier: bool,
 ) -> Result<i64, Failure> {
+    let loaded = authority.service_generation()?;
     for kind in CertKind::ALL {
         let responders = if verifier {
             authority.existing_ocsp_responders(kind, passphrase)?
         } else {
             authority.ocsp_responders(kind, passphrase)?
         };
+        let mut responders: HashMap<u32, Responder> = responders
+            .into_iter()
+            .map(|r| {
+                Ok((
+                    r.generation,
+                    Responder::new(r.credentials.key, r.credentials.cert_der)?,
+                ))
+            })
+            .collect::<Result<_, Failure>>()?;
         let served = service.generations(kind);
         let mut new = Vec::new();
-        for r in responders {
-            let responder = Responder::new(r.credentials.key, r.credentials.cert_der)?;
-            if served.contains(&r.generation) {
-                service.replace_responder(kind, r.generation, responder);
+        for (generation, root) in authority.ca_certs(kind)? {
+            let responder = responders.remove(&generation);
+            if served.contains(&generation) {
+                if let Some(r) = responder {
+                    service.replace_responder(kind, generation, r);
+                }
             } else {
-                new.push((r.generation, r.root, responder));
+                new.push((generation, root, responder));
             }
         }
         if new.is_empty() {
@@ -585,7 +612,7 @@ fn load_responders(
             }
         }
     }
-    Ok(authority.service_generation()?)
+    Ok(loaded)
 }
 
 fn role_name(role: ServeRole) -> &'static str {
@@ -675,9 +702,11 @@ impl Upkeep {
             return;
         }
         self.last_check = std::time::Instant::now();
-        self.unserved_generation = false;
+        let unserved = std::mem::take(&mut self.unserved_generation);
         if let Err(Failure::Usage(e) | Failure::Failed(e)) = self.try_run(authority, service) {
             tracing::warn!(error = %e, "upkeep failed; will retry");
+            // Still due soon if it was brought forward.
+            self.unserved_generation = unserved;
         }
     }
 

@@ -354,9 +354,23 @@ struct IdTokenClaims<'a> {
     amr: [&'static str; 2],
 }
 
-/// Whether `jwk` could verify a signature of `alg`.
+/// Whether `jwk` may verify a signature of `alg`: a key of the right type and curve, and of that
+/// algorithm when the JWK names one (RFC 7517 §4.4); never an HMAC secret.
 fn fits(jwk: &Jwk, alg: jsonwebtoken::Algorithm) -> bool {
     use jsonwebtoken::Algorithm as A;
+    if let Some(named) = jwk.common.key_algorithm
+        && named.to_string() != format!("{alg:?}")
+    {
+        return false;
+    }
+    if jwk
+        .common
+        .public_key_use
+        .as_ref()
+        .is_some_and(|u| *u != jsonwebtoken::jwk::PublicKeyUse::Signature)
+    {
+        return false;
+    }
     match &jwk.algorithm {
         AlgorithmParameters::EllipticCurve(p) => match alg {
             A::ES256 => p.curve == jsonwebtoken::jwk::EllipticCurve::P256,
@@ -459,6 +473,14 @@ impl Provider {
                 ));
             }
             None => return Err(back("invalid_request", "response_type is missing".into())),
+        }
+        // prompt=none asks for an answer without showing the person anything; logging in with the
+        // card always needs them (OpenID Connect Core §3.1.2.1, §3.1.2.6).
+        if get("prompt")?.is_some_and(|p| p.split(' ').any(|v| v == "none")) {
+            return Err(back(
+                "login_required",
+                "prompt=none: logging in with the card needs the person".into(),
+            ));
         }
         if let Some(mode) = get("response_mode")?
             && mode != "query"
@@ -681,11 +703,30 @@ impl Provider {
         }
         let access_token = random_token().map_err(|e| TokenError::new(500, "server_error", e.to_string()))?;
         let token_hash = sha256(access_token.as_bytes());
-        grant.redeemed = Some(vec![token_hash]);
         let request = grant.request.clone();
         let subject = grant.subject.clone();
-        drop(codes);
         let expires = now + self.config.token_lifetime;
+        // The token is stored before the code counts as redeemed, both under the codes lock: a
+        // second exchange racing this one finds the token to revoke.
+        {
+            let mut tokens = self
+                .tokens
+                .lock()
+                .map_err(|_| TokenError::new(500, "server_error", "state lost"))?;
+            if tokens.len() >= SWEEP_AT {
+                tokens.retain(|_, t| t.expires > now);
+            }
+            tokens.insert(
+                token_hash,
+                AccessGrant {
+                    scopes: request.scopes.clone(),
+                    subject: subject.clone(),
+                    expires,
+                },
+            );
+        }
+        grant.redeemed = Some(vec![token_hash]);
+        drop(codes);
         // at_hash: the left half of SHA-256 of the access token (both algorithms hash with it).
         let at_hash =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&sha256(access_token.as_bytes())[..16]);
@@ -700,31 +741,21 @@ impl Provider {
             at_hash,
             amr: ["hwk", "pin"],
         };
-        let id_token = self
-            .keys
-            .sign(client.id_token_alg, &claims)
-            .map_err(|e| TokenError::new(500, "server_error", e.to_string()))?;
+        let id_token = match self.keys.sign(client.id_token_alg, &claims) {
+            Ok(t) => t,
+            Err(e) => {
+                if let Ok(mut tokens) = self.tokens.lock() {
+                    tokens.remove(&token_hash);
+                }
+                return Err(TokenError::new(500, "server_error", e.to_string()));
+            }
+        };
         let scope = request
             .scopes
             .iter()
             .map(|s| s.as_str())
             .collect::<Vec<_>>()
             .join(" ");
-        let mut tokens = self
-            .tokens
-            .lock()
-            .map_err(|_| TokenError::new(500, "server_error", "state lost"))?;
-        if tokens.len() >= SWEEP_AT {
-            tokens.retain(|_, t| t.expires > now);
-        }
-        tokens.insert(
-            token_hash,
-            AccessGrant {
-                scopes: request.scopes.clone(),
-                subject,
-                expires,
-            },
-        );
         Ok(json!({
             "access_token": access_token,
             "token_type": "Bearer",
@@ -894,13 +925,14 @@ impl Provider {
             .exp
             .and_then(|e| OffsetDateTime::from_unix_timestamp(e).ok())
             .ok_or_else(|| TokenError::client("client_assertion: exp is required"))?;
-        if exp + LEEWAY <= now {
-            return Err(TokenError::client("client_assertion: expired"));
-        }
+        // The far-future check first: it also keeps `exp + LEEWAY` within range.
         if exp > now + ASSERTION_MAX_LIFE {
             return Err(TokenError::client(
                 "client_assertion: exp lies too far ahead (at most an hour)",
             ));
+        }
+        if exp + LEEWAY <= now {
+            return Err(TokenError::client("client_assertion: expired"));
         }
         let jti = verified
             .jti

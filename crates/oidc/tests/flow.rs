@@ -258,6 +258,14 @@ fn authorization_requests_missing_what_the_profile_requires_are_refused() {
         (
             {
                 let mut p = base.clone();
+                p.push(("prompt".into(), "none".into()));
+                p
+            },
+            "login_required",
+        ),
+        (
+            {
+                let mut p = base.clone();
                 p.push(("state".into(), "again".into()));
                 p
             },
@@ -378,6 +386,36 @@ fn token_requests_are_refused_per_the_specs() {
             c
         }),
         "not.a.jwt".to_owned(),
+        // alg confusion: unsigned, and HMAC keyed with something public.
+        {
+            use base64::Engine as _;
+            let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "kid": "rp-1"})),
+                b64(&good_claims(&w, "b-6"))
+            )
+        },
+        {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some("rp-1".into());
+            jsonwebtoken::encode(
+                &header,
+                &good_claims(&w, "b-7"),
+                &EncodingKey::from_secret(b"rp-1"),
+            )
+            .unwrap()
+        },
+        {
+            let mut header = Header::new(Algorithm::ES256);
+            header.kid = Some("unknown-kid".into());
+            jsonwebtoken::encode(&header, &good_claims(&w, "b-8"), &w.rp_signing).unwrap()
+        },
+        assertion(&w.rp_signing, &{
+            let mut c = good_claims(&w, "b-9");
+            c["exp"] = json!(253_402_300_799_i64);
+            c
+        }),
     ];
     for bad in &bad_assertions {
         let e = w.provider.token(&token_params(&c, bad), None, w.now).unwrap_err();

@@ -237,15 +237,21 @@ impl Api {
             && let Ok(mut cas) = self.cas.write()
         {
             let mut list = (**cas).clone();
+            let mut complete = true;
             for (kind, der) in self.ocsp.roots() {
-                if !list.iter().any(|(k, c)| *k == kind && c.der() == der.as_slice())
-                    && let Ok(parsed) = ParsedCert::from_der(&der)
-                {
-                    list.push((kind, parsed));
+                if list.iter().any(|(k, c)| *k == kind && c.der() == der.as_slice()) {
+                    continue;
+                }
+                match ParsedCert::from_der(&der) {
+                    Ok(parsed) => list.push((kind, parsed)),
+                    // Tried again on the next request.
+                    Err(_) => complete = false,
                 }
             }
             *cas = Arc::new(list);
-            self.cas_seen.store(version, Ordering::SeqCst);
+            if complete {
+                self.cas_seen.store(version, Ordering::SeqCst);
+            }
         }
         self.cas.read().map(|c| Arc::clone(&c)).unwrap_or_default()
     }

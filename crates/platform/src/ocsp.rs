@@ -44,8 +44,9 @@ struct Ca {
     /// Its root (DER).
     root: Vec<u8>,
     hashes: IssuerHashes,
-    /// Swapped when the authority renews the responder certificate.
-    responder: RwLock<Arc<Responder>>,
+    /// Swapped when the authority renews the responder certificate; `None` while the generation
+    /// has none (its certificates are looked up, but OCSP about them is `unauthorized`).
+    responder: RwLock<Option<Arc<Responder>>>,
     index: RwLock<StatusIndex>,
     cache: Mutex<HashMap<(CertIdHash, Vec<u8>), Cached>>,
     /// Bumped by every status change, so an answer signed from a status read before the change is
@@ -217,7 +218,7 @@ impl OcspService {
             return false;
         };
         if let Ok(mut r) = ca.responder.write() {
-            *r = Arc::new(responder);
+            *r = Some(Arc::new(responder));
         }
         ca.epoch.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut cache) = ca.cache.lock() {
@@ -226,8 +227,12 @@ impl OcspService {
         true
     }
 
-    fn responder(ca: &Ca) -> Option<Arc<Responder>> {
-        ca.responder.read().ok().map(|r| Arc::clone(&r))
+    /// The generation's responder; the error to answer with when there is none.
+    fn responder(ca: &Ca) -> Result<Arc<Responder>, OcspResponseStatus> {
+        match ca.responder.read() {
+            Ok(r) => r.clone().ok_or(OcspResponseStatus::Unauthorized),
+            Err(_) => Err(OcspResponseStatus::InternalError),
+        }
     }
 
     /// Serves `kind`'s CA whose (first-generation) root is `ca_cert_der`, answering with
@@ -239,19 +244,20 @@ impl OcspService {
         responder: Responder,
         index: StatusIndex,
     ) -> Result<Self, jpki_pki::PkiError> {
-        self.add_generation(kind, 1, ca_cert_der, responder, index)?;
+        self.add_generation(kind, 1, ca_cert_der, Some(responder), index)?;
         Ok(self)
     }
 
     /// Serves (from now on, while running) generation `generation` of `kind`'s CA, whose root is
-    /// `root_der`, answering with `responder` (certified by that root) from `index`: the
-    /// certificates that generation issued. A generation already served is replaced.
+    /// `root_der`, answering with `responder` (certified by that root; `None` until it has one,
+    /// see [`OcspService::replace_responder`]) from `index`: the certificates that generation
+    /// issued. A generation already served is replaced.
     pub fn add_generation(
         &self,
         kind: CertKind,
         generation: u32,
         root_der: &[u8],
-        responder: Responder,
+        responder: Option<Responder>,
         index: StatusIndex,
     ) -> Result<(), jpki_pki::PkiError> {
         let ca = Arc::new(Ca {
@@ -259,7 +265,7 @@ impl OcspService {
             generation,
             root: root_der.to_vec(),
             hashes: IssuerHashes::from_cert_der(root_der)?,
-            responder: RwLock::new(Arc::new(responder)),
+            responder: RwLock::new(responder.map(Arc::new)),
             index: RwLock::new(index),
             cache: Mutex::new(HashMap::new()),
             epoch: AtomicU64::new(0),
@@ -388,8 +394,9 @@ impl OcspService {
             .zip(&lookups)
             .map(|(id, l)| (id.clone(), single(*l, self.status_time(now), self.validity)))
             .collect();
-        let Some(responder) = Self::responder(&ca) else {
-            return OcspAnswer::error(OcspResponseStatus::InternalError);
+        let responder = match Self::responder(&ca) {
+            Ok(r) => r,
+            Err(status) => return OcspAnswer::error(status),
         };
         match responder.respond(&entries, req.nonce.as_deref(), now) {
             Ok(body) => OcspAnswer {
@@ -437,8 +444,9 @@ impl OcspService {
         let Ok(lookup) = ca.index.read().map(|i| lookup_id(&i, id)) else {
             return OcspAnswer::error(OcspResponseStatus::InternalError);
         };
-        let Some(responder) = Self::responder(ca) else {
-            return OcspAnswer::error(OcspResponseStatus::InternalError);
+        let responder = match Self::responder(ca) {
+            Ok(r) => r,
+            Err(status) => return OcspAnswer::error(status),
         };
         let Ok(body) = responder.prebuild(id, single(lookup, self.status_time(now), self.validity), now)
         else {
@@ -765,7 +773,7 @@ mod tests {
                 CertKind::Signature,
                 2,
                 &root2,
-                Responder::new(rkey, rcert.clone()).unwrap(),
+                Some(Responder::new(rkey, rcert.clone()).unwrap()),
                 StatusIndex::build(std::iter::empty()),
             )
             .unwrap();
@@ -820,6 +828,54 @@ mod tests {
             Lookup::Revoked { .. }
         ));
         assert_eq!(f.service.lookup(CertKind::Authentication, &new), Lookup::Unknown);
+
+        // A generation without a responder yet: its certificates are looked up, OCSP about them
+        // is unauthorized until one arrives.
+        let key3 = SigningKey::generate(KeyType::P384).unwrap();
+        let root3 = issue_root(&RootSpec {
+            kind: CertKind::Signature,
+            key: &key3,
+            serial: &Serial::from_be_bytes(&[3]).unwrap(),
+            not_before: f.now - Duration::days(1),
+            not_after: f.now + Duration::days(3650),
+            endpoints: &endpoints,
+            generation: 3,
+        })
+        .unwrap();
+        let third = serial(7);
+        f.service
+            .add_generation(
+                CertKind::Signature,
+                3,
+                &root3,
+                None,
+                StatusIndex::build([(third.as_slice(), None)]),
+            )
+            .unwrap();
+        assert_eq!(f.service.lookup(CertKind::Signature, &third), Lookup::Good);
+        let none = f
+            .service
+            .answer(&request(&root3, std::slice::from_ref(&third), None), f.now, |_| true);
+        assert_eq!(none.status, OcspResponseStatus::Unauthorized);
+        let issuer3 = Issuer::new(CertKind::Signature, key3, root3.clone()).unwrap();
+        let rkey3 = SigningKey::generate(KeyType::P384).unwrap();
+        let rcert3 = issuer3
+            .issue_ocsp_responder(
+                &Serial::from_be_bytes(&[11]).unwrap(),
+                &SubjectPublicKey::from_der(&rkey3.spki_der().unwrap()).unwrap(),
+                f.now - Duration::days(1),
+                f.now + Duration::days(90),
+                &endpoints,
+            )
+            .unwrap();
+        assert!(
+            f.service
+                .replace_responder(CertKind::Signature, 3, Responder::new(rkey3, rcert3).unwrap())
+        );
+        let now_answered = f
+            .service
+            .answer(&request(&root3, &[third], None), f.now, |_| true);
+        assert_eq!(statuses(&now_answered.body), vec![CertStatus::Good]);
     }
 
     #[test]
