@@ -120,9 +120,24 @@ pub(crate) enum RpCmd {
         #[arg(long)]
         name: String,
         /// Capabilities, comma-separated: auth-status, sign-status, personal-data, linkage, age,
-        /// liveness, signature-verify, augment.
+        /// liveness, signature-verify, augment, oidc (log people in with the card: needs
+        /// --redirect-uri).
         #[arg(long, value_delimiter = ',', required = true)]
         allow: Vec<jpki_platform::Capability>,
+        /// With oidc: a redirect URI of the client (exact match; https, or http on 127.0.0.1,
+        /// [::1] or localhost). Repeat for several.
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// With oidc: the client's public keys (a JWKS file) for private_key_jwt. Without
+        /// --jwks or --jwks-uri a client secret is made (client_secret_basic, for development).
+        #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
+        jwks: Option<std::path::PathBuf>,
+        /// With oidc: where the client publishes its public keys (https).
+        #[arg(long, value_name = "URL")]
+        jwks_uri: Option<String>,
+        /// With oidc: what its ID tokens are signed with.
+        #[arg(long, value_name = "ALG", default_value = "RS256", value_parser = ["RS256", "ES256"])]
+        id_token_alg: String,
         /// The ages the RP may ask about (with the age capability), comma-separated.
         #[arg(long, value_delimiter = ',')]
         age_thresholds: Vec<u8>,

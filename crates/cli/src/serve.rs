@@ -442,30 +442,72 @@ pub(crate) fn rp(cmd: RpCmd, data: &Path) -> Result<Report, Failure> {
             allow,
             age_thresholds,
             purpose,
+            redirect_uris,
+            jwks,
+            jwks_uri,
+            id_token_alg,
         } => {
-            let (rp, key) = reg
-                .add(
-                    &NewRelyingParty {
-                        name: &name,
-                        capabilities: allow.into_iter().collect(),
-                        age_thresholds,
-                        purpose: purpose.as_deref(),
-                    },
-                    now,
-                )
-                .map_err(|e| Failure::Usage(e.to_string()))?;
+            let new = NewRelyingParty {
+                name: &name,
+                capabilities: allow.into_iter().collect(),
+                age_thresholds,
+                purpose: purpose.as_deref(),
+            };
+            let oidc = (!redirect_uris.is_empty()
+                || jwks.is_some()
+                || jwks_uri.is_some()
+                || new.capabilities.contains(&Capability::Oidc))
+            .then(|| -> Result<_, Failure> {
+                let jwks = jwks
+                    .map(|f| {
+                        let text = std::fs::read_to_string(&f)
+                            .map_err(|e| Failure::Usage(format!("--jwks {}: {e}", f.display())))?;
+                        jpki_oidc::check_client_jwks(&text)
+                            .map_err(|e| Failure::Usage(format!("--jwks {}: {e}", f.display())))?;
+                        Ok::<_, Failure>(text)
+                    })
+                    .transpose()?;
+                Ok(jpki_platform::NewOidcClient {
+                    redirect_uris,
+                    jwks,
+                    jwks_uri,
+                    id_token_alg,
+                })
+            })
+            .transpose()?;
+            let (rp, key, secret) = match &oidc {
+                Some(client) => reg.add_oidc(&new, client, now),
+                None => reg.add(&new, now).map(|(rp, key)| (rp, key, None)),
+            }
+            .map_err(|e| Failure::Usage(e.to_string()))?;
             audit(data, "rp-add", &format!("{} {:?}", rp.id, rp.name))?;
             let mut v = rp_json(&rp);
             v["api_key"] = json!(key.expose());
-            Ok(Report::new(
-                v,
-                format!(
-                    "Registered {} as {}.\nAPI key (shown once; send it as Authorization: Bearer KEY):\n{}",
-                    rp.name,
-                    rp.id,
-                    key.expose()
-                ),
-            ))
+            let mut text = format!(
+                "Registered {} as {}.\nAPI key (shown once; send it as Authorization: Bearer KEY):\n{}",
+                rp.name,
+                rp.id,
+                key.expose()
+            );
+            if let Some(client) = &oidc {
+                v["client_id"] = json!(rp.id);
+                v["redirect_uris"] = json!(client.redirect_uris);
+                v["id_token_signed_response_alg"] = json!(client.id_token_alg);
+                v["token_endpoint_auth_method"] = json!(if secret.is_some() {
+                    "client_secret_basic"
+                } else {
+                    "private_key_jwt"
+                });
+                text.push_str(&format!("\nOpenID Connect client_id: {}", rp.id));
+                if let Some(secret) = &secret {
+                    v["client_secret"] = json!(secret.expose());
+                    text.push_str(&format!(
+                        "\nClient secret (development only, shown once; client_secret_basic):\n{}",
+                        secret.expose()
+                    ));
+                }
+            }
+            Ok(Report::new(v, text))
         }
         RpCmd::List => {
             let all = reg.list()?;

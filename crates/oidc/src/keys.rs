@@ -3,7 +3,7 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -151,5 +151,93 @@ impl SigningKeys {
         header.kid = Some(key.kid.clone());
         jsonwebtoken::encode(&header, claims, &key.encoding)
             .map_err(|e| OidcError::Key(format!("signing an ID token: {e}")))
+    }
+}
+
+/// A relying party's JWKS document (`jpki rp add --jwks FILE`), checked for private_key_jwt:
+/// JSON `{"keys": [...]}` with at least one key, each an EC P-256/P-384 or RSA (2048 bits or more)
+/// public key; no private parts (`d` and the like: the relying party keeps those), no symmetric
+/// keys, and `use`, when given, "sig".
+pub fn check_client_jwks(text: &str) -> Result<JwkSet, OidcError> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve};
+    let bad = |why: String| OidcError::Input(format!("JWKS: {why}"));
+    let raw: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let keys = raw
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| bad("no \"keys\" array".into()))?;
+    if keys.is_empty() {
+        return Err(bad("no key".into()));
+    }
+    for (i, k) in keys.iter().enumerate() {
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            if k.get(private).is_some() {
+                return Err(bad(format!(
+                    "key {i} has a private part ({private:?}): register the public keys only"
+                )));
+            }
+        }
+    }
+    let set: JwkSet = serde_json::from_value(raw).map_err(|e| bad(e.to_string()))?;
+    for (i, k) in set.keys.iter().enumerate() {
+        match &k.algorithm {
+            AlgorithmParameters::EllipticCurve(p)
+                if matches!(p.curve, EllipticCurve::P256 | EllipticCurve::P384) => {}
+            AlgorithmParameters::RSA(p) => {
+                use base64::Engine as _;
+                let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p.n.trim_end_matches('='))
+                    .map_err(|_| bad(format!("key {i}: n is not base64url")))?;
+                let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
+                if bits < 2048 {
+                    return Err(bad(format!(
+                        "key {i}: RSA key of {bits} bits, 2048 or more needed"
+                    )));
+                }
+            }
+            _ => return Err(bad(format!("key {i}: only EC P-256/P-384 and RSA public keys"))),
+        }
+        if k.common
+            .public_key_use
+            .as_ref()
+            .is_some_and(|u| *u != PublicKeyUse::Signature)
+        {
+            return Err(bad(format!("key {i}: \"use\" must be \"sig\"")));
+        }
+        if DecodingKey::from_jwk(k).is_err() {
+            return Err(bad(format!("key {i}: not a usable public key")));
+        }
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn client_jwks_take_public_signing_keys_only() {
+        let keys = SigningKeys::generate().unwrap();
+        let published = serde_json::to_string(&keys.jwks()).unwrap();
+        assert_eq!(check_client_jwks(&published).unwrap().keys.len(), 2);
+        let mut with_private: serde_json::Value = serde_json::from_str(&published).unwrap();
+        with_private["keys"][0]["d"] = "AAAA".into();
+        let e = check_client_jwks(&with_private.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("private part"), "{e}");
+        for bad in [
+            "",
+            "{}",
+            r#"{"keys": []}"#,
+            r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#,
+            r#"{"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}"#,
+        ] {
+            assert!(check_client_jwks(bad).is_err(), "{bad}");
+        }
+        let mut enc: serde_json::Value = serde_json::from_str(&published).unwrap();
+        enc["keys"][0]["use"] = "enc".into();
+        assert!(check_client_jwks(&enc.to_string()).is_err());
     }
 }

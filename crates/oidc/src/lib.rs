@@ -11,7 +11,7 @@ pub mod keys;
 pub mod pkce;
 pub mod provider;
 
-pub use keys::{SigningAlg, SigningKeys, generate_pkcs8};
+pub use keys::{SigningAlg, SigningKeys, check_client_jwks, generate_pkcs8};
 pub use provider::{
     AuthorizationRequest, AuthorizeError, Client, ClientAuth, Clients, Config, Provider, Subject, TokenError,
     UserClaims,
@@ -26,6 +26,9 @@ pub enum OidcError {
     /// A signing key is unusable, or signing failed.
     #[error("OpenID Connect signing key: {0}")]
     Key(String),
+    /// Something a client registered is unusable (names what and why).
+    #[error("{0}")]
+    Input(String),
     /// A thread panicked while holding the provider's state.
     #[error("the OpenID Connect provider's state was lost (a thread panicked)")]
     Poisoned,

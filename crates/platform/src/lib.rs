@@ -10,6 +10,7 @@ pub mod consent;
 mod error;
 pub mod fees;
 pub mod ocsp;
+pub mod oidc_clients;
 pub mod rp;
 pub mod status;
 #[cfg(test)]
@@ -22,5 +23,6 @@ pub use consent::{Consent, NewConsent, Revoker, Statement};
 pub use error::PlatformError;
 pub use fees::{Meter, Tariff};
 pub use ocsp::{Answered, OcspAnswer, OcspService};
+pub use oidc_clients::{NewOidcClient, OidcClient};
 pub use rp::{ApiKey, Capability, NewRelyingParty, Registry, RelyingParty};
 pub use status::{Lookup, StatusIndex};

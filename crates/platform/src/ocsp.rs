@@ -853,9 +853,11 @@ mod tests {
             )
             .unwrap();
         assert_eq!(f.service.lookup(CertKind::Signature, &third), Lookup::Good);
-        let none = f
-            .service
-            .answer(&request(&root3, std::slice::from_ref(&third), None), f.now, |_| true);
+        let none = f.service.answer(
+            &request(&root3, std::slice::from_ref(&third), None),
+            f.now,
+            |_| true,
+        );
         assert_eq!(none.status, OcspResponseStatus::Unauthorized);
         let issuer3 = Issuer::new(CertKind::Signature, key3, root3.clone()).unwrap();
         let rkey3 = SigningKey::generate(KeyType::P384).unwrap();

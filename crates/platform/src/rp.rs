@@ -39,11 +39,13 @@ pub enum Capability {
     SignatureVerify,
     /// Augmenting signatures to B-LT.
     Augment,
+    /// Logging people in with the card (OpenID Connect client).
+    Oidc,
 }
 
 impl Capability {
     /// Every capability, in the order of the issue.
-    pub const ALL: [Capability; 8] = [
+    pub const ALL: [Capability; 9] = [
         Self::AuthStatus,
         Self::SignStatus,
         Self::PersonalData,
@@ -52,6 +54,7 @@ impl Capability {
         Self::Liveness,
         Self::SignatureVerify,
         Self::Augment,
+        Self::Oidc,
     ];
 
     /// The command-line and storage name.
@@ -65,6 +68,7 @@ impl Capability {
             Self::Liveness => "liveness",
             Self::SignatureVerify => "signature-verify",
             Self::Augment => "augment",
+            Self::Oidc => "oidc",
         }
     }
 }
@@ -118,6 +122,10 @@ impl RelyingParty {
 pub struct ApiKey(Zeroizing<String>);
 
 impl ApiKey {
+    pub(crate) fn new(secret: String) -> Self {
+        Self(Zeroizing::new(secret))
+    }
+
     /// The key, to hand to the relying party.
     pub fn expose(&self) -> &str {
         &self.0
@@ -171,7 +179,13 @@ CREATE TABLE IF NOT EXISTS metered_checks (
 
 /// SQLite migrations in order; index + 1 is the schema version (`PRAGMA user_version`) they
 /// produce.
-const MIGRATIONS: &[&str] = &[SCHEMA, crate::consent::SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: &[&str] = &[
+    SCHEMA,
+    crate::consent::SCHEMA_V2,
+    SCHEMA_V3,
+    SCHEMA_V4,
+    crate::oidc_clients::SCHEMA_V5,
+];
 
 /// The PostgreSQL schema of the relying-party registry.
 pub const POSTGRES_SCHEMA: &str = "platform";
@@ -225,7 +239,7 @@ CREATE INDEX client_certs_rp ON client_certs (rp_id);
 ";
 
 /// PostgreSQL migrations: (version produced, script). Never edit a released one.
-const PG_MIGRATIONS: &[(i64, &str)] = &[(4, PG_V4)];
+const PG_MIGRATIONS: &[(i64, &str)] = &[(4, PG_V4), (5, crate::oidc_clients::PG_V5)];
 
 /// 4: client certificates relying parties authenticate with over mutual TLS (by SHA-256).
 const SCHEMA_V4: &str = "
@@ -305,6 +319,18 @@ impl Registry {
         rp: &NewRelyingParty<'_>,
         now: OffsetDateTime,
     ) -> Result<(RelyingParty, ApiKey), PlatformError> {
+        let (rp, key, _) = self.insert(rp, None, now)?;
+        Ok((rp, key))
+    }
+
+    /// Registers a relying party (with or without its OpenID Connect client, which the oidc
+    /// capability requires) in one transaction; the client secret when one was made.
+    pub(crate) fn insert(
+        &mut self,
+        rp: &NewRelyingParty<'_>,
+        oidc: Option<&crate::oidc_clients::NewOidcClient>,
+        now: OffsetDateTime,
+    ) -> Result<(RelyingParty, ApiKey, Option<ApiKey>), PlatformError> {
         let name = rp.name.trim();
         if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
             return Err(PlatformError::Input(
@@ -341,6 +367,22 @@ impl Registry {
                 "purpose: at most 200 characters, no control characters".into(),
             ));
         }
+        match (rp.capabilities.contains(&Capability::Oidc), oidc.is_some()) {
+            (true, false) => {
+                return Err(PlatformError::Input(
+                    "the oidc capability needs --redirect-uri (and --jwks or --jwks-uri)".into(),
+                ));
+            }
+            (false, true) => {
+                return Err(PlatformError::Input(
+                    "--redirect-uri, --jwks and --jwks-uri go with the oidc capability".into(),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(o) = oidc {
+            o.check()?;
+        }
         let id = format!("rp-{}", random_hex::<8>()?);
         let caps: Vec<&str> = rp.capabilities.iter().map(|c| c.as_str()).collect();
         let ages_text: Vec<String> = ages.iter().map(u8::to_string).collect();
@@ -354,9 +396,13 @@ impl Registry {
             "INSERT INTO api_keys (key_hash, rp_id, created_at) VALUES (?1, ?2, ?3)",
             params![key_hash(key.expose()), id, now.unix_timestamp()],
         )?;
+        let secret = match oidc {
+            Some(o) => crate::oidc_clients::insert(&tx, &id, o, now)?,
+            None => None,
+        };
         tx.commit()?;
         self.forget_authentications();
-        Ok((self.get(&id)?, key))
+        Ok((self.get(&id)?, key, secret))
     }
 
     /// One relying party by id.
