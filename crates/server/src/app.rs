@@ -34,6 +34,7 @@ pub struct AppState {
     api: Option<(Arc<dyn JsonApi>, Arc<dyn ApiKeys>)>,
     body_timeout: Option<std::time::Duration>,
     health: Option<Arc<dyn Health>>,
+    oidc: Option<Arc<dyn crate::OidcEndpoints>>,
 }
 
 /// What `/healthz` and `/metrics` report beyond the server's own counters: whether the services
@@ -49,6 +50,14 @@ impl AppState {
     /// No services yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Serve the OpenID Connect provider's discovery, JWKS, token and userinfo endpoints under
+    /// [`OIDC_PREFIX`](crate::OIDC_PREFIX), answered by `endpoints`.
+    #[must_use]
+    pub fn with_oidc(mut self, endpoints: Arc<dyn crate::OidcEndpoints>) -> Self {
+        self.oidc = Some(endpoints);
+        self
     }
 
     /// Serve an RFC 3161 time-stamp authority at [`TSA_PATH`](crate::TSA_PATH), answered by `tsa`.
@@ -115,6 +124,9 @@ impl AppState {
         if let Some((dir, access)) = &self.published {
             router = router.merge(published::routes(dir.clone(), access.clone()));
         }
+        if let Some(endpoints) = &self.oidc {
+            router = router.merge(crate::oidc::routes(Arc::clone(endpoints)));
+        }
         if let Some((handler, keys)) = &self.api {
             router = router.merge(api::routes(
                 Arc::clone(handler),
@@ -136,6 +148,7 @@ impl fmt::Debug for AppState {
             .field("ocsp", &self.ocsp.as_ref().map(|(_, access)| access))
             .field("published", &self.published)
             .field("api", &self.api.is_some())
+            .field("oidc", &self.oidc.is_some())
             .finish()
     }
 }

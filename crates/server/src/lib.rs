@@ -31,6 +31,7 @@ mod error;
 mod logging;
 mod metrics;
 mod ocsp;
+mod oidc;
 mod published;
 mod serve;
 mod tls;
@@ -45,6 +46,7 @@ pub use ocsp::{
     ApiKeys, Caller, ClientCertificate, KeysUnavailable, MAX_OCSP_REQUEST_BYTES, OCSP_PATH, OCSP_REQUEST,
     OCSP_RESPONSE, OcspResponder, RevocationAccess,
 };
+pub use oidc::{JsonAnswer, OIDC_PREFIX, OidcEndpoints};
 pub use published::{MAX_PUBLISHED_BYTES, PKIX_CERT, PKIX_CRL};
 pub use serve::{
     DEFAULT_GRACE, DEFAULT_HEADER_TIMEOUT, Server, run_blocking, serve_blocking, serve_blocking_tls,

@@ -1067,3 +1067,115 @@ fn a_json_body_trickled_in_is_cut_off_and_others_still_answered() {
     assert!(reply.text().contains("did not arrive in time"));
     assert!(start.elapsed() < Duration::from_secs(4));
 }
+
+/// A provider that echoes what reached it.
+struct EchoOidc;
+
+impl jpki_server::OidcEndpoints for EchoOidc {
+    fn discovery(&self) -> String {
+        r#"{"issuer":"http://127.0.0.1/oidc"}"#.into()
+    }
+
+    fn jwks(&self) -> String {
+        r#"{"keys":[]}"#.into()
+    }
+
+    fn token(&self, form: &[(String, String)], authorization: Option<&str>) -> jpki_server::JsonAnswer {
+        if form.iter().any(|(k, _)| k == "fail") {
+            return (401, r#"{"error":"invalid_client"}"#.into());
+        }
+        let pairs: Vec<String> = form.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        (
+            200,
+            serde_json::json!({ "form": pairs, "authorization": authorization }).to_string(),
+        )
+    }
+
+    fn userinfo(&self, access_token: Option<&str>) -> jpki_server::JsonAnswer {
+        match access_token {
+            Some("good") => (200, r#"{"sub":"s"}"#.into()),
+            _ => (401, r#"{"error":"invalid_token"}"#.into()),
+        }
+    }
+}
+
+#[test]
+fn oidc_endpoints_speak_oauth_over_http() {
+    let s = TestServer::start_state(
+        AppState::new().with_oidc(Arc::new(EchoOidc)),
+        jpki_server::DEFAULT_GRACE,
+    );
+    let d = raw(s.addr, "GET /oidc/.well-known/openid-configuration HTTP/1.1", b"");
+    assert_eq!(d.status, 200);
+    assert_eq!(d.header("content-type"), Some("application/json"));
+    let jwks = raw(s.addr, "GET /oidc/protocol/openid-connect/certs HTTP/1.1", b"");
+    assert_eq!(jwks.text(), r#"{"keys":[]}"#);
+    assert_eq!(jwks.header("cache-control"), Some("public, max-age=300"));
+    // The token endpoint takes a form, repeated parameters and all, and never caches.
+    let body = b"grant_type=authorization_code&code=a%2Bb&code=again";
+    let t = raw(
+        s.addr,
+        &format!(
+            "POST /oidc/protocol/openid-connect/token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: Basic eDp5\r\nContent-Length: {}",
+            body.len()
+        ),
+        body,
+    );
+    assert_eq!(t.status, 200, "{}", t.text());
+    let v: serde_json::Value = serde_json::from_slice(&t.body).unwrap();
+    assert_eq!(
+        v["form"],
+        serde_json::json!(["grant_type=authorization_code", "code=a+b", "code=again"])
+    );
+    assert_eq!(v["authorization"], "Basic eDp5");
+    assert_eq!(t.header("cache-control"), Some("no-store"));
+    assert_eq!(t.header("pragma"), Some("no-cache"));
+    let failed = raw(
+        s.addr,
+        "POST /oidc/protocol/openid-connect/token HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: Basic eDp5\r\nContent-Length: 4",
+        b"fail",
+    );
+    assert_eq!(failed.status, 401);
+    assert_eq!(
+        failed.header("www-authenticate"),
+        Some("Basic realm=\"openjpki\"")
+    );
+    let json_body = raw(
+        s.addr,
+        "POST /oidc/protocol/openid-connect/token HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2",
+        b"{}",
+    );
+    assert_eq!(json_body.status, 400);
+    assert!(json_body.text().contains("invalid_request"));
+    // Userinfo: the bearer token in the header or a form body, never both; 401 with a challenge.
+    let ok = raw(
+        s.addr,
+        "GET /oidc/protocol/openid-connect/userinfo HTTP/1.1\r\nAuthorization: Bearer good",
+        b"",
+    );
+    assert_eq!((ok.status, ok.text().as_str()), (200, r#"{"sub":"s"}"#));
+    let by_form = raw(
+        s.addr,
+        "POST /oidc/protocol/openid-connect/userinfo HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 17",
+        b"access_token=good",
+    );
+    assert_eq!(by_form.status, 200);
+    let bad = raw(
+        s.addr,
+        "GET /oidc/protocol/openid-connect/userinfo HTTP/1.1\r\nAuthorization: Bearer nope",
+        b"",
+    );
+    assert_eq!(bad.status, 401);
+    assert_eq!(
+        bad.header("www-authenticate"),
+        Some("Bearer error=\"invalid_token\"")
+    );
+    let none = raw(s.addr, "GET /oidc/protocol/openid-connect/userinfo HTTP/1.1", b"");
+    assert_eq!(none.header("www-authenticate"), Some("Bearer"));
+    let twice = raw(
+        s.addr,
+        "POST /oidc/protocol/openid-connect/userinfo HTTP/1.1\r\nAuthorization: Bearer good\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 17",
+        b"access_token=good",
+    );
+    assert_eq!(twice.status, 400);
+}
