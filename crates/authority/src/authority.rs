@@ -1949,14 +1949,5 @@ fn link(tx: &Db, kind: &str, from: &Serial, to: &Serial, now: OffsetDateTime) ->
     Ok(())
 }
 
-pub(crate) fn event(
-    tx: &Db,
-    actor: &str,
-    now: OffsetDateTime,
-    ev: &str,
-    resident_id: Option<i64>,
-    card_id: Option<&str>,
-    detail: &str,
-) -> Result<(), AuthorityError> {
-    crate::audit::append(tx, actor, now, ev, resident_id, card_id, detail)
-}
+/// Records an event in the audit trail (inside the caller's write transaction).
+pub(crate) use crate::audit::append as event;
