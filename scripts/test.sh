@@ -12,8 +12,8 @@
 #     (to build pyscard); postgresql (the storage conformance suite runs on SQLite and on a
 #     throwaway PostgreSQL cluster: scripts/pg.sh, 127.0.0.1, a temporary directory, stopped on exit);
 #   .venv/ (repo root, gitignored): pkilint==$PKILINT_VERSION, pyscard==$PYSCARD_VERSION,
-#     pyHanko[pkcs11]==$PYHANKO_VERSION and pyhanko-cli==$PYHANKO_CLI_VERSION
-#     from PyPI.
+#     pyHanko[pkcs11]==$PYHANKO_VERSION and pyhanko-cli==$PYHANKO_CLI_VERSION, schemathesis,
+#     prometheus-client, authlib==$AUTHLIB_VERSION with joserfc from PyPI.
 # As a non-root user without sudo, missing system packages are reported and the script fails.
 # Idempotent: a second run installs nothing. Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -26,6 +26,8 @@ PYHANKO_VERSION=0.38.0
 PYHANKO_CLI_VERSION=0.6.0
 PROMETHEUS_CLIENT_VERSION=0.26.0
 SCHEMATHESIS_VERSION=4.32.5
+AUTHLIB_VERSION=1.9.8
+JOSERFC_VERSION=1.8.0
 VENV="$ROOT/.venv"
 START=$(date +%s)
 SECTION="setup"
@@ -206,6 +208,10 @@ if [ "$(py_version prometheus-client)" != "$PROMETHEUS_CLIENT_VERSION" ]; then
     echo "installing prometheus-client==$PROMETHEUS_CLIENT_VERSION into $VENV (its parser checks /metrics)"
     "$VENV/bin/python" -m pip install --disable-pip-version-check -q "prometheus-client==$PROMETHEUS_CLIENT_VERSION"
 fi
+if [ "$(py_version authlib)" != "$AUTHLIB_VERSION" ] || [ "$(py_version joserfc)" != "$JOSERFC_VERSION" ]; then
+    echo "installing authlib==$AUTHLIB_VERSION and joserfc==$JOSERFC_VERSION into $VENV (a real OpenID Connect relying party)"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q "authlib==$AUTHLIB_VERSION" "joserfc==$JOSERFC_VERSION"
+fi
 pkg_version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
 echo "cargo:   $(cargo --version)"
 echo "openssl: $(openssl version)"
@@ -213,6 +219,7 @@ echo "pkilint: $(pkilint_version) ($VENV)"
 echo "pyscard: $(py_version pyscard) ($VENV)"
 echo "pyHanko: $(py_version pyhanko), pyhanko-cli $(py_version pyhanko-cli), certvalidator $(py_version pyhanko-certvalidator) ($VENV)"
 echo "prometheus-client: $(py_version prometheus-client), schemathesis $(py_version schemathesis) ($VENV)"
+echo "authlib: $(py_version authlib), joserfc $(py_version joserfc) ($VENV)"
 echo "pcscd:   $(pcscd --version 2>/dev/null | head -n 1)"
 echo "pcsclite: $(pkg-config --modversion libpcsclite) (libpcsclite-dev, via pkg-config $(pkg-config --version))"
 echo "vpcd:    vsmartcard-vpcd $(pkg_version vsmartcard-vpcd)"

@@ -269,6 +269,14 @@ pub(crate) struct ServeArgs {
     /// name the time of the last sync as OCSP thisUpdate.
     #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub max_staleness: u32,
+    /// The URL people's browsers reach this server at, for "log in with the card": the OpenID
+    /// Connect issuer is URL/oidc, and the card signs for this origin. Default: where this server
+    /// listens (https with --tls-cert).
+    #[arg(long, value_name = "URL")]
+    pub login_url: Option<String>,
+    /// The card agent login pages send people's browsers to (`jpki card agent` on their machine).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:48620")]
+    pub card_agent: String,
 }
 
 /// `jpki serve --role`.
@@ -494,6 +502,16 @@ pub(crate) enum CardCmd {
         /// A new value (else the old one stays and only the counter is reset); env JPKI_NEW_PIN.
         #[arg(long, env = "JPKI_NEW_PIN", hide_env_values = true, value_name = "PIN")]
         new_pin: Option<String>,
+    },
+    /// Run the card agent until stopped: a small server on loopback that login pages ("log in
+    /// with the card", `jpki serve`'s OpenID Connect provider) hand their challenge to. It shows
+    /// which site asks, takes the PIN on its own page and has the card sign.
+    Agent {
+        #[command(flatten)]
+        access: CardAccess,
+        /// Where to listen (loopback only).
+        #[arg(long, value_name = "127.0.0.1:PORT", default_value = "127.0.0.1:48620")]
+        listen: std::net::SocketAddr,
     },
     /// Connect a card file to pcscd's vpcd driver until stopped, so any PC/SC program (OpenSC,
     /// pyscard, JPKI clients) sees a JPKI card in reader "Virtual PCD 00 00".

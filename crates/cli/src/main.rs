@@ -8,6 +8,7 @@ mod consent;
 mod demo;
 mod docsig;
 mod holder;
+mod login;
 mod lookups;
 mod secrets;
 mod serve;
@@ -154,6 +155,12 @@ fn run(cli: Cli) -> Result<Report, Failure> {
             ))
         }
         Command::Resident(cmd) => resident(data, cmd),
+        Command::Card(CardCmd::Agent { access, listen }) => login::card_agent(
+            access,
+            &holder::device_key_path(cli.device_key.as_deref()),
+            listen,
+            cli.json,
+        ),
         Command::Card(cmd) => card(data, &holder::device_key_path(cli.device_key.as_deref()), cmd),
         Command::Cert(cmd) => cert(data, cmd),
         Command::Ca(CaCmd::Rollover {
@@ -752,7 +759,8 @@ fn card(data: &Path, device_key: &Path, cmd: CardCmd) -> Result<Report, Failure>
         | CardCmd::Pin(_)
         | CardCmd::SignDigest { .. }
         | CardCmd::Unblock { .. }
-        | CardCmd::Plug { .. } => Err(Failure::Failed("card command dispatched twice".into())),
+        | CardCmd::Plug { .. }
+        | CardCmd::Agent { .. } => Err(Failure::Failed("card command dispatched twice".into())),
         CardCmd::Show { card_id } => {
             let certs = auth.card_certificates(&card_id)?;
             let mut text = format!("Card {card_id}:\n");

@@ -88,7 +88,7 @@ impl jpki_server::OcspResponder for PlatformOcsp {
 }
 
 /// The platform's JSON API as the HTTP layer's handler; every answered check is metered and recorded.
-struct PlatformApi(Api, Arc<Meter>, Arc<Recorder>);
+struct PlatformApi(Arc<Api>, Arc<Meter>, Arc<Recorder>);
 
 impl jpki_server::JsonApi for PlatformApi {
     fn blocks(&self, operation: &str) -> bool {
@@ -1131,17 +1131,41 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
         cas
     };
     let lookups = Arc::new(RegistryLookups(Mutex::new(open_authority(data, verifier)?)));
-    let api = PlatformApi(
+    let platform = Arc::new(
         Api::new(Arc::clone(&service), &cas)?
             .with_birth_dates(Arc::clone(&lookups) as Arc<dyn BirthDates>)
             .with_pairwise(lookups.clone())
             .with_liveness(lookups.clone())
             .with_links(lookups.clone())
-            .with_consents(registry(data)?, lookups)
+            .with_consents(registry(data)?, lookups.clone())
             .with_published_crls(args.publish_dir.clone().unwrap_or_else(|| data.join("public"))),
-        Arc::clone(&meter),
-        Arc::clone(&recorder),
     );
+    let api = PlatformApi(Arc::clone(&platform), Arc::clone(&meter), Arc::clone(&recorder));
+    let clients = {
+        let reg = Arc::new(KeyRegistry::new(data)?);
+        crate::login::RegistryClients::new(Box::new(move |id: &str| {
+            let id = id.to_owned();
+            match reg.with(move |r| r.oidc_client(&id)) {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot read an OpenID Connect client");
+                    None
+                }
+                None => None,
+            }
+        }))
+    };
+    let oidc = Arc::new(crate::login::PlatformOidc::new(
+        data,
+        &args.card_agent,
+        platform,
+        lookups,
+        Arc::clone(&recorder),
+        clients,
+    )?);
+    if let Some(url) = &args.login_url {
+        oidc.start(&crate::login::issuer_for(url))?;
+    }
     let state = AppState::new()
         .with_tsa(Arc::new(AuthorityTsa { tsa }))
         .with_ocsp(
@@ -1154,11 +1178,20 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
         )
         .with_published(publish_dir.clone(), access)
         .with_api(Arc::new(api), keys)
+        .with_oidc(Arc::clone(&oidc) as Arc<dyn jpki_server::OidcEndpoints>)
         .with_health(Arc::new(SnapshotHealth(Arc::clone(&service))));
     jpki_server::init_logging();
     let public = args.public_revocation;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let login_url = args.login_url.clone();
     let result = jpki_server::serve_blocking_tls(args.listen, &state, tls, |addr| {
+        let base = login_url.unwrap_or_else(|| format!("{scheme}://{}", reachable(addr)));
+        let issuer = crate::login::issuer_for(&base);
+        if args.login_url.is_none()
+            && let Err(e) = oidc.start(&issuer)
+        {
+            tracing::error!(error = ?e, "cannot start the OpenID Connect provider");
+        }
         if json_out {
             println!(
                 "{}",
@@ -1167,6 +1200,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
                     "scheme": scheme,
                     "ocsp": CertKind::ALL.iter().map(|k| format!("{scheme}://{addr}/ocsp/{}", k.as_str())).collect::<Vec<_>>(),
                     "tsa": format!("{scheme}://{addr}{}", jpki_server::TSA_PATH),
+                    "oidc_issuer": issuer,
                     "public_revocation": public,
                     "role": role_name(args.role),
                     "max_staleness_s": args.max_staleness,
@@ -1203,6 +1237,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
             println!("  OCSP  {scheme}://{addr}/ocsp/sign and /ocsp/auth (POST, or GET below them)");
             println!("  API   {scheme}://{addr}/v1/… (described at /openapi.json)");
             println!("  TSA   {scheme}://{addr}{}", jpki_server::TSA_PATH);
+            println!("  Login {issuer} (OpenID Connect; card agent expected at {})", args.card_agent);
             println!(
                 "  CRLs  {scheme}://{addr}/crl/… and CA certificates /ca/… from {}",
                 publish_dir.display()
@@ -1688,4 +1723,14 @@ fn invoice(reg: &Registry, data: &Path, rp: &str, month: &str, csv: bool) -> Res
         }),
         text,
     ))
+}
+
+/// Where a browser on this machine reaches a server bound to `addr` (loopback for an unspecified
+/// address).
+fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    if addr.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), addr.port())
+    } else {
+        addr
+    }
 }

@@ -6,12 +6,17 @@
 //! - [`provider`]: authorization requests, codes, the token endpoint with client authentication
 //!   (private_key_jwt, client_secret_basic), ID tokens, userinfo, discovery.
 //! - [`pkce`]: RFC 7636 S256.
+//! - [`login`]: the card challenge, the statement the card signs, logins waiting between pages.
 //! - [`keys`]: the ID-token signing keys (ES256, RS256) and the JWKS.
 pub mod keys;
+pub mod login;
 pub mod pkce;
 pub mod provider;
 
+/// The JWK set type relying parties' keys come in.
+pub use jsonwebtoken::jwk::JwkSet;
 pub use keys::{SigningAlg, SigningKeys, check_client_jwks, generate_pkcs8};
+pub use login::{CardChallenge, Logins, origin_of, statement, statement_digest};
 pub use provider::{
     AuthorizationRequest, AuthorizeError, Client, ClientAuth, Clients, Config, Provider, Subject, TokenError,
     UserClaims,

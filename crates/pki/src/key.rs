@@ -169,39 +169,47 @@ impl SigningKey {
         passphrase: &[u8],
         iterations: u32,
     ) -> Result<Zeroizing<String>, PkiError> {
-        let plain = self.to_pkcs8()?;
-        let rng = SystemRandom::new();
-        let mut salt = [0u8; 16];
-        let mut iv = [0u8; 16];
-        rng.fill(&mut salt).map_err(key_err("random salt"))?;
-        rng.fill(&mut iv).map_err(key_err("random IV"))?;
-        let params = pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(iterations, &salt, iv)
-            .map_err(|e| PkiError::Key(format!("key encryption parameters: {e}")))?;
-        let info = pkcs8::PrivateKeyInfoRef::try_from(plain.as_slice())
-            .map_err(|e| PkiError::Key(format!("private key: {e}")))?;
-        let doc = info
-            .encrypt_with_params(params, passphrase)
-            .map_err(|e| PkiError::Key(format!("key encryption: {e}")))?;
-        let pem = doc
-            .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
-            .map_err(|e| PkiError::Key(format!("key encoding: {e}")))?;
-        Ok(pem)
+        encrypt_pkcs8_pem(&self.to_pkcs8()?, passphrase, iterations)
     }
 
     /// Decrypts a PEM `ENCRYPTED PRIVATE KEY` written by [`SigningKey::to_encrypted_pem`] (or openssl).
     pub fn from_encrypted_pem(pem: &str, passphrase: &[u8]) -> Result<Self, PkiError> {
-        let (label, der) = der::Document::from_pem(pem)
-            .map_err(|e| PkiError::Key(format!("authority key file: not PEM ({e})")))?;
-        if label != "ENCRYPTED PRIVATE KEY" {
-            return Err(PkiError::Key(format!(
-                "authority key file: PEM label is {label:?}, expected ENCRYPTED PRIVATE KEY"
-            )));
-        }
-        let enc = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_bytes())
-            .map_err(|e| PkiError::Key(format!("authority key file: {e}")))?;
-        let plain = enc.decrypt(passphrase).map_err(|_| PkiError::WrongPassphrase)?;
-        Self::from_pkcs8(plain.as_bytes())
+        Self::from_pkcs8(&decrypt_pkcs8_pem(pem, passphrase)?)
     }
+}
+
+/// Encrypts a PKCS#8 private key (DER) under `passphrase` as a PEM `ENCRYPTED PRIVATE KEY`
+/// (PBES2: PBKDF2-SHA256 with `iterations`, AES-256-CBC).
+pub fn encrypt_pkcs8_pem(plain: &[u8], passphrase: &[u8], iterations: u32) -> Result<Zeroizing<String>, PkiError> {
+    let rng = SystemRandom::new();
+    let mut salt = [0u8; 16];
+    let mut iv = [0u8; 16];
+    rng.fill(&mut salt).map_err(key_err("random salt"))?;
+    rng.fill(&mut iv).map_err(key_err("random IV"))?;
+    let params = pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(iterations, &salt, iv)
+        .map_err(|e| PkiError::Key(format!("key encryption parameters: {e}")))?;
+    let info =
+        pkcs8::PrivateKeyInfoRef::try_from(plain).map_err(|e| PkiError::Key(format!("private key: {e}")))?;
+    let doc = info
+        .encrypt_with_params(params, passphrase)
+        .map_err(|e| PkiError::Key(format!("key encryption: {e}")))?;
+    doc.to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+        .map_err(|e| PkiError::Key(format!("key encoding: {e}")))
+}
+
+/// Decrypts a PEM `ENCRYPTED PRIVATE KEY` (see [`encrypt_pkcs8_pem`]) to its PKCS#8 DER.
+pub fn decrypt_pkcs8_pem(pem: &str, passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>, PkiError> {
+    let (label, der) = der::Document::from_pem(pem)
+        .map_err(|e| PkiError::Key(format!("authority key file: not PEM ({e})")))?;
+    if label != "ENCRYPTED PRIVATE KEY" {
+        return Err(PkiError::Key(format!(
+            "authority key file: PEM label is {label:?}, expected ENCRYPTED PRIVATE KEY"
+        )));
+    }
+    let enc = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_bytes())
+        .map_err(|e| PkiError::Key(format!("authority key file: {e}")))?;
+    let plain = enc.decrypt(passphrase).map_err(|_| PkiError::WrongPassphrase)?;
+    Ok(Zeroizing::new(plain.as_bytes().to_vec()))
 }
 
 /// A subject public key presented for certification (the card generated the pair; only this half

@@ -27,7 +27,7 @@ pub use crl::{CrlEntry, CrlScope, CrlSpec};
 pub use endpoints::Endpoints;
 pub use error::PkiError;
 pub use inspect::{CertificateInfo, subject_public_key_der, verify_signed_by, verify_signed_by_key};
-pub use key::{KeyType, SigningKey, SubjectPublicKey};
+pub use key::{KeyType, SigningKey, SubjectPublicKey, decrypt_pkcs8_pem, encrypt_pkcs8_pem};
 pub use ocsp::{
     CertId, CertIdHash, CertStatus, IssuerHashes, OcspRequest, OcspResponseStatus, Responder, SingleStatus,
 };

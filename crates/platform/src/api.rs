@@ -365,12 +365,16 @@ impl Api {
 
     /// Reads the `certificate` field of a request: PEM or base64 DER, issued by one of our CAs.
     pub(crate) fn presented(&self, text: &str) -> Result<Presented, Reply> {
-        let der = Self::certificate_der(text)?;
+        self.presented_der(&Self::certificate_der(text)?)
+    }
+
+    /// A DER certificate issued by one of our CAs.
+    pub(crate) fn presented_der(&self, der: &[u8]) -> Result<Presented, Reply> {
         let core =
-            CertCore::from_der(&der).map_err(|_| error(400, "certificate: not an X.509 certificate"))?;
+            CertCore::from_der(der).map_err(|_| error(400, "certificate: not an X.509 certificate"))?;
         let kind = self.issuing_ca(&core)?;
         let cert =
-            ParsedCert::from_der(&der).map_err(|_| error(400, "certificate: not an X.509 certificate"))?;
+            ParsedCert::from_der(der).map_err(|_| error(400, "certificate: not an X.509 certificate"))?;
         Ok(Presented { cert, kind })
     }
 

@@ -35,6 +35,7 @@ pub struct AppState {
     body_timeout: Option<std::time::Duration>,
     health: Option<Arc<dyn Health>>,
     oidc: Option<Arc<dyn crate::OidcEndpoints>>,
+    agent: Option<Arc<dyn crate::CardAgent>>,
 }
 
 /// What `/healthz` and `/metrics` report beyond the server's own counters: whether the services
@@ -57,6 +58,14 @@ impl AppState {
     #[must_use]
     pub fn with_oidc(mut self, endpoints: Arc<dyn crate::OidcEndpoints>) -> Self {
         self.oidc = Some(endpoints);
+        self
+    }
+
+    /// Serve the card agent's pages (`/`, `/login`, `/login/sign`) for the card `card`: what
+    /// `jpki card agent` runs on loopback for login pages to hand their challenge to.
+    #[must_use]
+    pub fn with_card_agent(mut self, card: Arc<dyn crate::CardAgent>) -> Self {
+        self.agent = Some(card);
         self
     }
 
@@ -127,6 +136,9 @@ impl AppState {
         if let Some(endpoints) = &self.oidc {
             router = router.merge(crate::oidc::routes(Arc::clone(endpoints)));
         }
+        if let Some(card) = &self.agent {
+            router = router.merge(crate::agent::routes(Arc::clone(card)));
+        }
         if let Some((handler, keys)) = &self.api {
             router = router.merge(api::routes(
                 Arc::clone(handler),
@@ -149,6 +161,7 @@ impl fmt::Debug for AppState {
             .field("published", &self.published)
             .field("api", &self.api.is_some())
             .field("oidc", &self.oidc.is_some())
+            .field("card_agent", &self.agent.is_some())
             .finish()
     }
 }

@@ -30,19 +30,7 @@ const DETAIL_CHARS: usize = 120;
 /// `application/timestamp-reply`, or an empty or over-1-MiB body.
 pub fn post_timestamp_query(url: &str, query_der: &[u8], timeout: Duration) -> Result<Vec<u8>, ServerError> {
     let shown = redact(url);
-    let tls = TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .root_certs(RootCerts::WebPki)
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .build();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .tls_config(tls)
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(concat!("openjpki/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
+    let agent = http_agent(timeout);
     let mut response = agent
         .post(url)
         .header(header::CONTENT_TYPE, TIMESTAMP_QUERY)
@@ -208,4 +196,47 @@ mod tests {
         assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
         assert_eq!(seconds(Duration::from_millis(250)), "250 ms");
     }
+}
+
+/// The HTTP client every outgoing request uses: rustls with the aws-lc-rs provider and the Mozilla
+/// roots, no redirects, statuses as values, `timeout` for the whole exchange.
+fn http_agent(timeout: Duration) -> ureq::Agent {
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::WebPki)
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("openjpki/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+/// GETs a document of at most `limit` bytes (a relying party's JWKS): its text when the answer is
+/// 200; otherwise one line saying what went wrong.
+///
+/// # Errors
+/// Unreachable, a status other than 200, a body over `limit` or not UTF-8.
+pub fn get_text(url: &str, limit: u64, timeout: Duration) -> Result<String, String> {
+    let shown = redact(url);
+    let mut response = http_agent(timeout)
+        .get(url)
+        .call()
+        .map_err(|e| format!("{shown}: {}", transport_problem(&e, timeout)))?;
+    if response.status() != StatusCode::OK {
+        return Err(format!("{shown}: HTTP {}", response.status().as_u16()));
+    }
+    response
+        .body_mut()
+        .with_config()
+        .limit(limit + 1)
+        .read_to_string()
+        .map_err(|e| match e {
+            ureq::Error::BodyExceedsLimit(_) => format!("{shown}: larger than {limit} bytes"),
+            other => format!("{shown}: {}", transport_problem(&other, timeout)),
+        })
 }

@@ -24,6 +24,7 @@
 //! Logging goes through `tracing`; a program that has no subscriber of its own can call
 //! [`init_logging`].
 
+mod agent;
 mod api;
 mod app;
 mod client;
@@ -32,21 +33,25 @@ mod logging;
 mod metrics;
 mod ocsp;
 mod oidc;
+mod pages;
 mod published;
 mod serve;
 mod tls;
 mod tsa;
 
+pub use agent::{CardAgent, CardAnswer, CardRefusal};
 pub use api::{BODY_TIMEOUT, JsonApi, LARGE_OPERATIONS, MAX_JSON_BYTES, MAX_LARGE_JSON_BYTES, OPENAPI};
 pub use app::{AppState, Health};
-pub use client::{MAX_REPLY_BYTES, post_timestamp_query};
+pub use client::{MAX_REPLY_BYTES, get_text, post_timestamp_query};
 pub use error::ServerError;
 pub use logging::init_logging;
 pub use ocsp::{
     ApiKeys, Caller, ClientCertificate, KeysUnavailable, MAX_OCSP_REQUEST_BYTES, OCSP_PATH, OCSP_REQUEST,
     OCSP_RESPONSE, OcspResponder, RevocationAccess,
 };
-pub use oidc::{JsonAnswer, OIDC_PREFIX, OidcEndpoints};
+pub use oidc::{
+    CardPrompt, ConsentPrompt, JsonAnswer, LOGIN_CARD_PATH, LOGIN_CONSENT_PATH, LoginStep, OIDC_PREFIX, OidcEndpoints,
+};
 pub use published::{MAX_PUBLISHED_BYTES, PKIX_CERT, PKIX_CRL};
 pub use serve::{
     DEFAULT_GRACE, DEFAULT_HEADER_TIMEOUT, Server, run_blocking, serve_blocking, serve_blocking_tls,

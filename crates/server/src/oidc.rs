@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::pages;
 use crate::tsa::is_media_type;
 
 /// Where the provider's endpoints live: the issuer is `{public URL}{OIDC_PREFIX}`.
@@ -23,8 +24,89 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 /// An answer: HTTP status and JSON body.
 pub type JsonAnswer = (u16, String);
 
+/// Where the browser goes next in a login, as the provider decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoginStep {
+    /// Send the browser there (303: to the relying party with a code or an error).
+    Redirect(String),
+    /// Show a refusal (the request cannot go back to the relying party, or the login is gone).
+    Refused {
+        /// HTTP status (4xx).
+        status: u16,
+        /// What is wrong, one line for the person.
+        message: String,
+    },
+    /// Show the page that hands the challenge to the person's card agent.
+    Card(CardPrompt),
+    /// Show what the relying party will receive, to approve or decline.
+    Consent(ConsentPrompt),
+}
+
+/// The page that sends the login challenge to the card agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardPrompt {
+    /// The login's id.
+    pub tx: String,
+    /// The challenge (base64url).
+    pub challenge: String,
+    /// The relying party's name.
+    pub client_name: String,
+    /// The scopes asked for (`openid`, `name` …).
+    pub scopes: Vec<String>,
+    /// Whether the signature certificate and its password are needed (the four facts).
+    pub personal: bool,
+    /// The card agent's base URL (`http://127.0.0.1:48620`).
+    pub agent: String,
+    /// Where the agent sends the card's answer (this provider's card endpoint, absolute).
+    pub return_to: String,
+}
+
+/// The consent page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentPrompt {
+    /// The login's id.
+    pub tx: String,
+    /// The relying party's name.
+    pub client_name: String,
+    /// What it will receive: (scope, value shown), in scope order.
+    pub claims: Vec<(String, String)>,
+    /// The origin of its redirect URI (the decision's redirect goes there).
+    pub redirect_origin: String,
+}
+
+/// The path the card agent posts the card's answer to (below [`OIDC_PREFIX`]).
+pub const LOGIN_CARD_PATH: &str = "/login/card";
+/// The path of the consent decision (below [`OIDC_PREFIX`]).
+pub const LOGIN_CONSENT_PATH: &str = "/login/consent";
+
 /// The provider behind the endpoints. Its methods may block briefly (a registry read).
 pub trait OidcEndpoints: Send + Sync + 'static {
+    /// The authorization endpoint (GET query parameters, or a POSTed form).
+    fn authorize(&self, params: &[(String, String)]) -> LoginStep {
+        let _ = params;
+        LoginStep::Refused {
+            status: 404,
+            message: "this server does not log people in".into(),
+        }
+    }
+    /// The card agent's answer: `tx`, `auth_cert`, `auth_sig` (and `sign_cert`, `sign_sig`), all
+    /// base64; or `tx` and `cancel`.
+    fn card(&self, form: &[(String, String)]) -> LoginStep {
+        let _ = form;
+        LoginStep::Refused {
+            status: 404,
+            message: "this server does not log people in".into(),
+        }
+    }
+    /// The person's decision: `tx` and `decision` (`approve` or `deny`).
+    fn consent(&self, form: &[(String, String)]) -> LoginStep {
+        let _ = form;
+        LoginStep::Refused {
+            status: 404,
+            message: "this server does not log people in".into(),
+        }
+    }
     /// The discovery document (JSON).
     fn discovery(&self) -> String;
     /// The JWKS (JSON).
@@ -51,6 +133,20 @@ pub(crate) fn routes(endpoints: Arc<dyn OidcEndpoints>) -> Router {
                 );
                 r
             }),
+        )
+        .route(
+            &format!("{OIDC_PREFIX}/protocol/openid-connect/auth"),
+            get(authorize_get)
+                .post(authorize_post)
+                .layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
+        .route(
+            &format!("{OIDC_PREFIX}{LOGIN_CARD_PATH}"),
+            axum::routing::post(card).layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
+        .route(
+            &format!("{OIDC_PREFIX}{LOGIN_CONSENT_PATH}"),
+            axum::routing::post(consent).layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
         )
         .route(
             &format!("{OIDC_PREFIX}/protocol/openid-connect/token"),
@@ -200,4 +296,179 @@ async fn userinfo(State(e): State<Arc<dyn OidcEndpoints>>, req: Request) -> Resp
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
     }
     r
+}
+
+/// Runs a login step off the async threads (it may read the registry and verify signatures).
+async fn step(e: Arc<dyn OidcEndpoints>, f: impl FnOnce(&dyn OidcEndpoints) -> LoginStep + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(move || f(e.as_ref())).await {
+        Ok(s) => render(s),
+        Err(_) => pages::refusal(StatusCode::INTERNAL_SERVER_ERROR, "the login failed inside the server"),
+    }
+}
+
+async fn authorize_get(State(e): State<Arc<dyn OidcEndpoints>>, req: Request) -> Response {
+    let params = form(req.uri().query().unwrap_or("").as_bytes());
+    step(e, move |e| e.authorize(&params)).await
+}
+
+/// A form body, or a refusal page when it is not one.
+async fn form_body(req: Request) -> Result<Vec<(String, String)>, Response> {
+    let is_form = is_media_type(
+        req.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        "application/x-www-form-urlencoded",
+    );
+    if !is_form {
+        return Err(pages::refusal(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected a form (application/x-www-form-urlencoded)",
+        ));
+    }
+    match axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES).await {
+        Ok(b) => Ok(form(&b)),
+        Err(_) => Err(pages::refusal(StatusCode::PAYLOAD_TOO_LARGE, "the form is larger than 16 KiB")),
+    }
+}
+
+async fn authorize_post(State(e): State<Arc<dyn OidcEndpoints>>, req: Request) -> Response {
+    match form_body(req).await {
+        Ok(params) => step(e, move |e| e.authorize(&params)).await,
+        Err(r) => r,
+    }
+}
+
+async fn card(State(e): State<Arc<dyn OidcEndpoints>>, req: Request) -> Response {
+    match form_body(req).await {
+        Ok(params) => step(e, move |e| e.card(&params)).await,
+        Err(r) => r,
+    }
+}
+
+async fn consent(State(e): State<Arc<dyn OidcEndpoints>>, req: Request) -> Response {
+    match form_body(req).await {
+        Ok(params) => step(e, move |e| e.consent(&params)).await,
+        Err(r) => r,
+    }
+}
+
+fn render(step: LoginStep) -> Response {
+    match step {
+        LoginStep::Redirect(to) => match HeaderValue::from_str(&to) {
+            Ok(v) => (StatusCode::SEE_OTHER, [(header::LOCATION, v)]).into_response(),
+            Err(_) => pages::refusal(StatusCode::BAD_REQUEST, "the redirect URI cannot be sent"),
+        },
+        LoginStep::Refused { status, message } => pages::refusal(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            &message,
+        ),
+        LoginStep::Card(p) => card_page(&p),
+        LoginStep::Consent(p) => consent_page(&p),
+    }
+}
+
+fn claim_list(scopes: &[String]) -> String {
+    let mut items = String::new();
+    for s in scopes {
+        let (ja, en) = pages::scope_label(s);
+        items.push_str(&format!("<li>{}</li>", pages::ja_en(ja, en)));
+    }
+    format!("<ul class=\"claims\">{items}</ul>")
+}
+
+fn card_page(p: &CardPrompt) -> Response {
+    let agent = p.agent.trim_end_matches('/');
+    let need = if p.personal {
+        pages::ja_en(
+            "利用者証明用電子証明書の暗証番号（数字4桁）と、署名用電子証明書の暗証番号（英数字6〜16文字）が必要です。",
+            "You will need the 4-digit PIN of the authentication certificate and the 6–16 character password of the signature certificate.",
+        )
+    } else {
+        pages::ja_en(
+            "利用者証明用電子証明書の暗証番号（数字4桁）が必要です。",
+            "You will need the 4-digit PIN of the authentication certificate.",
+        )
+    };
+    let body = format!(
+        "<p>{asks}</p>{claims}\
+         <div class=\"box\"><p>{how}</p><p>{need}</p>\
+         <form method=\"post\" action=\"{action}\">{tx}{challenge}{ret}{client}{scopes}{personal}\
+         <button type=\"submit\" autofocus>{go}</button></form></div>\
+         <form method=\"post\" action=\"{cancel_action}\">{tx}<input type=\"hidden\" name=\"decision\" value=\"deny\">\
+         <button type=\"submit\" class=\"secondary\">{cancel}</button></form>\
+         <p><small>{agent_note}</small></p>",
+        asks = pages::ja_en(
+            &format!("{} が、マイナンバーカードによるログインと次の情報の提供を求めています。", p.client_name),
+            &format!("{} asks you to log in with your My Number card and to receive:", p.client_name),
+        ),
+        claims = claim_list(&p.scopes),
+        how = pages::ja_en(
+            "この端末のカードエージェントがカードを読み取ります。次のページで暗証番号を入力してください。",
+            "The card agent on this device reads your card. Enter your PIN on the next page.",
+        ),
+        action = pages::escape(&format!("{agent}/login")),
+        tx = pages::hidden("tx", &p.tx),
+        challenge = pages::hidden("challenge", &p.challenge),
+        ret = pages::hidden("return_to", &p.return_to),
+        client = pages::hidden("client", &p.client_name),
+        scopes = pages::hidden("scopes", &p.scopes.join(" ")),
+        personal = pages::hidden("personal", if p.personal { "1" } else { "0" }),
+        go = pages::ja_en("カードを読み取る", "Use my card"),
+        cancel_action = pages::escape(&format!("{OIDC_PREFIX}{LOGIN_CONSENT_PATH}")),
+        cancel = pages::ja_en("キャンセル", "Cancel"),
+        agent_note = pages::ja_en(
+            &format!("カードエージェントは {agent} で待ち受けます（`jpki card agent --card FILE` または `--reader NAME`）。"),
+            &format!("The card agent listens on {agent} (`jpki card agent --card FILE` or `--reader NAME`)."),
+        ),
+    );
+    let form_action = format!("'self' {}", origin_only(agent));
+    pages::html(
+        StatusCode::OK,
+        pages::document("マイナンバーカードでログイン", "Log in with your My Number card", &body),
+        &form_action,
+        None,
+    )
+}
+
+fn consent_page(p: &ConsentPrompt) -> Response {
+    let mut rows = String::new();
+    for (scope, value) in &p.claims {
+        let (ja, en) = pages::scope_label(scope);
+        rows.push_str(&format!(
+            "<dt>{}</dt><dd>{}</dd>",
+            pages::ja_en(ja, en),
+            pages::escape(value)
+        ));
+    }
+    let body = format!(
+        "<p>{intro}</p><dl class=\"box\">{rows}</dl>\
+         <form method=\"post\" action=\"{action}\">{tx}\
+         <button type=\"submit\" name=\"decision\" value=\"approve\" autofocus>{approve}</button>\
+         <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">{deny}</button></form>",
+        intro = pages::ja_en(
+            &format!("{} に次の情報を提供します。よろしいですか。", p.client_name),
+            &format!("{} will receive exactly this. Do you agree?", p.client_name),
+        ),
+        action = pages::escape(&format!("{OIDC_PREFIX}{LOGIN_CONSENT_PATH}")),
+        tx = pages::hidden("tx", &p.tx),
+        approve = pages::ja_en("同意する", "Agree"),
+        deny = pages::ja_en("同意しない", "Decline"),
+    );
+    pages::html(
+        StatusCode::OK,
+        pages::document("情報提供の同意", "Consent", &body),
+        &format!("'self' {}", origin_only(&p.redirect_origin)),
+        None,
+    )
+}
+
+/// `scheme://host[:port]` of a URL (for Content-Security-Policy source lists).
+pub(crate) fn origin_only(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            format!("{scheme}://{host}")
+        }
+        None => "'none'".into(),
+    }
 }

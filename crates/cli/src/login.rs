@@ -1,0 +1,526 @@
+//! "Log in with the card" inside `jpki serve` (docs/LOGIN.md): the OpenID Connect provider
+//! (`jpki-oidc`) over the platform's relying-party registry, its signing keys kept encrypted in the
+//! data directory, and the card's proof checked by the platform; plus `jpki card agent`, the
+//! person's side that has the card sign.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use jpki_oidc::{Client, ClientAuth, Clients, Logins, Provider, SigningAlg, SigningKeys, Subject, UserClaims};
+use jpki_platform::api::{Pairwise, PersonRefs};
+use jpki_platform::{Api, CardProof, Recorder, Seen};
+use jpki_server::{CardPrompt, ConsentPrompt, LOGIN_CARD_PATH, LoginStep, OIDC_PREFIX};
+use time::OffsetDateTime;
+
+use crate::lookups::RegistryLookups;
+use crate::{Failure, secrets};
+
+/// The ID-token signing keys, encrypted under the authority passphrase.
+const ES256_KEY_FILE: &str = "oidc-es256-key.pem";
+/// See [`ES256_KEY_FILE`].
+const RS256_KEY_FILE: &str = "oidc-rs256-key.pem";
+
+/// The provider's signing keys from DATA (made on first use).
+pub(crate) fn signing_keys(data: &Path, passphrase: &[u8], iterations: u32) -> Result<SigningKeys, Failure> {
+    let (es, rs) = (data.join(ES256_KEY_FILE), data.join(RS256_KEY_FILE));
+    if !es.is_file() || !rs.is_file() {
+        let (ec, rsa) = jpki_oidc::generate_pkcs8().map_err(|e| Failure::Failed(e.to_string()))?;
+        for (path, der) in [(&es, ec.as_ref()), (&rs, rsa.as_ref())] {
+            let pem = jpki_pki::encrypt_pkcs8_pem(der, passphrase, iterations)?;
+            jpki_authority::write_atomically(path, pem.as_bytes(), 0o600)?;
+        }
+    }
+    let open = |path: &PathBuf| -> Result<zeroize::Zeroizing<Vec<u8>>, Failure> {
+        let pem = std::fs::read_to_string(path).map_err(|e| Failure::Failed(format!("{}: {e}", path.display())))?;
+        jpki_pki::decrypt_pkcs8_pem(&pem, passphrase).map_err(|e| Failure::Failed(format!("{}: {e}", path.display())))
+    };
+    SigningKeys::from_pkcs8(&open(&es)?, &open(&rs)?).map_err(|e| Failure::Failed(e.to_string()))
+}
+
+/// Relying parties' JWKS fetched from their `jwks_uri`, kept this long.
+const JWKS_CACHE_FOR: Duration = Duration::from_secs(300);
+
+/// OpenID Connect clients from the relying-party registry.
+pub(crate) struct RegistryClients {
+    lookup: Box<dyn Fn(&str) -> Option<jpki_platform::OidcClient> + Send + Sync>,
+    fetched: Mutex<HashMap<String, (Instant, jpki_oidc::JwkSet)>>,
+}
+
+impl RegistryClients {
+    pub(crate) fn new(lookup: Box<dyn Fn(&str) -> Option<jpki_platform::OidcClient> + Send + Sync>) -> Self {
+        Self {
+            lookup,
+            fetched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fetch_jwks(&self, url: &str) -> Option<jpki_oidc::JwkSet> {
+        if let Some((at, set)) = self.fetched.lock().ok()?.get(url)
+            && at.elapsed() < JWKS_CACHE_FOR
+        {
+            return Some(set.clone());
+        }
+        let text = match jpki_server::get_text(url, 256 * 1024, Duration::from_secs(5)) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch a relying party's JWKS");
+                return None;
+            }
+        };
+        match jpki_oidc::check_client_jwks(&text) {
+            Ok(set) => {
+                if let Ok(mut f) = self.fetched.lock() {
+                    f.insert(url.to_owned(), (Instant::now(), set.clone()));
+                }
+                Some(set)
+            }
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "a relying party's JWKS is unusable");
+                None
+            }
+        }
+    }
+}
+
+impl Clients for RegistryClients {
+    fn client(&self, id: &str) -> Option<Client> {
+        let c = (self.lookup)(id)?;
+        let auth = if let Some(jwks) = &c.jwks {
+            ClientAuth::PrivateKeyJwt(jpki_oidc::check_client_jwks(jwks).ok()?)
+        } else if let Some(url) = &c.jwks_uri {
+            // Unreachable keys leave the client unable to authenticate, never open.
+            ClientAuth::PrivateKeyJwt(self.fetch_jwks(url).unwrap_or(jpki_oidc::JwkSet { keys: vec![] }))
+        } else {
+            ClientAuth::SecretBasic(c.secret_sha256?)
+        };
+        Some(Client {
+            id: c.client_id,
+            name: c.name,
+            redirect_uris: c.redirect_uris,
+            auth,
+            id_token_alg: SigningAlg::parse(&c.id_token_alg).unwrap_or(SigningAlg::RS256),
+        })
+    }
+}
+
+/// The provider as `jpki serve` runs it. Its issuer is known once the server listens (the port may
+/// be picked then): [`PlatformOidc::start`] makes the provider; until then the endpoints answer 503.
+pub(crate) struct PlatformOidc {
+    provider: OnceLock<Provider>,
+    /// This provider's origin (what the card signs for).
+    origin: OnceLock<String>,
+    /// The signing keys and clients, until [`PlatformOidc::start`] takes them.
+    parts: Mutex<Option<(SigningKeys, RegistryClients)>>,
+    logins: Logins,
+    api: Arc<Api>,
+    lookups: Arc<RegistryLookups>,
+    recorder: Arc<Recorder>,
+    /// The card agent's base URL.
+    agent: String,
+}
+
+/// What the JSON endpoints answer before the provider has started.
+const STARTING: &str = r#"{"error":"temporarily_unavailable","error_description":"the provider is starting"}"#;
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+}
+
+fn refused(status: u16, message: impl Into<String>) -> LoginStep {
+    LoginStep::Refused {
+        status,
+        message: message.into(),
+    }
+}
+
+/// The sex on the card as OpenID Connect's `gender` (Core §5.1: "female", "male", or another
+/// value).
+fn gender(sex: &str) -> String {
+    match sex {
+        "male" | "female" => sex.to_owned(),
+        _ => "other".to_owned(),
+    }
+}
+
+impl PlatformOidc {
+    fn subject(
+        &self,
+        form: &[(String, String)],
+        request: &jpki_oidc::AuthorizationRequest,
+        challenge: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Subject, String> {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let decode = |name: &str| -> Result<Option<Vec<u8>>, String> {
+            field(form, name)
+                .map(|v| b64.decode(v).map_err(|_| format!("{name}: not base64")))
+                .transpose()
+        };
+        let (Some(auth_cert), Some(auth_sig)) = (decode("auth_cert")?, decode("auth_sig")?) else {
+            return Err("the card agent sent no authentication certificate or signature".into());
+        };
+        let sign = match (decode("sign_cert")?, decode("sign_sig")?) {
+            (Some(c), Some(s)) => Some((c, s)),
+            _ => None,
+        };
+        if request.wants_personal_data() && sign.is_none() {
+            return Err(format!(
+                "{} asks for your basic facts: the signature certificate and its password are needed",
+                request.client_name
+            ));
+        }
+        let origin = self.origin.get().ok_or("the provider is starting")?;
+        let statement = jpki_oidc::statement(origin, challenge);
+        let login = self.api.card_login(
+            &statement,
+            CardProof {
+                certificate: &auth_cert,
+                signature: &auth_sig,
+            },
+            sign.as_ref().map(|(c, s)| CardProof {
+                certificate: c,
+                signature: s,
+            }),
+            self.lookups.as_ref() as &dyn PersonRefs,
+            now,
+        )?;
+        for c in &login.checked {
+            self.recorder.push(Seen {
+                at: now,
+                rp_id: request.client_id.clone(),
+                kind: c.kind,
+                serial: c.serial.clone(),
+                check: c.check.clone(),
+                purpose: Some("OpenID Connect login".into()),
+                result: c.result.clone(),
+            });
+        }
+        let sub = self
+            .lookups
+            .pairwise_id(&login.auth_serial, &request.client_id)
+            .ok_or("the registry does not know this card's certificate")?;
+        let mut claims = UserClaims::default();
+        if let Some(f) = login.facts {
+            use jpki_oidc::Scope;
+            let wants = |s: Scope| request.scopes.contains(&s);
+            claims.name = f.name.filter(|_| wants(Scope::Name));
+            claims.address = f.address.filter(|_| wants(Scope::Address));
+            claims.birthdate = f.birth_date.filter(|_| wants(Scope::Birthdate));
+            claims.gender = f.sex.map(|s| gender(&s)).filter(|_| wants(Scope::Gender));
+        }
+        Ok(Subject {
+            sub,
+            claims,
+            auth_time: now,
+        })
+    }
+}
+
+impl jpki_server::OidcEndpoints for PlatformOidc {
+    fn discovery(&self) -> String {
+        self.ready().map_or_else(String::new, |(p, _)| p.discovery().to_string())
+    }
+
+    fn jwks(&self) -> String {
+        self.ready().map_or_else(String::new, |(p, _)| p.jwks().to_string())
+    }
+
+    fn token(&self, form: &[(String, String)], authorization: Option<&str>) -> jpki_server::JsonAnswer {
+        let Some((provider, _)) = self.ready() else {
+            return (503, STARTING.into());
+        };
+        match provider.token(form, authorization, OffsetDateTime::now_utc()) {
+            Ok(v) => (200, v.to_string()),
+            Err(e) => (e.status, e.body().to_string()),
+        }
+    }
+
+    fn userinfo(&self, access_token: Option<&str>) -> jpki_server::JsonAnswer {
+        let Some((provider, _)) = self.ready() else {
+            return (503, STARTING.into());
+        };
+        match provider.userinfo(access_token, OffsetDateTime::now_utc()) {
+            Ok(v) => (200, v.to_string()),
+            Err(e) => (e.status, e.body().to_string()),
+        }
+    }
+
+    fn authorize(&self, params: &[(String, String)]) -> LoginStep {
+        let Some((provider, _)) = self.ready() else {
+            return refused(503, "the provider is starting");
+        };
+        let request = match provider.authorize(params) {
+            Ok(r) => r,
+            Err(e) => {
+                return match provider.error_location(&e) {
+                    Some(to) => LoginStep::Redirect(to),
+                    None => refused(400, e.to_string()),
+                };
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        let (client_name, scopes, personal) = (
+            request.client_name.clone(),
+            request.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            request.wants_personal_data(),
+        );
+        match self.logins.begin(request, now) {
+            Ok(c) => LoginStep::Card(CardPrompt {
+                tx: c.tx,
+                challenge: c.challenge,
+                client_name,
+                scopes,
+                personal,
+                agent: self.agent.clone(),
+                return_to: format!("{}{LOGIN_CARD_PATH}", provider.config().issuer),
+            }),
+            Err(e) => refused(503, e.to_string()),
+        }
+    }
+
+    fn card(&self, form: &[(String, String)]) -> LoginStep {
+        let now = OffsetDateTime::now_utc();
+        let Some(tx) = field(form, "tx") else {
+            return refused(400, "the card's answer names no login (tx)");
+        };
+        let Some((request, challenge)) = self.logins.take_challenge(tx, now) else {
+            return refused(
+                400,
+                "this login has expired or was already answered: start again at the service you came from",
+            );
+        };
+        let subject = match self.subject(form, &request, &challenge, now) {
+            Ok(s) => s,
+            Err(why) => return refused(422, format!("{why}; start again at the service you came from")),
+        };
+        let mut claims = Vec::new();
+        for s in &request.scopes {
+            use jpki_oidc::Scope;
+            let value = match s {
+                Scope::OpenId => Some(subject.sub.clone()),
+                Scope::Name => subject.claims.name.clone(),
+                Scope::Address => subject.claims.address.clone(),
+                Scope::Birthdate => subject.claims.birthdate.clone(),
+                Scope::Gender => subject.claims.gender.clone(),
+                Scope::Sign => Some("署名を求められたときに、その都度確認します / asked each time".into()),
+            };
+            claims.push((s.as_str().to_owned(), value.unwrap_or_else(|| "(not on the card)".into())));
+        }
+        let prompt = ConsentPrompt {
+            tx: tx.to_owned(),
+            client_name: request.client_name.clone(),
+            claims,
+            redirect_origin: jpki_oidc::origin_of(&request.redirect_uri).unwrap_or_default(),
+        };
+        match self.logins.await_consent(tx, request, subject, now) {
+            Ok(()) => LoginStep::Consent(prompt),
+            Err(e) => refused(503, e.to_string()),
+        }
+    }
+
+    fn consent(&self, form: &[(String, String)]) -> LoginStep {
+        let Some((provider, _)) = self.ready() else {
+            return refused(503, "the provider is starting");
+        };
+        let now = OffsetDateTime::now_utc();
+        let Some(tx) = field(form, "tx") else {
+            return refused(400, "the decision names no login (tx)");
+        };
+        match field(form, "decision") {
+            Some("approve") => match self.logins.take_consent(tx, now) {
+                Some((request, subject)) => match provider.grant(&request, subject, now) {
+                    Ok(to) => LoginStep::Redirect(to),
+                    Err(e) => refused(503, e.to_string()),
+                },
+                None => refused(400, "this login has expired or was already decided"),
+            },
+            Some("deny") => {
+                let request = self
+                    .logins
+                    .take_consent(tx, now)
+                    .map(|(r, _)| r)
+                    .or_else(|| self.logins.take_challenge(tx, now).map(|(r, _)| r));
+                match request {
+                    Some(r) => LoginStep::Redirect(provider.deny(&r)),
+                    None => refused(400, "this login has expired or was already decided"),
+                }
+            }
+            _ => refused(400, "decision: approve or deny"),
+        }
+    }
+}
+
+impl PlatformOidc {
+    /// The provider for `jpki serve`: signing keys from DATA, clients from the registry.
+    pub(crate) fn new(
+        data: &Path,
+        agent: &str,
+        api: Arc<Api>,
+        lookups: Arc<RegistryLookups>,
+        recorder: Arc<Recorder>,
+        clients: RegistryClients,
+    ) -> Result<Self, Failure> {
+        let passphrase = secrets::authority_passphrase(data)?;
+        let keys = signing_keys(
+            data,
+            passphrase.as_bytes(),
+            jpki_authority::InitOptions::DEFAULT_KDF_ITERATIONS,
+        )?;
+        Ok(Self {
+            provider: OnceLock::new(),
+            origin: OnceLock::new(),
+            parts: Mutex::new(Some((keys, clients))),
+            logins: Logins::new(),
+            api,
+            lookups,
+            recorder,
+            agent: agent.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Starts issuing as `issuer` (`{public URL}/oidc`); once only.
+    pub(crate) fn start(&self, issuer: &str) -> Result<(), Failure> {
+        let origin = jpki_oidc::origin_of(issuer)
+            .ok_or_else(|| Failure::Usage(format!("--login-url: {issuer:?} is not an http(s) URL")))?;
+        let Some((keys, clients)) = self.parts.lock().ok().and_then(|mut p| p.take()) else {
+            return Err(Failure::Failed("the OpenID Connect provider was started twice".into()));
+        };
+        let _ = self
+            .provider
+            .set(Provider::new(jpki_oidc::Config::new(issuer), keys, Box::new(clients)));
+        let _ = self.origin.set(origin);
+        Ok(())
+    }
+
+    fn ready(&self) -> Option<(&Provider, &str)> {
+        Some((self.provider.get()?, self.origin.get()?))
+    }
+}
+
+/// The issuer for the public base URL `base`.
+pub(crate) fn issuer_for(base: &str) -> String {
+    format!("{}{OIDC_PREFIX}", base.trim_end_matches('/'))
+}
+
+/// The card behind `jpki card agent`: opened for each login (a card file in this process, or a
+/// PC/SC reader), one login at a time.
+struct AgentCard {
+    access: crate::args::CardAccess,
+    device_key: PathBuf,
+    busy: Mutex<()>,
+}
+
+fn card_refusal(e: &Failure) -> jpki_server::CardRefusal {
+    let (Failure::Usage(m) | Failure::Failed(m)) = e;
+    jpki_server::CardRefusal {
+        message: m.clone(),
+        retry: true,
+    }
+}
+
+impl jpki_server::CardAgent for AgentCard {
+    fn describe(&self) -> String {
+        match (&self.access.card, &self.access.reader) {
+            (Some(file), _) => format!("カード / card: {}", file.display()),
+            (_, Some(reader)) => format!("カードリーダー / reader: {reader}"),
+            _ => String::new(),
+        }
+    }
+
+    fn sign_login(
+        &self,
+        origin: &str,
+        challenge: &[u8],
+        pin: &str,
+        password: Option<&str>,
+    ) -> Result<jpki_server::CardAnswer, jpki_server::CardRefusal> {
+        use jpki_client::ClientError;
+        use jpki_model::CertKind;
+        if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(jpki_server::CardRefusal {
+                message: "暗証番号は数字4桁です / the PIN is 4 digits".into(),
+                retry: true,
+            });
+        }
+        if let Some(pw) = password
+            && (!(6..=16).contains(&pw.len()) || !pw.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            return Err(jpki_server::CardRefusal {
+                message: "署名用の暗証番号は英数字6〜16文字です / the signing password is 6–16 letters and digits".into(),
+                retry: true,
+            });
+        }
+        let _one = self.busy.lock().map_err(|_| jpki_server::CardRefusal {
+            message: "the card agent failed".into(),
+            retry: false,
+        })?;
+        let digest = jpki_oidc::statement_digest(origin, challenge);
+        let mut s = crate::holder::open(&self.access, &self.device_key).map_err(|e| card_refusal(&e))?;
+        let refused = |e: ClientError| match e {
+            ClientError::WrongSecret { tries_left, .. } if tries_left > 0 => jpki_server::CardRefusal {
+                message: format!("暗証番号が違います（残り {tries_left} 回） / wrong PIN or password: {tries_left} tries left"),
+                retry: true,
+            },
+            ClientError::WrongSecret { .. } | ClientError::Locked(_) => jpki_server::CardRefusal {
+                message: "暗証番号がロックされました。市区町村の窓口で解除してください / the PIN is locked: \
+                          the authority can unblock it"
+                    .into(),
+                retry: false,
+            },
+            other => jpki_server::CardRefusal {
+                message: other.to_string(),
+                retry: true,
+            },
+        };
+        let auth_sig = s.sign_digest(CertKind::Authentication, pin.as_bytes(), &digest).map_err(refused)?;
+        let auth_cert = s.read_certificate(CertKind::Authentication, None).map_err(refused)?;
+        let sign = match password {
+            None => None,
+            Some(pw) => {
+                let sig = s.sign_digest(CertKind::Signature, pw.as_bytes(), &digest).map_err(refused)?;
+                let cert = s.read_certificate(CertKind::Signature, Some(pw.as_bytes())).map_err(refused)?;
+                Some((cert, sig))
+            }
+        };
+        tracing::info!(%origin, personal = password.is_some(), "the card signed a login");
+        Ok(jpki_server::CardAnswer {
+            auth_cert,
+            auth_sig,
+            sign,
+        })
+    }
+}
+
+/// `jpki card agent`: serves the agent's pages on loopback until stopped.
+pub(crate) fn card_agent(
+    access: crate::args::CardAccess,
+    device_key: &Path,
+    listen: std::net::SocketAddr,
+    json_out: bool,
+) -> Result<crate::Report, Failure> {
+    if !listen.ip().is_loopback() {
+        return Err(Failure::Usage(format!(
+            "--listen {listen}: the card agent listens on loopback only (127.0.0.1 or ::1)"
+        )));
+    }
+    // The card is opened once now, so that a wrong path or reader is reported at the start.
+    drop(crate::holder::open(&access, device_key)?);
+    let card = AgentCard {
+        access,
+        device_key: device_key.to_path_buf(),
+        busy: Mutex::new(()),
+    };
+    let describe = jpki_server::CardAgent::describe(&card);
+    let state = jpki_server::AppState::new().with_card_agent(Arc::new(card));
+    jpki_server::init_logging();
+    jpki_server::serve_blocking(listen, &state, |addr| {
+        if json_out {
+            println!("{}", serde_json::json!({ "listening": addr.to_string(), "url": format!("http://{addr}") }));
+        } else {
+            println!("Card agent for {describe} on http://{addr} (Ctrl-C stops it).");
+        }
+    })?;
+    Ok(crate::Report::new(serde_json::json!({ "stopped": true }), "Card agent stopped."))
+}

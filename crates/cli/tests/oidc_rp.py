@@ -1,0 +1,176 @@
+"""A relying party and a person's browser against `jpki serve`'s OpenID Connect provider.
+
+The relying party is Authlib (OAuth2Session, private_key_jwt, PKCE S256) with joserfc validating
+the ID token against the provider's JWKS. The browser is `requests` following the login pages as
+a person would: the authorization page hands the challenge to the card agent (`jpki card agent`),
+whose own page takes the PIN (and the signing password), and whose answer goes back to the
+provider, which shows the consent page.
+
+    oidc_rp.py jwks KEY.pem OUT.json
+    oidc_rp.py login DISCOVERY CLIENT_ID KEY.pem REDIRECT SCOPE PIN PASSWORD [--refusals OTHER_KEY.pem]
+
+`login` prints one JSON object: the ID token's claims, userinfo, and (with --refusals) what each
+refused request got.
+"""
+import json
+import sys
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, urljoin, urlparse
+
+import requests
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet
+
+
+class Forms(HTMLParser):
+    """The forms of a page: action, method and fields (hidden and named inputs, buttons)."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": a.get("action", ""), "method": a.get("method", "get"), "fields": {}, "buttons": []})
+        elif tag == "input" and self.forms and a.get("name"):
+            self.forms[-1]["fields"][a["name"]] = a.get("value", "")
+        elif tag == "button" and self.forms and a.get("name"):
+            self.forms[-1]["buttons"].append((a["name"], a.get("value", "")))
+
+
+def forms(page):
+    p = Forms()
+    p.feed(page.text)
+    return p.forms
+
+
+def fail(why, page=None):
+    detail = ""
+    if page is not None:
+        alert = page.text.split('role="alert"><p>', 1)[-1].split("</p>", 1)[0] if 'role="alert"' in page.text else page.text[:300]
+        detail = f" (HTTP {page.status_code}: {alert})"
+    raise SystemExit(f"oidc_rp: {why}{detail}")
+
+
+def ec_key(path):
+    with open(path, "rb") as f:
+        return ECKey.import_key(f.read())
+
+
+def browser_login(url, pin, password):
+    """Follows the login pages from the authorization URL to the redirect: returns its Location."""
+    b = requests.Session()
+    page = b.get(url, allow_redirects=False)
+    if page.status_code != 200:
+        fail("the authorization page", page)
+    card = forms(page)[0]
+    # The card agent: its PIN page, then the answer it posts back to the provider.
+    pin_page = b.post(card["action"], data=card["fields"])
+    if pin_page.status_code != 200:
+        fail("the card agent's PIN page", pin_page)
+    pin_form = forms(pin_page)[0]
+    fields = dict(pin_form["fields"], pin=pin)
+    if "password" in pin_form["fields"]:
+        fields["password"] = password
+    answer = b.post(urljoin(card["action"], pin_form["action"]), data=fields)
+    if answer.status_code != 200:
+        fail("the card agent's answer", answer)
+    back = forms(answer)[0]
+    consent = b.post(back["action"], data=back["fields"])
+    if consent.status_code != 200:
+        fail("the consent page", consent)
+    decide = forms(consent)[0]
+    shown = consent.text
+    done = b.post(urljoin(back["action"], decide["action"]), data=dict(decide["fields"], decision="approve"), allow_redirects=False)
+    if done.status_code != 303:
+        fail("the consent decision", done)
+    return done.headers["Location"], shown
+
+
+def session(meta, client_id, key, redirect, scope):
+    s = OAuth2Session(client_id, key, token_endpoint_auth_method="private_key_jwt", scope=scope,
+                      redirect_uri=redirect, code_challenge_method="S256")
+    s.register_client_auth_method(PrivateKeyJWT(meta["token_endpoint"], alg="ES256"))
+    return s
+
+
+def authorization(meta, s):
+    verifier, nonce = generate_token(48), generate_token(20)
+    url, state = s.create_authorization_url(meta["authorization_endpoint"], code_verifier=verifier, nonce=nonce)
+    return url, state, verifier, nonce
+
+
+def token_error(call):
+    try:
+        call()
+    except Exception as e:  # authlib raises OAuthError (error code in .error)
+        return getattr(e, "error", type(e).__name__)
+    return None
+
+
+def login(args):
+    discovery, client_id, key_file, redirect, scope, pin, password = args[:7]
+    other_key = args[8] if len(args) > 8 and args[7] == "--refusals" else None
+    meta = requests.get(discovery).json()
+    key = ec_key(key_file)
+    s = session(meta, client_id, key, redirect, scope)
+    url, state, verifier, nonce = authorization(meta, s)
+    callback, consent_page = browser_login(url, pin, password)
+    q = parse_qs(urlparse(callback).query)
+    if q.get("iss") != [meta["issuer"]]:
+        fail(f"the redirect names issuer {q.get('iss')}, not {meta['issuer']}")
+    token = s.fetch_token(meta["token_endpoint"], authorization_response=callback, state=state, code_verifier=verifier)
+    keys = KeySet.import_key_set(requests.get(meta["jwks_uri"]).json())
+    tok = jwt.decode(token["id_token"], keys, algorithms=meta["id_token_signing_alg_values_supported"])
+    claims = CodeIDToken(tok.claims, tok.header,
+                         {"iss": {"essential": True, "value": meta["issuer"]}, "aud": {"essential": True, "value": client_id}},
+                         {"nonce": nonce, "client_id": client_id, "access_token": token["access_token"]})
+    claims.validate(leeway=120)
+    userinfo = requests.get(meta["userinfo_endpoint"], headers={"Authorization": f"Bearer {token['access_token']}"}).json()
+    out = {"id_token": dict(tok.claims), "alg": tok.header["alg"], "userinfo": userinfo, "consent_page": consent_page}
+    if other_key:
+        refusals = {}
+        # A reused code: refused, and (RFC 6749 §4.1.2) the tokens issued from it are revoked.
+        refusals["reused_code"] = token_error(lambda: s.fetch_token(
+            meta["token_endpoint"], authorization_response=callback, state=state, code_verifier=verifier))
+        refusals["revoked_after_reuse"] = requests.get(
+            meta["userinfo_endpoint"], headers={"Authorization": f"Bearer {token['access_token']}"}).status_code
+        # A wrong code_verifier.
+        url, state, verifier, nonce = authorization(meta, s)
+        callback, _ = browser_login(url, pin, password)
+        refusals["wrong_verifier"] = token_error(lambda: s.fetch_token(
+            meta["token_endpoint"], authorization_response=callback, state=state, code_verifier=verifier + "x"))
+        # A bad client assertion: signed with a key the client never registered.
+        url, state, verifier, nonce = authorization(meta, s)
+        callback, _ = browser_login(url, pin, password)
+        impostor = session(meta, client_id, ec_key(other_key), redirect, scope)
+        refusals["bad_assertion"] = token_error(lambda: impostor.fetch_token(
+            meta["token_endpoint"], authorization_response=callback, state=state, code_verifier=verifier))
+        # Missing PKCE: the provider sends the browser back with invalid_request.
+        plain = OAuth2Session(client_id, key, scope=scope, redirect_uri=redirect)
+        url, _ = plain.create_authorization_url(meta["authorization_endpoint"], nonce=generate_token(20))
+        r = requests.get(url, allow_redirects=False)
+        refusals["missing_pkce"] = [r.status_code, parse_qs(urlparse(r.headers.get("Location", "")).query).get("error")]
+        # A redirect URI that was not registered: a page, never a redirect.
+        url, _, _, _ = authorization(meta, session(meta, client_id, key, redirect + "/elsewhere", scope))
+        r = requests.get(url, allow_redirects=False)
+        refusals["wrong_redirect_uri"] = [r.status_code, "Location" in r.headers]
+        out["refusals"] = refusals
+    print(json.dumps(out, ensure_ascii=False))
+
+
+def jwks(args):
+    key = ec_key(args[0])
+    public = key.as_dict(private=False)
+    public.update({"kid": key.thumbprint(), "use": "sig", "alg": "ES256"})
+    with open(args[1], "w") as f:
+        json.dump({"keys": [public]}, f)
+
+
+if __name__ == "__main__":
+    {"jwks": jwks, "login": login}[sys.argv[1]](sys.argv[2:])
