@@ -8,6 +8,7 @@
 #   scripts/bench.sh verify     # CAdES-B-B verification vs raw RSA-2048 verification (jpki-sig)
 #   scripts/bench.sh ocsp       # OCSP over HTTP: jpki serve's responder vs openssl ocsp -multi 2, via wrk
 #   scripts/bench.sh serve      # the real `jpki serve` binary: validity checks via wrk, access records written
+#   scripts/bench.sh login      # complete logins with the card: jpki serve + jpki card agent + Authlib (JPKI_BENCH_LOGINS=200)
 #
 # Knobs (environment):
 #   JPKI_BENCH_SECS=5           seconds per issuance phase (split into JPKI_BENCH_ROUNDS rounds)
@@ -89,4 +90,27 @@ if [[ "$what" == all || "$what" == serve ]]; then
     sleep 1
     "$jpki" --json access-log --serial "$serial" |
         python3 -c 'import json, sys; d = json.load(sys.stdin); print("access records written: %d, intact: %s, held apart: %d" % (len(d["records"]), d["integrity"]["intact"], d["quarantined"]))'
+fi
+if [[ "$what" == all || "$what" == login ]]; then
+    echo
+    echo "== log in with the card: ${JPKI_BENCH_LOGINS:-200} complete logins (authorize, card agent signs with the card file, consent, code, token) by Authlib"
+    python=.venv/bin/python
+    "$python" -c 'import authlib, joserfc' 2>/dev/null || { echo "needs authlib and joserfc in .venv (scripts/test.sh installs them)"; exit 1; }
+    cargo build -q --release -p jpki-cli
+    jpki="$PWD/target/release/jpki"
+    work=$(mktemp -d)
+    trap 'kill %1 %2 2>/dev/null; rm -rf "$work"' EXIT
+    export JPKI_DATA="$work/data" JPKI_DEVICE_KEY="$work/device.key"
+    "$jpki" init --demo --kdf-iterations 1000 >/dev/null
+    "$jpki" resident add --name '山田 太郎' --address '東京都千代田区千代田1-1' --birth 1980-02-17 --sex 1 >/dev/null
+    "$jpki" card issue --resident 1 --out "$work/taro.card" --pin 1234 --sign-password ABCDEF12 >/dev/null
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/rp.key" 2>/dev/null
+    "$python" crates/cli/tests/oidc_rp.py jwks "$work/rp.key" "$work/rp.jwks"
+    client=$("$jpki" --json rp add --name Bench --allow oidc --redirect-uri http://127.0.0.1:9/cb --jwks "$work/rp.jwks" --id-token-alg ES256 |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["client_id"])')
+    "$jpki" card agent --card "$work/taro.card" --listen 127.0.0.1:7793 >"$work/agent.log" 2>&1 &
+    "$jpki" serve --listen 127.0.0.1:7792 --card-agent http://127.0.0.1:7793 >"$work/serve.log" 2>&1 &
+    for _ in $(seq 50); do curl -sf http://127.0.0.1:7792/healthz >/dev/null && curl -sf http://127.0.0.1:7793/ >/dev/null && break; sleep 0.2; done
+    "$python" crates/cli/tests/oidc_rp.py bench http://127.0.0.1:7792/oidc/.well-known/openid-configuration "$client" "$work/rp.key" \
+        http://127.0.0.1:9/cb 1234 "${JPKI_BENCH_LOGINS:-200}"
 fi

@@ -1245,6 +1245,30 @@ impl Authority {
         Ok(None)
     }
 
+    /// The holder of the certificate `serial` and every certificate issued to them (all their
+    /// cards, newest first): what the person sees of themselves in マイナポータル. `None` if the
+    /// serial is not in the registry.
+    pub fn holder(&self, serial: &[u8]) -> Result<Option<(ResidentRecord, Vec<CertRecord>)>, AuthorityError> {
+        let resident: Option<i64> = self.conn.query_opt(
+            "SELECT resident_id FROM certificates WHERE serial = ?1",
+            params![serial],
+            |r| r.get(0),
+        )?;
+        let Some(resident) = resident else {
+            return Ok(None);
+        };
+        let serials = self.conn.query_map(
+            "SELECT serial FROM certificates WHERE resident_id = ?1 ORDER BY issued_at DESC, id DESC",
+            params![resident],
+            |r| r.get::<Vec<u8>>(0),
+        )?;
+        let certs = serials
+            .iter()
+            .map(|s| load_cert(&self.conn, &serial_from_blob(s)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((load_resident(&self.conn, resident)?, certs)))
+    }
+
     /// Certificates of a card, oldest first.
     pub fn card_certificates(&self, card_id: &str) -> Result<Vec<CertRecord>, AuthorityError> {
         load_card(&self.conn, card_id)?;

@@ -8,6 +8,7 @@ provider, which shows the consent page.
 
     oidc_rp.py jwks KEY.pem OUT.json
     oidc_rp.py login DISCOVERY CLIENT_ID KEY.pem REDIRECT SCOPE PIN PASSWORD [--refusals OTHER_KEY.pem]
+    oidc_rp.py bench DISCOVERY CLIENT_ID KEY.pem REDIRECT PIN N
 
 `login` prints one JSON object: the ID token's claims, userinfo, and (with --refusals) what each
 refused request got.
@@ -164,6 +165,27 @@ def login(args):
     print(json.dumps(out, ensure_ascii=False))
 
 
+def bench(args):
+    """N complete logins (authorize, the card signs, consent, code, token): latency percentiles."""
+    import time
+    discovery, client_id, key_file, redirect, pin, n = args[:6]
+    meta = requests.get(discovery).json()
+    key = ec_key(key_file)
+    times = []
+    for _ in range(int(n)):
+        start = time.perf_counter()
+        s = session(meta, client_id, key, redirect, "openid")
+        url, state, verifier, nonce = authorization(meta, s)
+        callback, _ = browser_login(url, pin, None)
+        token = s.fetch_token(meta["token_endpoint"], authorization_response=callback, state=state, code_verifier=verifier)
+        times.append((time.perf_counter() - start) * 1000)
+        assert token["id_token"]
+    times.sort()
+    pick = lambda q: round(times[min(len(times) - 1, int(q * len(times)))], 1)
+    print(json.dumps({"logins": len(times), "p50_ms": pick(0.5), "p90_ms": pick(0.9), "p99_ms": pick(0.99),
+                      "mean_ms": round(sum(times) / len(times), 1)}))
+
+
 def jwks(args):
     key = ec_key(args[0])
     public = key.as_dict(private=False)
@@ -173,4 +195,4 @@ def jwks(args):
 
 
 if __name__ == "__main__":
-    {"jwks": jwks, "login": login}[sys.argv[1]](sys.argv[2:])
+    {"jwks": jwks, "login": login, "bench": bench}[sys.argv[1]](sys.argv[2:])

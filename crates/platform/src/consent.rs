@@ -581,7 +581,7 @@ mod tests {
             // As the first release left it: no consents table, user_version 0.
             reg.db
                 .batch(
-                    "DROP TABLE consents; DROP TABLE client_certs; DROP TABLE oidc_clients; \
+                    "DROP TABLE consents; DROP TABLE client_certs; DROP TABLE oidc_clients; DROP TABLE notices; DROP TABLE postbox; \
                      ALTER TABLE relying_parties DROP COLUMN purpose; PRAGMA user_version = 0;",
                 )
                 .unwrap();
@@ -593,7 +593,7 @@ mod tests {
             .db
             .query_row("PRAGMA user_version", params![], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
         let cert = signer_cert();
         let c = NewConsent {
             person_ref: "p",
@@ -614,7 +614,7 @@ mod tests {
         each_engine(|engine, dir| {
             let loc = engine.fresh(dir, POSTGRES_SCHEMA);
             let reg = Registry::open_at(&loc).unwrap();
-            assert_eq!(reg.db.schema_version().unwrap(), 5);
+            assert_eq!(reg.db.schema_version().unwrap(), 6);
             reg.db.set_schema_version(9).unwrap();
             drop(reg);
             let e = Registry::open_at(&loc).unwrap_err().to_string();

@@ -12,6 +12,7 @@ mod error;
 pub mod fees;
 pub mod ocsp;
 pub mod oidc_clients;
+pub mod portal;
 pub mod rp;
 pub mod status;
 #[cfg(test)]
@@ -26,5 +27,6 @@ pub use error::PlatformError;
 pub use fees::{Meter, Tariff};
 pub use ocsp::{Answered, OcspAnswer, OcspService};
 pub use oidc_clients::{NewOidcClient, OidcClient};
+pub use portal::{Delivery, Notice};
 pub use rp::{ApiKey, Capability, NewRelyingParty, Registry, RelyingParty};
 pub use status::{Lookup, StatusIndex};

@@ -185,6 +185,7 @@ const MIGRATIONS: &[&str] = &[
     SCHEMA_V3,
     SCHEMA_V4,
     crate::oidc_clients::SCHEMA_V5,
+    crate::portal::SCHEMA_V6,
 ];
 
 /// The PostgreSQL schema of the relying-party registry.
@@ -239,7 +240,11 @@ CREATE INDEX client_certs_rp ON client_certs (rp_id);
 ";
 
 /// PostgreSQL migrations: (version produced, script). Never edit a released one.
-const PG_MIGRATIONS: &[(i64, &str)] = &[(4, PG_V4), (5, crate::oidc_clients::PG_V5)];
+const PG_MIGRATIONS: &[(i64, &str)] = &[
+    (4, PG_V4),
+    (5, crate::oidc_clients::PG_V5),
+    (6, crate::portal::PG_V6),
+];
 
 /// 4: client certificates relying parties authenticate with over mutual TLS (by SHA-256).
 const SCHEMA_V4: &str = "
