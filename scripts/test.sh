@@ -9,7 +9,8 @@
 #   apt (as root, or with passwordless sudo): openssl, python3, python3-venv, a C compiler;
 #     libpcsclite-dev and pkg-config (the workspace links libpcsclite: needed to build at all);
 #     pcscd, vsmartcard-vpcd, opensc, pcsc-tools (the card interop test), swig and python3-dev
-#     (to build pyscard); postgresql (the storage conformance suite runs on SQLite and on a
+#     (to build pyscard); chromium, chromium-driver and fonts-ipafont-gothic (the portal's browser test); postgresql (the
+#     storage conformance suite runs on SQLite and on a
 #     throwaway PostgreSQL cluster: scripts/pg.sh, 127.0.0.1, a temporary directory, stopped on exit);
 #   .venv/ (repo root, gitignored): pkilint==$PKILINT_VERSION, pyscard==$PYSCARD_VERSION,
 #     pyHanko[pkcs11]==$PYHANKO_VERSION and pyhanko-cli==$PYHANKO_CLI_VERSION, schemathesis,
@@ -28,6 +29,7 @@ PROMETHEUS_CLIENT_VERSION=0.26.0
 SCHEMATHESIS_VERSION=4.32.5
 AUTHLIB_VERSION=1.9.8
 JOSERFC_VERSION=1.8.0
+SELENIUM_VERSION=4.50.0
 VENV="$ROOT/.venv"
 START=$(date +%s)
 SECTION="setup"
@@ -126,6 +128,9 @@ have swig || missing+=(swig)
 python_headers || missing+=(python3-dev)
 pg_server() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || have initdb; }
 pg_server || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+pkg_installed fonts-ipafont-gothic || missing+=(fonts-ipafont-gothic)
 if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
@@ -212,6 +217,10 @@ if [ "$(py_version authlib)" != "$AUTHLIB_VERSION" ] || [ "$(py_version joserfc)
     echo "installing authlib==$AUTHLIB_VERSION and joserfc==$JOSERFC_VERSION into $VENV (a real OpenID Connect relying party)"
     "$VENV/bin/python" -m pip install --disable-pip-version-check -q "authlib==$AUTHLIB_VERSION" "joserfc==$JOSERFC_VERSION"
 fi
+if [ "$(py_version selenium)" != "$SELENIUM_VERSION" ]; then
+    echo "installing selenium==$SELENIUM_VERSION into $VENV (it drives headless Chromium through the portal)"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q "selenium==$SELENIUM_VERSION"
+fi
 pkg_version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
 echo "cargo:   $(cargo --version)"
 echo "openssl: $(openssl version)"
@@ -224,6 +233,7 @@ echo "pcscd:   $(pcscd --version 2>/dev/null | head -n 1)"
 echo "pcsclite: $(pkg-config --modversion libpcsclite) (libpcsclite-dev, via pkg-config $(pkg-config --version))"
 echo "vpcd:    vsmartcard-vpcd $(pkg_version vsmartcard-vpcd)"
 echo "opensc:  $(opensc-tool --info 2>/dev/null | head -n 1) ($PKCS11_MODULE)"
+echo "chromium: $(pkg_version chromium), chromedriver $(pkg_version chromium-driver), selenium $(py_version selenium) ($VENV)"
 echo "pcsc-tools: $(pkg_version pcsc-tools); swig: $(swig -version | awk '/SWIG Version/ {print $3}')"
 
 # --- the checks ----------------------------------------------------------------------------------

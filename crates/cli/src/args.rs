@@ -104,6 +104,12 @@ pub(crate) enum Command {
     /// certificates (who, which certificate, what, why, the answer), with the log's integrity
     /// checked against its signed head. Exit status 1 if a record was modified or removed.
     AccessLog(SerialArg),
+    /// Notices in マイナポータル: push-type messages from an agency or the operator.
+    #[command(subcommand)]
+    Notice(NoticeCmd),
+    /// The post box in マイナポータル: signed documents sent to a person.
+    #[command(subcommand)]
+    Postbox(PostboxCmd),
     /// Serve the platform over HTTP until SIGTERM or Ctrl-C: OCSP for both CAs (at the URLs the
     /// certificates name), the time-stamp authority and /healthz.
     Serve(ServeArgs),
@@ -804,4 +810,46 @@ pub(crate) struct AuditArgs {
     /// Show at most this many rows.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NoticeCmd {
+    /// Send a notice to the holder of a certificate (any of theirs), or to everyone.
+    Send {
+        /// The person: the serial of any of their certificates (hex).
+        #[arg(long, value_name = "HEX", required_unless_present = "all", conflicts_with = "all")]
+        serial: Option<Serial>,
+        /// Everyone.
+        #[arg(long)]
+        all: bool,
+        /// Who sends it (an agency's or the operator's name).
+        #[arg(long, value_name = "NAME")]
+        from: String,
+        /// The subject.
+        #[arg(long, value_name = "TEXT")]
+        title: String,
+        /// The message.
+        #[arg(long, value_name = "TEXT")]
+        body: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PostboxCmd {
+    /// Put a signed document (a signed PDF, or CMS SignedData with its content inside) into a
+    /// person's post box; it is validated each time they look at it.
+    Send {
+        /// The person: the serial of any of their certificates (hex).
+        #[arg(long, value_name = "HEX")]
+        serial: Serial,
+        /// Who sends it.
+        #[arg(long, value_name = "NAME")]
+        from: String,
+        /// Its title.
+        #[arg(long, value_name = "TEXT")]
+        title: String,
+        /// The signed document.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }

@@ -10,6 +10,7 @@ mod docsig;
 mod holder;
 mod login;
 mod lookups;
+mod portal;
 mod secrets;
 mod serve;
 mod sim;
@@ -400,6 +401,8 @@ fn run(cli: Cli) -> Result<Report, Failure> {
         Command::Sim(a) => sim::sim(&a, data, cli.json),
         Command::Rp(cmd) => serve::rp(cmd, data),
         Command::AccessLog(a) => serve::access_log(&a.serial, data),
+        Command::Notice(cmd) => portal::notice(cmd, data),
+        Command::Postbox(cmd) => portal::postbox(cmd, data),
         Command::Consent(cmd) => consent::run(cmd, data, &holder::device_key_path(cli.device_key.as_deref())),
         Command::Demo(a) => demo::run(
             data,

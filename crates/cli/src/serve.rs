@@ -1141,6 +1141,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
             .with_published_crls(args.publish_dir.clone().unwrap_or_else(|| data.join("public"))),
     );
     let api = PlatformApi(Arc::clone(&platform), Arc::clone(&meter), Arc::clone(&recorder));
+    let (platform_for_portal, lookups_for_portal) = (Arc::clone(&platform), Arc::clone(&lookups));
     let clients = {
         let reg = Arc::new(KeyRegistry::new(data)?);
         crate::login::RegistryClients::new(Box::new(move |id: &str| {
@@ -1163,8 +1164,17 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
         Arc::clone(&recorder),
         clients,
     )?);
+    let portal = Arc::new(crate::portal::PlatformPortal::new(
+        Arc::clone(&platform_for_portal),
+        Arc::clone(&lookups_for_portal),
+        registry(data)?,
+        access_store(data, &stream)?,
+        log_public_key(data)?,
+        &args.card_agent,
+    ));
     if let Some(url) = &args.login_url {
         oidc.start(&crate::login::issuer_for(url))?;
+        portal.start(url);
     }
     let state = AppState::new()
         .with_tsa(Arc::new(AuthorityTsa { tsa }))
@@ -1179,6 +1189,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
         .with_published(publish_dir.clone(), access)
         .with_api(Arc::new(api), keys)
         .with_oidc(Arc::clone(&oidc) as Arc<dyn jpki_server::OidcEndpoints>)
+        .with_portal(Arc::clone(&portal) as Arc<dyn jpki_server::Portal>)
         .with_health(Arc::new(SnapshotHealth(Arc::clone(&service))));
     jpki_server::init_logging();
     let public = args.public_revocation;
@@ -1187,10 +1198,11 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
     let result = jpki_server::serve_blocking_tls(args.listen, &state, tls, |addr| {
         let base = login_url.unwrap_or_else(|| format!("{scheme}://{}", reachable(addr)));
         let issuer = crate::login::issuer_for(&base);
-        if args.login_url.is_none()
-            && let Err(e) = oidc.start(&issuer)
-        {
-            tracing::error!(error = ?e, "cannot start the OpenID Connect provider");
+        if args.login_url.is_none() {
+            if let Err(e) = oidc.start(&issuer) {
+                tracing::error!(error = ?e, "cannot start the OpenID Connect provider");
+            }
+            portal.start(&base);
         }
         if json_out {
             println!(
@@ -1201,6 +1213,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
                     "ocsp": CertKind::ALL.iter().map(|k| format!("{scheme}://{addr}/ocsp/{}", k.as_str())).collect::<Vec<_>>(),
                     "tsa": format!("{scheme}://{addr}{}", jpki_server::TSA_PATH),
                     "oidc_issuer": issuer,
+                    "portal": format!("{base}{}", jpki_server::PORTAL_PATH),
                     "public_revocation": public,
                     "role": role_name(args.role),
                     "max_staleness_s": args.max_staleness,
@@ -1238,6 +1251,7 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
             println!("  API   {scheme}://{addr}/v1/… (described at /openapi.json)");
             println!("  TSA   {scheme}://{addr}{}", jpki_server::TSA_PATH);
             println!("  Login {issuer} (OpenID Connect; card agent expected at {})", args.card_agent);
+            println!("  Portal {base}{} (マイナポータル)", jpki_server::PORTAL_PATH);
             println!(
                 "  CRLs  {scheme}://{addr}/crl/… and CA certificates /ca/… from {}",
                 publish_dir.display()

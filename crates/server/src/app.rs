@@ -36,6 +36,7 @@ pub struct AppState {
     health: Option<Arc<dyn Health>>,
     oidc: Option<Arc<dyn crate::OidcEndpoints>>,
     agent: Option<Arc<dyn crate::CardAgent>>,
+    portal: Option<Arc<dyn crate::Portal>>,
 }
 
 /// What `/healthz` and `/metrics` report beyond the server's own counters: whether the services
@@ -66,6 +67,13 @@ impl AppState {
     #[must_use]
     pub fn with_card_agent(mut self, card: Arc<dyn crate::CardAgent>) -> Self {
         self.agent = Some(card);
+        self
+    }
+
+    /// Serve マイナポータル at [`PORTAL_PATH`](crate::PORTAL_PATH), its contents from `portal`.
+    #[must_use]
+    pub fn with_portal(mut self, portal: Arc<dyn crate::Portal>) -> Self {
+        self.portal = Some(portal);
         self
     }
 
@@ -136,6 +144,9 @@ impl AppState {
         if let Some(endpoints) = &self.oidc {
             router = router.merge(crate::oidc::routes(Arc::clone(endpoints)));
         }
+        if let Some(portal) = &self.portal {
+            router = router.merge(crate::portal::routes(Arc::clone(portal)));
+        }
         if let Some(card) = &self.agent {
             router = router.merge(crate::agent::routes(Arc::clone(card)));
         }
@@ -162,6 +173,7 @@ impl fmt::Debug for AppState {
             .field("api", &self.api.is_some())
             .field("oidc", &self.oidc.is_some())
             .field("card_agent", &self.agent.is_some())
+            .field("portal", &self.portal.is_some())
             .finish()
     }
 }

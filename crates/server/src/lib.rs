@@ -34,6 +34,7 @@ mod metrics;
 mod ocsp;
 mod oidc;
 mod pages;
+mod portal;
 mod published;
 mod serve;
 mod tls;
@@ -52,6 +53,7 @@ pub use ocsp::{
 pub use oidc::{
     CardPrompt, ConsentPrompt, JsonAnswer, LOGIN_CARD_PATH, LOGIN_CONSENT_PATH, LoginStep, OIDC_PREFIX, OidcEndpoints,
 };
+pub use portal::{Block, Cell, PORTAL_PATH, Portal, PortalPage, Section, Text};
 pub use published::{MAX_PUBLISHED_BYTES, PKIX_CERT, PKIX_CRL};
 pub use serve::{
     DEFAULT_GRACE, DEFAULT_HEADER_TIMEOUT, Server, run_blocking, serve_blocking, serve_blocking_tls,

@@ -41,8 +41,14 @@ button.secondary{background:transparent;color:inherit;border-color:var(--line)}
 .origin{font-family:ui-monospace,monospace;font-weight:600}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
-nav a{margin-right:1rem}
+nav{display:flex;flex-wrap:wrap;gap:.25rem 1rem;margin-bottom:.5rem}
+nav a span{font-size:.8em;opacity:.75}
+.ok{color:#188038;font-weight:600}
+.bad{color:#d93025;font-weight:600}
+.scroll{overflow-x:auto}
+td form{margin:0}td button{margin:0}
 @media (max-width:30rem){dl{grid-template-columns:1fr}}
+@media (max-width:40rem){table,tbody,tr,td{display:block}thead{display:none}tr{border:1px solid var(--line);border-radius:.5rem;margin:.5rem 0;padding:.25rem .5rem}td{border:0;padding:.2rem 0;overflow-wrap:anywhere}td::before{content:attr(data-label);display:block;font-size:.8em;font-weight:600;opacity:.75}}
 ";
 
 /// Bilingual text: Japanese first, English below it.
