@@ -817,7 +817,12 @@ pub(crate) enum NoticeCmd {
     /// Send a notice to the holder of a certificate (any of theirs), or to everyone.
     Send {
         /// The person: the serial of any of their certificates (hex).
-        #[arg(long, value_name = "HEX", required_unless_present = "all", conflicts_with = "all")]
+        #[arg(
+            long,
+            value_name = "HEX",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
         serial: Option<Serial>,
         /// Everyone.
         #[arg(long)]

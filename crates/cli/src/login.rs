@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use jpki_oidc::{Client, ClientAuth, Clients, Logins, Provider, SigningAlg, SigningKeys, Subject, UserClaims};
+use jpki_oidc::{
+    Client, ClientAuth, Clients, Logins, Provider, SigningAlg, SigningKeys, Subject, UserClaims,
+};
 use jpki_platform::api::{Pairwise, PersonRefs};
 use jpki_platform::{Api, CardProof, Recorder, Seen};
 use jpki_server::{CardPrompt, ConsentPrompt, LOGIN_CARD_PATH, LoginStep, OIDC_PREFIX};
@@ -33,8 +35,10 @@ pub(crate) fn signing_keys(data: &Path, passphrase: &[u8], iterations: u32) -> R
         }
     }
     let open = |path: &PathBuf| -> Result<zeroize::Zeroizing<Vec<u8>>, Failure> {
-        let pem = std::fs::read_to_string(path).map_err(|e| Failure::Failed(format!("{}: {e}", path.display())))?;
-        jpki_pki::decrypt_pkcs8_pem(&pem, passphrase).map_err(|e| Failure::Failed(format!("{}: {e}", path.display())))
+        let pem =
+            std::fs::read_to_string(path).map_err(|e| Failure::Failed(format!("{}: {e}", path.display())))?;
+        jpki_pki::decrypt_pkcs8_pem(&pem, passphrase)
+            .map_err(|e| Failure::Failed(format!("{}: {e}", path.display())))
     };
     SigningKeys::from_pkcs8(&open(&es)?, &open(&rs)?).map_err(|e| Failure::Failed(e.to_string()))
 }
@@ -122,10 +126,14 @@ pub(crate) struct PlatformOidc {
 }
 
 /// What the JSON endpoints answer before the provider has started.
-const STARTING: &str = r#"{"error":"temporarily_unavailable","error_description":"the provider is starting"}"#;
+const STARTING: &str =
+    r#"{"error":"temporarily_unavailable","error_description":"the provider is starting"}"#;
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
 }
 
 fn refused(status: u16, message: impl Into<String>) -> LoginStep {
@@ -220,11 +228,13 @@ impl PlatformOidc {
 
 impl jpki_server::OidcEndpoints for PlatformOidc {
     fn discovery(&self) -> String {
-        self.ready().map_or_else(String::new, |(p, _)| p.discovery().to_string())
+        self.ready()
+            .map_or_else(String::new, |(p, _)| p.discovery().to_string())
     }
 
     fn jwks(&self) -> String {
-        self.ready().map_or_else(String::new, |(p, _)| p.jwks().to_string())
+        self.ready()
+            .map_or_else(String::new, |(p, _)| p.jwks().to_string())
     }
 
     fn token(&self, form: &[(String, String)], authorization: Option<&str>) -> jpki_server::JsonAnswer {
@@ -306,7 +316,10 @@ impl jpki_server::OidcEndpoints for PlatformOidc {
                 Scope::Gender => subject.claims.gender.clone(),
                 Scope::Sign => Some("署名を求められたときに、その都度確認します / asked each time".into()),
             };
-            claims.push((s.as_str().to_owned(), value.unwrap_or_else(|| "(not on the card)".into())));
+            claims.push((
+                s.as_str().to_owned(),
+                value.unwrap_or_else(|| "(not on the card)".into()),
+            ));
         }
         let prompt = ConsentPrompt {
             tx: tx.to_owned(),
@@ -385,11 +398,15 @@ impl PlatformOidc {
         let origin = jpki_oidc::origin_of(issuer)
             .ok_or_else(|| Failure::Usage(format!("--login-url: {issuer:?} is not an http(s) URL")))?;
         let Some((keys, clients)) = self.parts.lock().ok().and_then(|mut p| p.take()) else {
-            return Err(Failure::Failed("the OpenID Connect provider was started twice".into()));
+            return Err(Failure::Failed(
+                "the OpenID Connect provider was started twice".into(),
+            ));
         };
-        let _ = self
-            .provider
-            .set(Provider::new(jpki_oidc::Config::new(issuer), keys, Box::new(clients)));
+        let _ = self.provider.set(Provider::new(
+            jpki_oidc::Config::new(issuer),
+            keys,
+            Box::new(clients),
+        ));
         let _ = self.origin.set(origin);
         Ok(())
     }
@@ -448,7 +465,9 @@ impl jpki_server::CardAgent for AgentCard {
             && (!(6..=16).contains(&pw.len()) || !pw.bytes().all(|b| b.is_ascii_alphanumeric()))
         {
             return Err(jpki_server::CardRefusal {
-                message: "署名用の暗証番号は英数字6〜16文字です / the signing password is 6–16 letters and digits".into(),
+                message:
+                    "署名用の暗証番号は英数字6〜16文字です / the signing password is 6–16 letters and digits"
+                        .into(),
                 retry: true,
             });
         }
@@ -460,7 +479,9 @@ impl jpki_server::CardAgent for AgentCard {
         let mut s = crate::holder::open(&self.access, &self.device_key).map_err(|e| card_refusal(&e))?;
         let refused = |e: ClientError| match e {
             ClientError::WrongSecret { tries_left, .. } if tries_left > 0 => jpki_server::CardRefusal {
-                message: format!("暗証番号が違います（残り {tries_left} 回） / wrong PIN or password: {tries_left} tries left"),
+                message: format!(
+                    "暗証番号が違います（残り {tries_left} 回） / wrong PIN or password: {tries_left} tries left"
+                ),
                 retry: true,
             },
             ClientError::WrongSecret { .. } | ClientError::Locked(_) => jpki_server::CardRefusal {
@@ -474,13 +495,21 @@ impl jpki_server::CardAgent for AgentCard {
                 retry: true,
             },
         };
-        let auth_sig = s.sign_digest(CertKind::Authentication, pin.as_bytes(), &digest).map_err(refused)?;
-        let auth_cert = s.read_certificate(CertKind::Authentication, None).map_err(refused)?;
+        let auth_sig = s
+            .sign_digest(CertKind::Authentication, pin.as_bytes(), &digest)
+            .map_err(refused)?;
+        let auth_cert = s
+            .read_certificate(CertKind::Authentication, None)
+            .map_err(refused)?;
         let sign = match password {
             None => None,
             Some(pw) => {
-                let sig = s.sign_digest(CertKind::Signature, pw.as_bytes(), &digest).map_err(refused)?;
-                let cert = s.read_certificate(CertKind::Signature, Some(pw.as_bytes())).map_err(refused)?;
+                let sig = s
+                    .sign_digest(CertKind::Signature, pw.as_bytes(), &digest)
+                    .map_err(refused)?;
+                let cert = s
+                    .read_certificate(CertKind::Signature, Some(pw.as_bytes()))
+                    .map_err(refused)?;
                 Some((cert, sig))
             }
         };
@@ -517,10 +546,16 @@ pub(crate) fn card_agent(
     jpki_server::init_logging();
     jpki_server::serve_blocking(listen, &state, |addr| {
         if json_out {
-            println!("{}", serde_json::json!({ "listening": addr.to_string(), "url": format!("http://{addr}") }));
+            println!(
+                "{}",
+                serde_json::json!({ "listening": addr.to_string(), "url": format!("http://{addr}") })
+            );
         } else {
             println!("Card agent for {describe} on http://{addr} (Ctrl-C stops it).");
         }
     })?;
-    Ok(crate::Report::new(serde_json::json!({ "stopped": true }), "Card agent stopped."))
+    Ok(crate::Report::new(
+        serde_json::json!({ "stopped": true }),
+        "Card agent stopped.",
+    ))
 }

@@ -55,7 +55,9 @@ fn token() -> Result<String, String> {
 
 fn jst(t: OffsetDateTime) -> String {
     t.to_offset(time::macros::offset!(+9))
-        .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]"))
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]"
+        ))
         .unwrap_or_default()
 }
 
@@ -110,7 +112,11 @@ impl PlatformPortal {
     }
 
     fn home(&self, auth_serial: &[u8]) -> Result<(String, Vec<Section>), String> {
-        let authority = self.lookups.0.lock().map_err(|_| "the registry is unavailable".to_owned())?;
+        let authority = self
+            .lookups
+            .0
+            .lock()
+            .map_err(|_| "the registry is unavailable".to_owned())?;
         let (resident, certs) = authority
             .holder(auth_serial)
             .map_err(|e| e.to_string())?
@@ -152,7 +158,10 @@ impl PlatformPortal {
                     good: false,
                     text: Text::new(
                         format!("失効（{}）", c.reason.map(|r| r.to_string()).unwrap_or_default()),
-                        format!("revoked ({})", c.reason.map(|r| r.to_string()).unwrap_or_default()),
+                        format!(
+                            "revoked ({})",
+                            c.reason.map(|r| r.to_string()).unwrap_or_default()
+                        ),
                     ),
                 },
             };
@@ -216,11 +225,13 @@ impl PlatformPortal {
                     text: Text::new(
                         format!(
                             "記録 {n} 件は改ざんされていません（最新の署名: {}）。",
-                            head.as_ref().map_or_else(|| "なし".to_owned(), |h| jst(h.signed_at))
+                            head.as_ref()
+                                .map_or_else(|| "なし".to_owned(), |h| jst(h.signed_at))
                         ),
                         format!(
                             "All {n} records are intact (last signed {}).",
-                            head.as_ref().map_or_else(|| "never".to_owned(), |h| jst(h.signed_at))
+                            head.as_ref()
+                                .map_or_else(|| "never".to_owned(), |h| jst(h.signed_at))
                         ),
                     ),
                 }),
@@ -259,7 +270,10 @@ impl PlatformPortal {
                 t("結果", "Result"),
             ],
             rows,
-            empty: t("あなたの電子証明書はまだ確認されていません。", "Nobody has checked your certificates yet."),
+            empty: t(
+                "あなたの電子証明書はまだ確認されていません。",
+                "Nobody has checked your certificates yet.",
+            ),
         });
         Ok(vec![Section {
             title: t("電子証明書の利用履歴", "Who checked your certificates"),
@@ -268,7 +282,10 @@ impl PlatformPortal {
     }
 
     fn consents(&self, person: &str) -> Result<Vec<Section>, String> {
-        let reg = self.registry.lock().map_err(|_| "the registry is unavailable".to_owned())?;
+        let reg = self
+            .registry
+            .lock()
+            .map_err(|_| "the registry is unavailable".to_owned())?;
         let consents = reg.consents_of_person(person).map_err(|e| e.to_string())?;
         let mut rows = Vec::new();
         for c in consents {
@@ -324,7 +341,10 @@ impl PlatformPortal {
     }
 
     fn notices(&self, person: &str) -> Result<Vec<Section>, String> {
-        let reg = self.registry.lock().map_err(|_| "the registry is unavailable".to_owned())?;
+        let reg = self
+            .registry
+            .lock()
+            .map_err(|_| "the registry is unavailable".to_owned())?;
         let notices = reg.notices_for(person).map_err(|e| e.to_string())?;
         let mut blocks = Vec::new();
         if notices.is_empty() {
@@ -361,25 +381,38 @@ impl PlatformPortal {
             serde_json::json!({ "signature": b64 })
         };
         let now = OffsetDateTime::now_utc();
-        match self.api.verify_signature(body.to_string().as_bytes(), &|_| true, now) {
+        match self
+            .api
+            .verify_signature(body.to_string().as_bytes(), &|_| true, now)
+        {
             Ok((answer, _)) => {
                 let indications: Vec<String> = match answer.get("signatures").and_then(|s| s.as_array()) {
                     Some(list) => list
                         .iter()
                         .filter_map(|s| s["indication"].as_str().map(str::to_owned))
                         .collect(),
-                    None => answer["indication"].as_str().map(str::to_owned).into_iter().collect(),
+                    None => answer["indication"]
+                        .as_str()
+                        .map(str::to_owned)
+                        .into_iter()
+                        .collect(),
                 };
                 let passed = !indications.is_empty() && indications.iter().all(|i| i == "TOTAL_PASSED");
                 (passed, indications.join(", "))
             }
-            Err((_, e)) => (false, format!("TOTAL_FAILED: {}", e["error"].as_str().unwrap_or("unreadable"))),
+            Err((_, e)) => (
+                false,
+                format!("TOTAL_FAILED: {}", e["error"].as_str().unwrap_or("unreadable")),
+            ),
         }
     }
 
     fn postbox(&self, person: &str) -> Result<Vec<Section>, String> {
         let deliveries = {
-            let reg = self.registry.lock().map_err(|_| "the registry is unavailable".to_owned())?;
+            let reg = self
+                .registry
+                .lock()
+                .map_err(|_| "the registry is unavailable".to_owned())?;
             reg.postbox_of(person).map_err(|e| e.to_string())?
         };
         let rows = deliveries
@@ -393,7 +426,10 @@ impl PlatformPortal {
                     Cell::Verdict {
                         good: passed,
                         text: if passed {
-                            Text::new(format!("署名は有効です ({words})"), format!("signature valid ({words})"))
+                            Text::new(
+                                format!("署名は有効です ({words})"),
+                                format!("signature valid ({words})"),
+                            )
                         } else {
                             Text::new(
                                 format!("署名を検証できません ({words})"),
@@ -492,8 +528,9 @@ impl jpki_server::Portal for PlatformPortal {
     }
 
     fn page(&self, session: &str, name: &str) -> Option<Result<PortalPage, String>> {
-        let (serial, person, csrf) =
-            self.with_session(session, |s| (s.auth_serial.clone(), s.person.clone(), s.csrf.clone()))?;
+        let (serial, person, csrf) = self.with_session(session, |s| {
+            (s.auth_serial.clone(), s.person.clone(), s.csrf.clone())
+        })?;
         let build = || -> Result<PortalPage, String> {
             let (who, home) = self.home(&serial)?;
             let (title, sections) = match name {
@@ -519,7 +556,10 @@ impl jpki_server::Portal for PlatformPortal {
             .ok_or("your session has ended: log in again")?;
         match action {
             "revoke-consent" => {
-                let mut reg = self.registry.lock().map_err(|_| "the registry is unavailable".to_owned())?;
+                let mut reg = self
+                    .registry
+                    .lock()
+                    .map_err(|_| "the registry is unavailable".to_owned())?;
                 reg.revoke_consent(id, Revoker::Person(&person), OffsetDateTime::now_utc())
                     .map_err(|e| e.to_string())?;
                 Ok(t("同意を撤回しました。", "The consent is withdrawn."))
@@ -547,7 +587,12 @@ impl jpki_server::Portal for PlatformPortal {
 fn person_of(data: &std::path::Path, serial: &jpki_model::Serial) -> Result<String, crate::Failure> {
     jpki_authority::Authority::open(data)?
         .person_ref(serial.as_be_bytes())?
-        .ok_or_else(|| crate::Failure::Usage(format!("--serial {}: no such certificate in the registry", serial.to_hex())))
+        .ok_or_else(|| {
+            crate::Failure::Usage(format!(
+                "--serial {}: no such certificate in the registry",
+                serial.to_hex()
+            ))
+        })
 }
 
 fn input(e: jpki_platform::PlatformError) -> crate::Failure {
@@ -558,7 +603,10 @@ fn input(e: jpki_platform::PlatformError) -> crate::Failure {
 }
 
 /// `jpki notice send`.
-pub(crate) fn notice(cmd: crate::args::NoticeCmd, data: &std::path::Path) -> Result<crate::Report, crate::Failure> {
+pub(crate) fn notice(
+    cmd: crate::args::NoticeCmd,
+    data: &std::path::Path,
+) -> Result<crate::Report, crate::Failure> {
     let crate::args::NoticeCmd::Send {
         serial,
         all,
@@ -575,7 +623,11 @@ pub(crate) fn notice(cmd: crate::args::NoticeCmd, data: &std::path::Path) -> Res
         .send_notice(person.as_deref(), &from, &title, &body, OffsetDateTime::now_utc())
         .map_err(input)?;
     crate::serve::audit(data, "notice send", &format!("{id} from {from}"))?;
-    let to = if person.is_some() { "the holder" } else { "everyone" };
+    let to = if person.is_some() {
+        "the holder"
+    } else {
+        "everyone"
+    };
     Ok(crate::Report::new(
         serde_json::json!({ "notice_id": id, "to": if person.is_some() { "person" } else { "everyone" } }),
         format!("Notice {id} sent to {to}."),
@@ -583,14 +635,18 @@ pub(crate) fn notice(cmd: crate::args::NoticeCmd, data: &std::path::Path) -> Res
 }
 
 /// `jpki postbox send`.
-pub(crate) fn postbox(cmd: crate::args::PostboxCmd, data: &std::path::Path) -> Result<crate::Report, crate::Failure> {
+pub(crate) fn postbox(
+    cmd: crate::args::PostboxCmd,
+    data: &std::path::Path,
+) -> Result<crate::Report, crate::Failure> {
     let crate::args::PostboxCmd::Send {
         serial,
         from,
         title,
         file,
     } = cmd;
-    let document = std::fs::read(&file).map_err(|e| crate::Failure::Usage(format!("{}: {e}", file.display())))?;
+    let document =
+        std::fs::read(&file).map_err(|e| crate::Failure::Usage(format!("{}: {e}", file.display())))?;
     let person = person_of(data, &serial)?;
     let mut reg = crate::serve::registry(data)?;
     let id = reg

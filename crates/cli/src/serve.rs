@@ -1250,7 +1250,10 @@ pub(crate) fn serve(args: &ServeArgs, data: &Path, json_out: bool) -> Result<Rep
             println!("  OCSP  {scheme}://{addr}/ocsp/sign and /ocsp/auth (POST, or GET below them)");
             println!("  API   {scheme}://{addr}/v1/… (described at /openapi.json)");
             println!("  TSA   {scheme}://{addr}{}", jpki_server::TSA_PATH);
-            println!("  Login {issuer} (OpenID Connect; card agent expected at {})", args.card_agent);
+            println!(
+                "  Login {issuer} (OpenID Connect; card agent expected at {})",
+                args.card_agent
+            );
             println!("  Portal {base}{} (マイナポータル)", jpki_server::PORTAL_PATH);
             println!(
                 "  CRLs  {scheme}://{addr}/crl/… and CA certificates /ca/… from {}",

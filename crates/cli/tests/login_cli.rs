@@ -27,7 +27,14 @@ fn script() -> PathBuf {
 fn rp_key(j: &Jpki, python: &Path, name: &str) -> (PathBuf, PathBuf) {
     let key = j.path(format!("{name}.key.pem"));
     let st = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
         .arg(&key)
         .status()
         .unwrap();
@@ -42,7 +49,14 @@ fn rp_key(j: &Jpki, python: &Path, name: &str) -> (PathBuf, PathBuf) {
     (key, jwks)
 }
 
-fn login(python: &Path, discovery: &str, client: &str, key: &Path, scope: &str, refusals: Option<&Path>) -> Value {
+fn login(
+    python: &Path,
+    discovery: &str,
+    client: &str,
+    key: &Path,
+    scope: &str,
+    refusals: Option<&Path>,
+) -> Value {
     try_login(python, discovery, client, key, scope, refusals).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -82,7 +96,10 @@ fn try_login(
 #[test]
 fn authlib_logs_in_with_the_card_and_every_refusal_holds() {
     let Some(python) = venv_python_with("authlib, joserfc, requests") else {
-        assert!(!interop_required(), "authlib and joserfc are missing from the venv (scripts/test.sh installs them)");
+        assert!(
+            !interop_required(),
+            "authlib and joserfc are missing from the venv (scripts/test.sh installs them)"
+        );
         eprintln!("skipped: no authlib/joserfc in the venv");
         return;
     };
@@ -133,17 +150,28 @@ fn authlib_logs_in_with_the_card_and_every_refusal_holds() {
     assert_eq!(first["id_token"]["iss"], issuer.as_str());
     assert_eq!(first["userinfo"]["sub"], sub.as_str());
     assert_eq!(first["userinfo"]["name"], Person::ADULT.name);
-    assert_eq!(first["userinfo"]["address"]["formatted"], Person::ADULT.address, "OpenID Connect Core §5.1.1");
+    assert_eq!(
+        first["userinfo"]["address"]["formatted"],
+        Person::ADULT.address,
+        "OpenID Connect Core §5.1.1"
+    );
     assert_eq!(first["userinfo"]["birthdate"], Person::ADULT.birth);
     assert_eq!(first["userinfo"]["gender"], "male");
     let consent_page = first["consent_page"].as_str().unwrap();
     assert!(consent_page.contains(Person::ADULT.name) && consent_page.contains(&sub));
     let r = &first["refusals"];
     assert_eq!(r["reused_code"], "invalid_grant", "{r}");
-    assert_eq!(r["revoked_after_reuse"], 401, "tokens from a reused code are revoked: {r}");
+    assert_eq!(
+        r["revoked_after_reuse"], 401,
+        "tokens from a reused code are revoked: {r}"
+    );
     assert_eq!(r["wrong_verifier"], "invalid_grant", "{r}");
     assert_eq!(r["bad_assertion"], "invalid_client", "{r}");
-    assert_eq!(r["missing_pkce"], serde_json::json!([303, ["invalid_request"]]), "{r}");
+    assert_eq!(
+        r["missing_pkce"],
+        serde_json::json!([303, ["invalid_request"]]),
+        "{r}"
+    );
     assert_eq!(r["wrong_redirect_uri"], serde_json::json!([400, false]), "{r}");
 
     // The shop asks for nothing personal: only the authentication certificate, a different sub,
@@ -152,7 +180,11 @@ fn authlib_logs_in_with_the_card_and_every_refusal_holds() {
     assert_eq!(shop_login["alg"], "RS256");
     let shop_sub = shop_login["id_token"]["sub"].as_str().unwrap();
     assert_ne!(shop_sub, sub, "two relying parties never share an identifier");
-    assert!(shop_login["userinfo"].get("name").is_none(), "{}", shop_login["userinfo"]);
+    assert!(
+        shop_login["userinfo"].get("name").is_none(),
+        "{}",
+        shop_login["userinfo"]
+    );
 
     // Renewed certificates (new keys, new serials): the bank still sees the same person.
     // The server learns of new certificates from the registry's change log within a second.
@@ -168,7 +200,11 @@ fn authlib_logs_in_with_the_card_and_every_refusal_holds() {
             Err(e) => panic!("{e}"),
         }
     };
-    assert_eq!(after["id_token"]["sub"], sub.as_str(), "the same sub after renewal");
+    assert_eq!(
+        after["id_token"]["sub"],
+        sub.as_str(),
+        "the same sub after renewal"
+    );
     drop(server);
     drop(agent);
 }

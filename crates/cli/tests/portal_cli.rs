@@ -11,12 +11,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine as _;
-use common::{Jpki, Person, SIGN_PASSWORD, Served, interop_required, minimal_pdf, post_json, s, venv_python_with};
+use common::{
+    Jpki, Person, SIGN_PASSWORD, Served, interop_required, minimal_pdf, post_json, s, venv_python_with,
+};
 use serde_json::json;
 
 fn browser() -> Option<PathBuf> {
     let python = venv_python_with("selenium")?;
-    (Path::new("/usr/bin/chromium").is_file() && Path::new("/usr/bin/chromedriver").is_file()).then_some(python)
+    (Path::new("/usr/bin/chromium").is_file() && Path::new("/usr/bin/chromedriver").is_file())
+        .then_some(python)
 }
 
 #[test]
@@ -37,21 +40,54 @@ fn chromium_logs_into_the_portal_and_sees_records_notices_and_the_post_box() {
         birth: "1975-06-01",
         sex: "2",
     }));
-    let bank = j.json(&["rp", "add", "--name", "みらい銀行", "--allow", "auth-status,linkage"]);
+    let bank = j.json(&[
+        "rp",
+        "add",
+        "--name",
+        "みらい銀行",
+        "--allow",
+        "auth-status,linkage",
+    ]);
     let (bank_id, bank_key) = (bank["rp_id"].as_str().unwrap(), bank["api_key"].as_str().unwrap());
 
     // Notices: one to Alice, one to everyone.
     j.json(&[
-        "notice", "send", "--serial", &alice.auth_serial, "--from", "国税庁", "--title", "確定申告のお知らせ",
-        "--body", "申告期限は3月15日です。",
+        "notice",
+        "send",
+        "--serial",
+        &alice.auth_serial,
+        "--from",
+        "国税庁",
+        "--title",
+        "確定申告のお知らせ",
+        "--body",
+        "申告期限は3月15日です。",
     ]);
-    j.json(&["notice", "send", "--all", "--from", "運用者", "--title", "メンテナンスのお知らせ", "--body", "日曜 2時〜4時"]);
+    j.json(&[
+        "notice",
+        "send",
+        "--all",
+        "--from",
+        "運用者",
+        "--title",
+        "メンテナンスのお知らせ",
+        "--body",
+        "日曜 2時〜4時",
+    ]);
     // The post box: a PDF the city signed with an official's card, and a tampered copy.
     let pdf = j.path("juminhyo.pdf");
     std::fs::write(&pdf, minimal_pdf()).unwrap();
     let signed = j.path("juminhyo.signed.pdf");
     j.json(&[
-        "sign", "--card", s(&official.card_file), "--sign-password", SIGN_PASSWORD, "--pdf", "--out", s(&signed), s(&pdf),
+        "sign",
+        "--card",
+        s(&official.card_file),
+        "--sign-password",
+        SIGN_PASSWORD,
+        "--pdf",
+        "--out",
+        s(&signed),
+        s(&pdf),
     ]);
     let bytes = std::fs::read(&signed).unwrap();
     let at = bytes.windows(7).position(|w| w == b"595 842").unwrap();
@@ -60,20 +96,41 @@ fn chromium_logs_into_the_portal_and_sees_records_notices_and_the_post_box() {
     let tampered_file = j.path("tampered.pdf");
     std::fs::write(&tampered_file, &tampered).unwrap();
     for (title, file) in [("住民票の写し", &signed), ("改ざんされた文書", &tampered_file)] {
-        j.json(&["postbox", "send", "--serial", &alice.auth_serial, "--from", "千代田区", "--title", title, s(file)]);
+        j.json(&[
+            "postbox",
+            "send",
+            "--serial",
+            &alice.auth_serial,
+            "--from",
+            "千代田区",
+            "--title",
+            title,
+            s(file),
+        ]);
     }
     // Refusals leave nothing behind: an unknown person, an empty title.
     assert_eq!(
-        j.run(&["notice", "send", "--serial", "abcdef", "--from", "x", "--title", "t", "--body", "b"]).status.code(),
+        j.run(&[
+            "notice", "send", "--serial", "abcdef", "--from", "x", "--title", "t", "--body", "b"
+        ])
+        .status
+        .code(),
         Some(2)
     );
     assert_eq!(
-        j.run(&["notice", "send", "--all", "--from", "x", "--title", " ", "--body", "b"]).status.code(),
+        j.run(&[
+            "notice", "send", "--all", "--from", "x", "--title", " ", "--body", "b"
+        ])
+        .status
+        .code(),
         Some(2)
     );
 
     let agent = Served::start(&j, &["card", "agent", "--card", s(&alice.card_file)]);
-    let server = Served::start(&j, &["serve", "--card-agent", agent.ready["url"].as_str().unwrap()]);
+    let server = Served::start(
+        &j,
+        &["serve", "--card-agent", agent.ready["url"].as_str().unwrap()],
+    );
     let base = format!("http://{}", server.addr());
     assert_eq!(server.ready["portal"], format!("{base}/portal"));
 
@@ -81,11 +138,23 @@ fn chromium_logs_into_the_portal_and_sees_records_notices_and_the_post_box() {
     // serial linkage.
     let auth_pem = j.export_cert(&alice.auth_serial, "alice-auth.pem");
     let body = json!({ "certificate": std::fs::read_to_string(&auth_pem).unwrap(), "purpose": "口座開設の本人確認" });
-    let (code, v) = post_json(&format!("{base}/v1/certificates/validity"), Some(bank_key), &body.to_string());
+    let (code, v) = post_json(
+        &format!("{base}/v1/certificates/validity"),
+        Some(bank_key),
+        &body.to_string(),
+    );
     assert_eq!(code, 200, "{v}");
     let consent_file = j.path("consent.p7s");
     j.json(&[
-        "consent", "make", "--card", s(&alice.card_file), "--rp", bank_id, "--out", s(&consent_file), "--sign-password",
+        "consent",
+        "make",
+        "--card",
+        s(&alice.card_file),
+        "--rp",
+        bank_id,
+        "--out",
+        s(&consent_file),
+        "--sign-password",
         SIGN_PASSWORD,
     ]);
     let statement = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&consent_file).unwrap());
@@ -113,28 +182,71 @@ fn chromium_logs_into_the_portal_and_sees_records_notices_and_the_post_box() {
         String::from_utf8_lossy(&out.stderr)
     );
     let pages: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let page = |name: &str| pages[name].as_str().unwrap_or_else(|| panic!("no page {name}: {pages}")).to_owned();
+    let page = |name: &str| {
+        pages[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no page {name}: {pages}"))
+            .to_owned()
+    };
 
-    assert!(page("agent").contains(&base), "the agent shows which site asks: {}", page("agent"));
+    assert!(
+        page("agent").contains(&base),
+        "the agent shows which site asks: {}",
+        page("agent")
+    );
     let home = page("home");
-    for want in [Person::ADULT.name, Person::ADULT.address, "1980-02-17", alice.auth_serial.as_str(), "有効"] {
+    for want in [
+        Person::ADULT.name,
+        Person::ADULT.address,
+        "1980-02-17",
+        alice.auth_serial.as_str(),
+        "有効",
+    ] {
         assert!(home.contains(want), "home lacks {want:?}: {home}");
     }
     let records = page("records");
-    for want in ["みらい銀行", "口座開設の本人確認", "validity", "改ざんされていません"] {
+    for want in [
+        "みらい銀行",
+        "口座開設の本人確認",
+        "validity",
+        "改ざんされていません",
+    ] {
         assert!(records.contains(want), "records lack {want:?}: {records}");
     }
     let notices = page("notices");
-    assert!(notices.contains("確定申告のお知らせ") && notices.contains("メンテナンスのお知らせ"), "{notices}");
+    assert!(
+        notices.contains("確定申告のお知らせ") && notices.contains("メンテナンスのお知らせ"),
+        "{notices}"
+    );
     let postbox = page("postbox");
-    let line = |title: &str| postbox.lines().find(|l| l.contains(title)).unwrap_or_else(|| panic!("{title}: {postbox}")).to_owned();
+    let line = |title: &str| {
+        postbox
+            .lines()
+            .find(|l| l.contains(title))
+            .unwrap_or_else(|| panic!("{title}: {postbox}"))
+            .to_owned()
+    };
     assert!(line("住民票の写し").contains("署名は有効です"), "{postbox}");
-    assert!(line("改ざんされた文書").contains("署名を検証できません"), "the tampered document fails: {postbox}");
+    assert!(
+        line("改ざんされた文書").contains("署名を検証できません"),
+        "the tampered document fails: {postbox}"
+    );
     assert!(page("consents").contains("みらい銀行"), "{}", page("consents"));
-    assert!(page("withdrawn").contains("同意を撤回しました"), "{}", page("withdrawn"));
+    assert!(
+        page("withdrawn").contains("同意を撤回しました"),
+        "{}",
+        page("withdrawn")
+    );
     let listed = j.json(&["consent", "list", "--rp", bank_id]);
-    assert!(listed["consents"][0]["revoked_at"].is_string(), "withdrawn in the registry: {listed}");
-    assert!(page("after_logout").contains("カードでログイン"), "logged out: {}", page("after_logout"));
+    assert!(
+        listed["consents"][0]["revoked_at"].is_string(),
+        "withdrawn in the registry: {listed}"
+    );
+    assert!(
+        page("after_logout").contains("カードでログイン"),
+        "logged out: {}",
+        page("after_logout")
+    );
     for shot in ["portal-home.png", "portal-records.png", "portal-postbox.png"] {
         assert!(shots.join(shot).is_file(), "{shot}");
     }

@@ -115,7 +115,11 @@ impl Logins {
     }
 
     /// A new login for `request`: its id and the challenge for the card.
-    pub fn begin(&self, request: AuthorizationRequest, now: OffsetDateTime) -> Result<CardChallenge, OidcError> {
+    pub fn begin(
+        &self,
+        request: AuthorizationRequest,
+        now: OffsetDateTime,
+    ) -> Result<CardChallenge, OidcError> {
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let tx = b64.encode(random::<32>()?);
         let challenge = random::<32>()?;
@@ -253,13 +257,19 @@ mod tests {
         let logins = Logins::new();
         let now = OffsetDateTime::now_utc();
         let c = logins.begin(request(), now).unwrap();
-        assert!(logins.take_consent(&c.tx, now).is_none(), "not at the consent stage yet");
+        assert!(
+            logins.take_consent(&c.tx, now).is_none(),
+            "not at the consent stage yet"
+        );
         let (req, challenge) = logins.take_challenge(&c.tx, now).unwrap();
         assert_eq!(
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(challenge),
             c.challenge
         );
-        assert!(logins.take_challenge(&c.tx, now).is_none(), "a challenge is answered once");
+        assert!(
+            logins.take_challenge(&c.tx, now).is_none(),
+            "a challenge is answered once"
+        );
         logins.await_consent(&c.tx, req, subject(now), now).unwrap();
         assert!(logins.take_challenge(&c.tx, now).is_none());
         assert!(logins.peek_consent(&c.tx, now).is_some());
@@ -294,7 +304,10 @@ mod tests {
             origin_of("HTTP://127.0.0.1:8080/oidc/x?y").as_deref(),
             Some("http://127.0.0.1:8080")
         );
-        assert_eq!(origin_of("https://Example.jp").as_deref(), Some("https://example.jp"));
+        assert_eq!(
+            origin_of("https://Example.jp").as_deref(),
+            Some("https://example.jp")
+        );
         assert_eq!(origin_of("ftp://x"), None);
         assert_eq!(origin_of("https://user@x"), None);
         assert_eq!(origin_of("https:///x"), None);

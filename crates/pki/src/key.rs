@@ -180,7 +180,11 @@ impl SigningKey {
 
 /// Encrypts a PKCS#8 private key (DER) under `passphrase` as a PEM `ENCRYPTED PRIVATE KEY`
 /// (PBES2: PBKDF2-SHA256 with `iterations`, AES-256-CBC).
-pub fn encrypt_pkcs8_pem(plain: &[u8], passphrase: &[u8], iterations: u32) -> Result<Zeroizing<String>, PkiError> {
+pub fn encrypt_pkcs8_pem(
+    plain: &[u8],
+    passphrase: &[u8],
+    iterations: u32,
+) -> Result<Zeroizing<String>, PkiError> {
     let rng = SystemRandom::new();
     let mut salt = [0u8; 16];
     let mut iv = [0u8; 16];

@@ -41,11 +41,17 @@ impl Api {
         now: OffsetDateTime,
     ) -> Result<Presented, String> {
         let what = kind.as_str();
-        let p = self
-            .presented_der(proof.certificate)
-            .map_err(|(_, body)| format!("{what} certificate: {}", body["error"].as_str().unwrap_or("unusable")))?;
+        let p = self.presented_der(proof.certificate).map_err(|(_, body)| {
+            format!(
+                "{what} certificate: {}",
+                body["error"].as_str().unwrap_or("unusable")
+            )
+        })?;
         if p.kind != kind {
-            return Err(format!("the {what} certificate is a {} certificate", p.kind.as_str()));
+            return Err(format!(
+                "the {what} certificate is a {} certificate",
+                p.kind.as_str()
+            ));
         }
         let (status, _, _, valid) = self.status_of(&p, now);
         if !valid {
@@ -54,7 +60,11 @@ impl Api {
                 other => format!("the {what} certificate is {other}"),
             });
         }
-        if !p.cert.public_key.verify_with_hash(Hash::Sha256, statement, proof.signature) {
+        if !p
+            .cert
+            .public_key
+            .verify_with_hash(Hash::Sha256, statement, proof.signature)
+        {
             return Err(format!(
                 "the card's {what} signature does not verify with its certificate"
             ));

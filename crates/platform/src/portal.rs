@@ -96,7 +96,9 @@ fn text(what: &str, value: &str, max: usize) -> Result<(), PlatformError> {
         return Err(PlatformError::Input(format!("{what}: empty")));
     }
     if value.chars().count() > max {
-        return Err(PlatformError::Input(format!("{what}: more than {max} characters")));
+        return Err(PlatformError::Input(format!(
+            "{what}: more than {max} characters"
+        )));
     }
     if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(PlatformError::Input(format!("{what}: control characters")));
@@ -213,9 +215,16 @@ mod tests {
             let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
             reg.send_notice(Some("alice"), "Tax office", "Your return", "Please check.", t)
                 .unwrap();
-            reg.send_notice(None, "Operator", "Maintenance", "Sunday 2-4", t + time::Duration::hours(1))
+            reg.send_notice(
+                None,
+                "Operator",
+                "Maintenance",
+                "Sunday 2-4",
+                t + time::Duration::hours(1),
+            )
+            .unwrap();
+            reg.send_notice(Some("bob"), "Tax office", "Bob's", "x", t)
                 .unwrap();
-            reg.send_notice(Some("bob"), "Tax office", "Bob's", "x", t).unwrap();
             let alice = reg.notices_for("alice").unwrap();
             assert_eq!(
                 alice.iter().map(|n| n.title.as_str()).collect::<Vec<_>>(),
@@ -225,10 +234,15 @@ mod tests {
             assert!(reg.send_notice(None, "Operator", " ", "x", t).is_err());
             assert!(reg.send_notice(None, "Operator", "t\u{7}", "x", t).is_err());
 
-            let id = reg.deliver("alice", "City", "Certificate", b"\x30\x03\x02\x01\x01", t).unwrap();
+            let id = reg
+                .deliver("alice", "City", "Certificate", b"\x30\x03\x02\x01\x01", t)
+                .unwrap();
             let box_ = reg.postbox_of("alice").unwrap();
             assert_eq!(box_.len(), 1);
-            assert_eq!((box_[0].id.as_str(), box_[0].document.as_slice()), (id.as_str(), &b"\x30\x03\x02\x01\x01"[..]));
+            assert_eq!(
+                (box_[0].id.as_str(), box_[0].document.as_slice()),
+                (id.as_str(), &b"\x30\x03\x02\x01\x01"[..])
+            );
             assert!(reg.postbox_of("bob").unwrap().is_empty());
             assert!(reg.deliver("alice", "City", "Empty", b"", t).is_err());
         });

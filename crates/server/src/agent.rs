@@ -271,7 +271,10 @@ async fn sign(State(a): State<Agent>, req: Request) -> Response {
         Err(r) => return r,
     };
     let Some(t) = field(&form, "token").map(str::to_owned) else {
-        return pages::refusal(StatusCode::BAD_REQUEST, "no token: start again from the login page");
+        return pages::refusal(
+            StatusCode::BAD_REQUEST,
+            "no token: start again from the login page",
+        );
     };
     let pending = {
         let Ok(mut all) = a.pending.lock() else {
@@ -294,12 +297,7 @@ async fn sign(State(a): State<Agent>, req: Request) -> Response {
         let (origin, challenge) = (pending.origin.clone(), pending.challenge.clone());
         let personal = pending.personal;
         let result = tokio::task::spawn_blocking(move || {
-            card.sign_login(
-                &origin,
-                &challenge,
-                &pin,
-                personal.then_some(password.as_str()),
-            )
+            card.sign_login(&origin, &challenge, &pin, personal.then_some(password.as_str()))
         })
         .await;
         (pending, result)
@@ -335,7 +333,10 @@ fn answer_page(p: &Pending, answer: &CardAnswer) -> Response {
          <button type=\"submit\" autofocus>{go}</button></form><script>{script}</script>",
         done = pages::ja_en("カードで署名しました。", "Your card has signed."),
         action = pages::escape(&p.return_to),
-        go = pages::ja_en(&format!("{} に戻る", p.origin), &format!("Continue to {}", p.origin)),
+        go = pages::ja_en(
+            &format!("{} に戻る", p.origin),
+            &format!("Continue to {}", p.origin)
+        ),
         script = pages::AUTO_SUBMIT,
     );
     pages::html(

@@ -51,7 +51,8 @@ pub use ocsp::{
     OCSP_RESPONSE, OcspResponder, RevocationAccess,
 };
 pub use oidc::{
-    CardPrompt, ConsentPrompt, JsonAnswer, LOGIN_CARD_PATH, LOGIN_CONSENT_PATH, LoginStep, OIDC_PREFIX, OidcEndpoints,
+    CardPrompt, ConsentPrompt, JsonAnswer, LOGIN_CARD_PATH, LOGIN_CONSENT_PATH, LoginStep, OIDC_PREFIX,
+    OidcEndpoints,
 };
 pub use portal::{Block, Cell, PORTAL_PATH, Portal, PortalPage, Section, Text};
 pub use published::{MAX_PUBLISHED_BYTES, PKIX_CERT, PKIX_CRL};

@@ -299,10 +299,16 @@ async fn userinfo(State(e): State<Arc<dyn OidcEndpoints>>, req: Request) -> Resp
 }
 
 /// Runs a login step off the async threads (it may read the registry and verify signatures).
-async fn step(e: Arc<dyn OidcEndpoints>, f: impl FnOnce(&dyn OidcEndpoints) -> LoginStep + Send + 'static) -> Response {
+async fn step(
+    e: Arc<dyn OidcEndpoints>,
+    f: impl FnOnce(&dyn OidcEndpoints) -> LoginStep + Send + 'static,
+) -> Response {
     match tokio::task::spawn_blocking(move || f(e.as_ref())).await {
         Ok(s) => render(s),
-        Err(_) => pages::refusal(StatusCode::INTERNAL_SERVER_ERROR, "the login failed inside the server"),
+        Err(_) => pages::refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the login failed inside the server",
+        ),
     }
 }
 
@@ -327,7 +333,10 @@ async fn form_body(req: Request) -> Result<Vec<(String, String)>, Response> {
     }
     match axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES).await {
         Ok(b) => Ok(form(&b)),
-        Err(_) => Err(pages::refusal(StatusCode::PAYLOAD_TOO_LARGE, "the form is larger than 16 KiB")),
+        Err(_) => Err(pages::refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the form is larger than 16 KiB",
+        )),
     }
 }
 
@@ -398,8 +407,14 @@ fn card_page(p: &CardPrompt) -> Response {
          <button type=\"submit\" class=\"secondary\">{cancel}</button></form>\
          <p><small>{agent_note}</small></p>",
         asks = pages::ja_en(
-            &format!("{} が、マイナンバーカードによるログインと次の情報の提供を求めています。", p.client_name),
-            &format!("{} asks you to log in with your My Number card and to receive:", p.client_name),
+            &format!(
+                "{} が、マイナンバーカードによるログインと次の情報の提供を求めています。",
+                p.client_name
+            ),
+            &format!(
+                "{} asks you to log in with your My Number card and to receive:",
+                p.client_name
+            ),
         ),
         claims = claim_list(&p.scopes),
         how = pages::ja_en(
@@ -417,14 +432,20 @@ fn card_page(p: &CardPrompt) -> Response {
         cancel_action = pages::escape(&format!("{OIDC_PREFIX}{LOGIN_CONSENT_PATH}")),
         cancel = pages::ja_en("キャンセル", "Cancel"),
         agent_note = pages::ja_en(
-            &format!("カードエージェントは {agent} で待ち受けます（`jpki card agent --card FILE` または `--reader NAME`）。"),
+            &format!(
+                "カードエージェントは {agent} で待ち受けます（`jpki card agent --card FILE` または `--reader NAME`）。"
+            ),
             &format!("The card agent listens on {agent} (`jpki card agent --card FILE` or `--reader NAME`)."),
         ),
     );
     let form_action = format!("'self' {}", origin_only(agent));
     pages::html(
         StatusCode::OK,
-        pages::document("マイナンバーカードでログイン", "Log in with your My Number card", &body),
+        pages::document(
+            "マイナンバーカードでログイン",
+            "Log in with your My Number card",
+            &body,
+        ),
         &form_action,
         None,
     )

@@ -53,7 +53,11 @@ td form{margin:0}td button{margin:0}
 
 /// Bilingual text: Japanese first, English below it.
 pub(crate) fn ja_en(ja: &str, en: &str) -> String {
-    format!("{}<span class=\"en\" lang=\"en\">{}</span>", escape(ja), escape(en))
+    format!(
+        "{}<span class=\"en\" lang=\"en\">{}</span>",
+        escape(ja),
+        escape(en)
+    )
 }
 
 /// A whole document: `title` (Japanese / English) and `body` (already HTML).
@@ -81,7 +85,12 @@ pub(crate) fn hidden(name: &str, value: &str) -> String {
 
 /// The headers every page carries: no framing (clickjacking), no scripts but the inline
 /// auto-submit some pages allow with `script_hash`, forms only to `form_action`.
-pub(crate) fn html(status: StatusCode, body: String, form_action: &str, script_hash: Option<&str>) -> Response {
+pub(crate) fn html(
+    status: StatusCode,
+    body: String,
+    form_action: &str,
+    script_hash: Option<&str>,
+) -> Response {
     let scripts = script_hash.map_or_else(|| "'none'".to_owned(), |h| format!("'sha256-{h}'"));
     let csp = format!(
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; script-src {scripts}; \

@@ -142,9 +142,18 @@ pub trait Portal: Send + Sync + 'static {
 pub(crate) fn routes(portal: Arc<dyn Portal>) -> Router {
     Router::new()
         .route(PORTAL_PATH, get(start))
-        .route(&format!("{PORTAL_PATH}/login/card"), post(login_card).layer(DefaultBodyLimit::max(MAX_FORM)))
-        .route(&format!("{PORTAL_PATH}/logout"), post(logout).layer(DefaultBodyLimit::max(MAX_FORM)))
-        .route(&format!("{PORTAL_PATH}/act/{{action}}"), post(act).layer(DefaultBodyLimit::max(MAX_FORM)))
+        .route(
+            &format!("{PORTAL_PATH}/login/card"),
+            post(login_card).layer(DefaultBodyLimit::max(MAX_FORM)),
+        )
+        .route(
+            &format!("{PORTAL_PATH}/logout"),
+            post(logout).layer(DefaultBodyLimit::max(MAX_FORM)),
+        )
+        .route(
+            &format!("{PORTAL_PATH}/act/{{action}}"),
+            post(act).layer(DefaultBodyLimit::max(MAX_FORM)),
+        )
         .route(&format!("{PORTAL_PATH}/{{page}}"), get(named))
         .with_state(portal)
 }
@@ -191,7 +200,10 @@ async fn show(p: Arc<dyn Portal>, session: Option<String>, name: String) -> Resp
 async fn login_page(p: Arc<dyn Portal>) -> Response {
     let begun = blocking(move || p.begin_login()).await;
     let Some(Ok((tx, challenge, return_to, agent))) = begun else {
-        return pages::refusal(StatusCode::SERVICE_UNAVAILABLE, "the portal cannot start a login now");
+        return pages::refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the portal cannot start a login now",
+        );
     };
     let body = format!(
         "<p>{intro}</p><div class=\"box\"><p>{how}</p>\
@@ -229,7 +241,10 @@ async fn login_page(p: Arc<dyn Portal>) -> Response {
 async fn form_body(req: Request) -> Result<(HeaderMap, Vec<(String, String)>), Response> {
     let (parts, body) = req.into_parts();
     if !is_media_type(
-        parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
         "application/x-www-form-urlencoded",
     ) {
         return Err(pages::refusal(
@@ -239,7 +254,10 @@ async fn form_body(req: Request) -> Result<(HeaderMap, Vec<(String, String)>), R
     }
     match axum::body::to_bytes(body, MAX_FORM).await {
         Ok(b) => Ok((parts.headers, form_urlencoded::parse(&b).into_owned().collect())),
-        Err(_) => Err(pages::refusal(StatusCode::PAYLOAD_TOO_LARGE, "the form is larger than 16 KiB")),
+        Err(_) => Err(pages::refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the form is larger than 16 KiB",
+        )),
     }
 }
 
@@ -248,7 +266,14 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 fn see_other(to: &str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/portal")))]).into_response()
+    (
+        StatusCode::SEE_OTHER,
+        [(
+            header::LOCATION,
+            HeaderValue::from_str(to).unwrap_or(HeaderValue::from_static("/portal")),
+        )],
+    )
+        .into_response()
 }
 
 async fn login_card(State(p): State<Arc<dyn Portal>>, req: Request) -> Response {
@@ -311,10 +336,16 @@ async fn act(State(p): State<Arc<dyn Portal>>, UrlPath(action): UrlPath<String>,
         Err(r) => return r,
     };
     let Some(session) = checked_session(p.as_ref(), &headers, &form) else {
-        return pages::refusal(StatusCode::FORBIDDEN, "this form has expired: open the page again");
+        return pages::refusal(
+            StatusCode::FORBIDDEN,
+            "this form has expired: open the page again",
+        );
     };
     let id = field(&form, "id").unwrap_or("").to_owned();
-    let back = field(&form, "back").filter(|b| matches!(*b, "consents" | "records" | "notices" | "postbox" | "")).unwrap_or("").to_owned();
+    let back = field(&form, "back")
+        .filter(|b| matches!(*b, "consents" | "records" | "notices" | "postbox" | ""))
+        .unwrap_or("")
+        .to_owned();
     let portal = Arc::clone(&p);
     let (s2, a2) = (session.clone(), action.clone());
     let outcome = blocking(move || portal.act(&s2, &a2, &id)).await;
@@ -385,7 +416,9 @@ fn render_block(block: &Block, csrf: &str) -> String {
                 s.push_str("<tr>");
                 for (i, cell) in row.iter().enumerate() {
                     // On a narrow screen each row becomes a card, each cell labelled by its column.
-                    let label = headers.get(i).map_or_else(String::new, |h| format!("{} / {}", h.ja, h.en));
+                    let label = headers
+                        .get(i)
+                        .map_or_else(String::new, |h| format!("{} / {}", h.ja, h.en));
                     s.push_str(&format!(
                         "<td data-label=\"{}\">{}</td>",
                         escape(&label),
@@ -420,7 +453,10 @@ fn render(page: &PortalPage) -> Response {
     .collect::<String>();
     let mut body = format!(
         "<nav aria-label=\"マイナポータル\">{nav}</nav><p>{who}</p>",
-        who = ja_en(&format!("ログイン中: {}", page.who), &format!("Logged in: {}", page.who)),
+        who = ja_en(
+            &format!("ログイン中: {}", page.who),
+            &format!("Logged in: {}", page.who)
+        ),
     );
     for s in &page.sections {
         body.push_str(&format!("<section><h2>{}</h2>", s.title.html()));
@@ -436,7 +472,11 @@ fn render(page: &PortalPage) -> Response {
     ));
     pages::html(
         StatusCode::OK,
-        pages::document(&format!("マイナポータル — {}", page.title.ja), &format!("My portal — {}", page.title.en), &body),
+        pages::document(
+            &format!("マイナポータル — {}", page.title.ja),
+            &format!("My portal — {}", page.title.en),
+            &body,
+        ),
         "'self'",
         None,
     )
