@@ -46,14 +46,17 @@ pub(crate) fn signing_keys(data: &Path, passphrase: &[u8], iterations: u32) -> R
 /// Relying parties' JWKS fetched from their `jwks_uri`, kept this long.
 const JWKS_CACHE_FOR: Duration = Duration::from_secs(300);
 
+/// How a client registration is read (the registry, through its thread on PostgreSQL).
+pub(crate) type ClientLookup = Box<dyn Fn(&str) -> Option<jpki_platform::OidcClient> + Send + Sync>;
+
 /// OpenID Connect clients from the relying-party registry.
 pub(crate) struct RegistryClients {
-    lookup: Box<dyn Fn(&str) -> Option<jpki_platform::OidcClient> + Send + Sync>,
+    lookup: ClientLookup,
     fetched: Mutex<HashMap<String, (Instant, jpki_oidc::JwkSet)>>,
 }
 
 impl RegistryClients {
-    pub(crate) fn new(lookup: Box<dyn Fn(&str) -> Option<jpki_platform::OidcClient> + Send + Sync>) -> Self {
+    pub(crate) fn new(lookup: ClientLookup) -> Self {
         Self {
             lookup,
             fetched: Mutex::new(HashMap::new()),

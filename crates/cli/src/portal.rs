@@ -245,7 +245,7 @@ impl PlatformPortal {
             }
             records.extend(&s.records);
         }
-        records.sort_by(|a, b| b.check.at.cmp(&a.check.at));
+        records.sort_by_key(|r| std::cmp::Reverse(r.check.at));
         let rows = records
             .iter()
             .map(|r| {

@@ -172,32 +172,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_are_hidden() {
-        assert_eq!(redact("https://u:p@tsa.example/tsa"), "https://…@tsa.example/tsa");
-        assert_eq!(redact("http://tsa.example/a@b"), "http://tsa.example/a@b");
-        assert_eq!(redact("http://127.0.0.1:3180/tsa"), "http://127.0.0.1:3180/tsa");
-    }
-
-    #[test]
-    fn details_are_printable_and_short() {
-        assert_eq!(printable("bad\r\nthing\u{1b}[31m"), "badthing[31m");
-        let long = "x".repeat(500);
-        assert_eq!(printable(&long).chars().count(), DETAIL_CHARS + 1);
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(seconds(Duration::from_secs(10)), "10 s");
-        assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
-        assert_eq!(seconds(Duration::from_millis(250)), "250 ms");
-    }
-}
-
 /// The HTTP client every outgoing request uses: rustls with the aws-lc-rs provider and the Mozilla
 /// roots, no redirects, statuses as values, `timeout` for the whole exchange.
 fn http_agent(timeout: Duration) -> ureq::Agent {
@@ -239,4 +213,30 @@ pub fn get_text(url: &str, limit: u64, timeout: Duration) -> Result<String, Stri
             ureq::Error::BodyExceedsLimit(_) => format!("{shown}: larger than {limit} bytes"),
             other => format!("{shown}: {}", transport_problem(&other, timeout)),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_hidden() {
+        assert_eq!(redact("https://u:p@tsa.example/tsa"), "https://…@tsa.example/tsa");
+        assert_eq!(redact("http://tsa.example/a@b"), "http://tsa.example/a@b");
+        assert_eq!(redact("http://127.0.0.1:3180/tsa"), "http://127.0.0.1:3180/tsa");
+    }
+
+    #[test]
+    fn details_are_printable_and_short() {
+        assert_eq!(printable("bad\r\nthing\u{1b}[31m"), "badthing[31m");
+        let long = "x".repeat(500);
+        assert_eq!(printable(&long).chars().count(), DETAIL_CHARS + 1);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(seconds(Duration::from_secs(10)), "10 s");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(seconds(Duration::from_millis(250)), "250 ms");
+    }
 }
