@@ -121,6 +121,7 @@ pub(crate) struct PlatformOidc {
     /// The signing keys and clients, until [`PlatformOidc::start`] takes them.
     parts: Mutex<Option<(SigningKeys, RegistryClients)>>,
     logins: Logins,
+    signing: jpki_oidc::SignTransactions,
     api: Arc<Api>,
     lookups: Arc<RegistryLookups>,
     recorder: Arc<Recorder>,
@@ -336,6 +337,201 @@ impl jpki_server::OidcEndpoints for PlatformOidc {
         }
     }
 
+    fn sign_open(&self, form: &[(String, String)], authorization: Option<&str>) -> jpki_server::JsonAnswer {
+        let Some((provider, _)) = self.ready() else {
+            return (503, STARTING.into());
+        };
+        let now = OffsetDateTime::now_utc();
+        let client = match provider.authenticate(form, authorization, now) {
+            Ok(c) => c,
+            Err(e) => return (e.status, e.body().to_string()),
+        };
+        let bad = |why: String| {
+            (
+                400,
+                serde_json::json!({ "error": "invalid_request", "error_description": why }).to_string(),
+            )
+        };
+        let one = |name: &str| -> Result<Option<&str>, String> {
+            let mut all = form.iter().filter(|(k, v)| k == name && !v.is_empty());
+            let first = all.next().map(|(_, v)| v.as_str());
+            if all.next().is_some() {
+                return Err(format!("{name} given more than once"));
+            }
+            Ok(first)
+        };
+        let fields = (|| -> Result<jpki_oidc::SignRequest, String> {
+            let digest = one("digest")?
+                .and_then(jpki_oidc::sign::parse_digest)
+                .ok_or("digest: the base64url of a SHA-256 digest (32 bytes) is required")?;
+            let description = one("description")?.ok_or("description is required")?;
+            jpki_oidc::sign::check_description(description)?;
+            let redirect_uri = one("redirect_uri")?.ok_or("redirect_uri is required")?;
+            if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
+                return Err(format!(
+                    "redirect_uri {redirect_uri:?} is not registered for this client"
+                ));
+            }
+            let state = one("state")?.ok_or("state is required")?;
+            if !(1..=255).contains(&state.len()) || !state.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err("state: 1 to 255 printable ASCII characters".into());
+            }
+            Ok(jpki_oidc::SignRequest {
+                client_id: client.id.clone(),
+                client_name: client.name.clone(),
+                redirect_uri: redirect_uri.to_owned(),
+                state: state.to_owned(),
+                digest,
+                description: description.to_owned(),
+                sub: one("sub")?.map(str::to_owned),
+            })
+        })();
+        let request = match fields {
+            Ok(r) => r,
+            Err(why) => return bad(why),
+        };
+        match self.signing.open(request, now) {
+            Ok(id) => (
+                201,
+                serde_json::json!({
+                    "transaction_id": id,
+                    "sign_url": format!("{}{}/tx/{id}", provider.config().issuer, jpki_server::SIGN_PATH),
+                    "expires_in": jpki_oidc::sign::TRANSACTION_LIFETIME.whole_seconds(),
+                })
+                .to_string(),
+            ),
+            Err(e) => (
+                503,
+                serde_json::json!({ "error": "temporarily_unavailable", "error_description": e.to_string() })
+                    .to_string(),
+            ),
+        }
+    }
+
+    fn sign_result(&self, form: &[(String, String)], authorization: Option<&str>) -> jpki_server::JsonAnswer {
+        let Some((provider, _)) = self.ready() else {
+            return (503, STARTING.into());
+        };
+        let now = OffsetDateTime::now_utc();
+        let client = match provider.authenticate(form, authorization, now) {
+            Ok(c) => c,
+            Err(e) => return (e.status, e.body().to_string()),
+        };
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let outcome = field(form, "transaction_id").and_then(|id| self.signing.outcome(id, &client.id, now));
+        let body = match outcome {
+            None => {
+                return (
+                    400,
+                    serde_json::json!({ "error": "invalid_request", "error_description": "no such transaction of this client (or it expired)" }).to_string(),
+                );
+            }
+            Some(jpki_oidc::SignOutcome::Pending) => serde_json::json!({ "status": "pending" }),
+            Some(jpki_oidc::SignOutcome::Declined) => serde_json::json!({ "status": "declined" }),
+            Some(jpki_oidc::SignOutcome::Signed {
+                signature,
+                certificate,
+                at,
+            }) => serde_json::json!({
+                "status": "signed",
+                "algorithm": "sha256WithRSAEncryption",
+                "signature": b64.encode(signature),
+                "certificate": b64.encode(certificate),
+                "signed_at": at.unix_timestamp(),
+            }),
+        };
+        (200, body.to_string())
+    }
+
+    fn sign_page(&self, id: &str) -> LoginStep {
+        let Some((provider, _)) = self.ready() else {
+            return refused(503, "the provider is starting");
+        };
+        let Some(request) = self.signing.pending(id, OffsetDateTime::now_utc()) else {
+            return refused(
+                404,
+                "this sign transaction has expired or is finished: start again at the service",
+            );
+        };
+        LoginStep::Sign(jpki_server::SignPrompt {
+            tx: id.to_owned(),
+            client_name: request.client_name,
+            description: request.description,
+            digest: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(request.digest),
+            agent: self.agent.clone(),
+            return_to: format!("{}{}/card", provider.config().issuer, jpki_server::SIGN_PATH),
+        })
+    }
+
+    fn sign_card(&self, form: &[(String, String)]) -> LoginStep {
+        let Some((provider, _)) = self.ready() else {
+            return refused(503, "the provider is starting");
+        };
+        let now = OffsetDateTime::now_utc();
+        let Some(tx) = field(form, "tx") else {
+            return refused(400, "the answer names no transaction (tx)");
+        };
+        let Some(request) = self.signing.pending(tx, now) else {
+            return refused(400, "this sign transaction has expired or is finished");
+        };
+        let back = |extra: &[(&str, &str)]| {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in extra {
+                q.append_pair(k, v);
+            }
+            q.append_pair("state", &request.state);
+            q.append_pair("iss", &provider.config().issuer);
+            let sep = if request.redirect_uri.contains('?') {
+                '&'
+            } else {
+                '?'
+            };
+            format!("{}{sep}{}", request.redirect_uri, q.finish())
+        };
+        if field(form, "cancel").is_some() {
+            self.signing.decline(tx, now);
+            return LoginStep::Redirect(back(&[
+                ("error", "access_denied"),
+                ("error_description", "the person declined to sign"),
+                ("transaction_id", tx),
+            ]));
+        }
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let decode = |n: &str| field(form, n).and_then(|v| b64.decode(v).ok());
+        let (Some(cert), Some(sig)) = (decode("sign_cert"), decode("sign_sig")) else {
+            return refused(400, "the card agent sent no signature certificate or signature");
+        };
+        let checked = match self.api.sign_transaction(&request.digest, &cert, &sig, now) {
+            Ok(c) => c,
+            Err(why) => return refused(422, format!("{why}; nothing was sent to {}", request.client_name)),
+        };
+        if let Some(expected) = &request.sub {
+            let actual = self.lookups.pairwise_id(&checked.serial, &request.client_id);
+            if actual.as_deref() != Some(expected.as_str()) {
+                return refused(
+                    403,
+                    format!(
+                        "{} asked someone else to sign this; nothing was sent",
+                        request.client_name
+                    ),
+                );
+            }
+        }
+        self.recorder.push(Seen {
+            at: now,
+            rp_id: request.client_id.clone(),
+            kind: checked.kind,
+            serial: checked.serial.clone(),
+            check: checked.check.clone(),
+            purpose: Some(request.description.clone()),
+            result: checked.result.clone(),
+        });
+        if self.signing.complete(tx, sig, cert, now).is_none() {
+            return refused(400, "this sign transaction has expired or is finished");
+        }
+        LoginStep::Redirect(back(&[("transaction_id", tx)]))
+    }
+
     fn consent(&self, form: &[(String, String)]) -> LoginStep {
         let Some((provider, _)) = self.ready() else {
             return refused(503, "the provider is starting");
@@ -389,6 +585,7 @@ impl PlatformOidc {
             origin: OnceLock::new(),
             parts: Mutex::new(Some((keys, clients))),
             logins: Logins::new(),
+            signing: jpki_oidc::SignTransactions::new(),
             api,
             lookups,
             recorder,
@@ -441,6 +638,53 @@ fn card_refusal(e: &Failure) -> jpki_server::CardRefusal {
 }
 
 impl jpki_server::CardAgent for AgentCard {
+    fn sign_digest(
+        &self,
+        digest: &[u8; 32],
+        password: &str,
+    ) -> Result<(Vec<u8>, Vec<u8>), jpki_server::CardRefusal> {
+        use jpki_client::ClientError;
+        use jpki_model::CertKind;
+        if !(6..=16).contains(&password.len()) || !password.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(jpki_server::CardRefusal {
+                message:
+                    "署名用の暗証番号は英数字6〜16文字です / the signing password is 6–16 letters and digits"
+                        .into(),
+                retry: true,
+            });
+        }
+        let _one = self.busy.lock().map_err(|_| jpki_server::CardRefusal {
+            message: "the card agent failed".into(),
+            retry: false,
+        })?;
+        let mut s = crate::holder::open(&self.access, &self.device_key).map_err(|e| card_refusal(&e))?;
+        let refused = |e: ClientError| match e {
+            ClientError::WrongSecret { tries_left, .. } if tries_left > 0 => jpki_server::CardRefusal {
+                message: format!(
+                    "暗証番号が違います（残り {tries_left} 回） / wrong password: {tries_left} tries left"
+                ),
+                retry: true,
+            },
+            ClientError::WrongSecret { .. } | ClientError::Locked(_) => jpki_server::CardRefusal {
+                message: "暗証番号がロックされました / the password is locked: the authority can unblock it"
+                    .into(),
+                retry: false,
+            },
+            other => jpki_server::CardRefusal {
+                message: other.to_string(),
+                retry: true,
+            },
+        };
+        let sig = s
+            .sign_digest(CertKind::Signature, password.as_bytes(), digest)
+            .map_err(refused)?;
+        let cert = s
+            .read_certificate(CertKind::Signature, Some(password.as_bytes()))
+            .map_err(refused)?;
+        tracing::info!("the card signed a document digest");
+        Ok((cert, sig))
+    }
+
     fn describe(&self) -> String {
         match (&self.access.card, &self.access.reader) {
             (Some(file), _) => format!("カード / card: {}", file.display()),

@@ -174,6 +174,56 @@ fn authlib_logs_in_with_the_card_and_every_refusal_holds() {
     );
     assert_eq!(r["wrong_redirect_uri"], serde_json::json!([400, false]), "{r}");
 
+    // A sign transaction: the bank asks this person (its sub) to sign a contract's digest; the
+    // card signs with the signature key after the password; the bank fetches and verifies it.
+    let out = Command::new(&python)
+        .arg(script())
+        .args([
+            "sign",
+            &discovery,
+            &bank,
+            s(&bank_key),
+            REDIRECT,
+            &sub,
+            SIGN_PASSWORD,
+            &shop,
+            s(&shop_key),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oidc_rp.py sign: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let signed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(signed["pending"], "pending", "{signed}");
+    assert_eq!(signed["shown_description"], true, "{signed}");
+    assert_eq!(signed["redirect"][0], 303, "{signed}");
+    assert_eq!(signed["redirect"][1]["state"][0], "sign-state-1", "{signed}");
+    assert_eq!(signed["status"], "signed", "{signed}");
+    assert_eq!(signed["verified"], true, "{signed}");
+    assert_eq!(
+        signed["other_client"], 400,
+        "another client cannot fetch it: {signed}"
+    );
+    assert_eq!(
+        signed["wrong_signer"],
+        serde_json::json!([403, "pending"]),
+        "{signed}"
+    );
+    assert_eq!(
+        signed["declined"],
+        serde_json::json!([303, ["access_denied"], "declined"]),
+        "{signed}"
+    );
+    assert_eq!(
+        signed["no_digest"],
+        serde_json::json!([400, "invalid_request"]),
+        "{signed}"
+    );
+
     // The shop asks for nothing personal: only the authentication certificate, a different sub,
     // no facts.
     let shop_login = login(&python, &discovery, &shop, &shop_key, "openid", None);

@@ -9,6 +9,7 @@ provider, which shows the consent page.
     oidc_rp.py jwks KEY.pem OUT.json
     oidc_rp.py login DISCOVERY CLIENT_ID KEY.pem REDIRECT SCOPE PIN PASSWORD [--refusals OTHER_KEY.pem]
     oidc_rp.py bench DISCOVERY CLIENT_ID KEY.pem REDIRECT PIN N
+    oidc_rp.py sign DISCOVERY CLIENT_ID KEY.pem REDIRECT SUB PASSWORD OTHER_CLIENT_ID OTHER_KEY.pem
 
 `login` prints one JSON object: the ID token's claims, userinfo, and (with --refusals) what each
 refused request got.
@@ -186,6 +187,94 @@ def bench(args):
                       "mean_ms": round(sum(times) / len(times), 1)}))
 
 
+def client_assertion(meta, client_id, key):
+    """A private_key_jwt assertion (RFC 7523) for the provider's client endpoints."""
+    import time
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": meta["token_endpoint"], "iat": now, "exp": now + 300,
+              "jti": generate_token(24)}
+    return {"client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": jwt.encode({"alg": "ES256", "kid": key.thumbprint()}, claims, key)}
+
+
+def sign(args):
+    """A sign transaction: open it, approve it with the signing password through the agent, fetch
+    the signature and verify it over the document with `cryptography`; and the refusals."""
+    import base64
+    import hashlib
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    discovery, client_id, key_file, redirect, sub, password, other_id, other_key_file = args[:8]
+    meta = requests.get(discovery).json()
+    sign_endpoint = meta["issuer"] + "/sign"
+    key, other_key = ec_key(key_file), ec_key(other_key_file)
+    document = "住宅ローン契約書 第1条 …".encode()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(document).digest()).rstrip(b"=").decode()
+
+    def open_tx(expected_sub):
+        fields = dict(client_assertion(meta, client_id, key), digest=digest, description="住宅ローン契約書",
+                      redirect_uri=redirect, state="sign-state-1")
+        if expected_sub:
+            fields["sub"] = expected_sub
+        r = requests.post(sign_endpoint, data=fields)
+        if r.status_code != 201:
+            fail("opening a sign transaction", r)
+        return r.json()
+
+    def approve(tx):
+        b = requests.Session()
+        page = b.get(tx["sign_url"])
+        if page.status_code != 200:
+            fail("the sign page", page)
+        card = forms(page)[0]
+        pw_page = b.post(card["action"], data=card["fields"])
+        if pw_page.status_code != 200:
+            fail("the card agent's password page", pw_page)
+        pw_form = forms(pw_page)[0]
+        answer = b.post(urljoin(card["action"], pw_form["action"]), data=dict(pw_form["fields"], password=password))
+        if answer.status_code != 200:
+            fail("the card agent's answer", answer)
+        back = forms(answer)[0]
+        return b.post(back["action"], data=back["fields"], allow_redirects=False), page.text
+
+    def result(tx, cid, k):
+        return requests.post(sign_endpoint + "/result",
+                             data=dict(client_assertion(meta, cid, k), transaction_id=tx["transaction_id"]))
+
+    out = {}
+    tx = open_tx(sub)
+    out["pending"] = result(tx, client_id, key).json()["status"]
+    done, page = approve(tx)
+    out["shown_description"] = "住宅ローン契約書" in page
+    out["redirect"] = [done.status_code, parse_qs(urlparse(done.headers.get("Location", "")).query)]
+    fetched = result(tx, client_id, key).json()
+    out["status"] = fetched["status"]
+    cert = x509.load_der_x509_certificate(base64.b64decode(fetched["certificate"]))
+    cert.public_key().verify(base64.b64decode(fetched["signature"]), document, padding.PKCS1v15(), hashes.SHA256())
+    out["verified"] = True
+    out["signer_subject"] = cert.subject.rfc4514_string()
+    # Another client cannot fetch it.
+    out["other_client"] = result(tx, other_id, other_key).status_code
+    # Someone other than the expected person: refused, nothing sent.
+    wrong = open_tx("0" * 32)
+    refused, _ = approve(wrong)
+    out["wrong_signer"] = [refused.status_code, result(wrong, client_id, key).json()["status"]]
+    # Declined on the provider's page.
+    declined = open_tx(None)
+    b = requests.Session()
+    page = b.get(declined["sign_url"])
+    cancel = forms(page)[1]
+    r = b.post(urljoin(declined["sign_url"], cancel["action"]), data=cancel["fields"], allow_redirects=False)
+    out["declined"] = [r.status_code, parse_qs(urlparse(r.headers.get("Location", "")).query).get("error"),
+                       result(declined, client_id, key).json()["status"]]
+    # A bad request: no digest.
+    r = requests.post(sign_endpoint, data=dict(client_assertion(meta, client_id, key), description="x",
+                                               redirect_uri=redirect, state="s"))
+    out["no_digest"] = [r.status_code, r.json().get("error")]
+    print(json.dumps(out, ensure_ascii=False))
+
+
 def jwks(args):
     key = ec_key(args[0])
     public = key.as_dict(private=False)
@@ -195,4 +284,4 @@ def jwks(args):
 
 
 if __name__ == "__main__":
-    {"jwks": jwks, "login": login, "bench": bench}[sys.argv[1]](sys.argv[2:])
+    {"jwks": jwks, "login": login, "bench": bench, "sign": sign}[sys.argv[1]](sys.argv[2:])

@@ -6,12 +6,14 @@
 //! - [`provider`]: authorization requests, codes, the token endpoint with client authentication
 //!   (private_key_jwt, client_secret_basic), ID tokens, userinfo, discovery.
 //! - [`pkce`]: RFC 7636 S256.
+//! - [`sign`]: sign transactions (the `sign` scope).
 //! - [`login`]: the card challenge, the statement the card signs, logins waiting between pages.
 //! - [`keys`]: the ID-token signing keys (ES256, RS256) and the JWKS.
 pub mod keys;
 pub mod login;
 pub mod pkce;
 pub mod provider;
+pub mod sign;
 
 /// The JWK set type relying parties' keys come in.
 pub use jsonwebtoken::jwk::JwkSet;
@@ -22,6 +24,7 @@ pub use provider::{
     UserClaims,
 };
 use serde::{Deserialize, Serialize};
+pub use sign::{SignOutcome, SignRequest, SignTransactions};
 
 /// What went wrong inside the provider (protocol refusals are [`AuthorizeError`] and
 /// [`TokenError`]).

@@ -806,6 +806,18 @@ impl Provider {
         Ok(Value::Object(out))
     }
 
+    /// Authenticates the client of a request to one of the provider's client endpoints (sign
+    /// transactions) as the token endpoint does: the form's `client_id`, `client_assertion` … and
+    /// the Authorization header.
+    pub fn authenticate(
+        &self,
+        params: &[(String, String)],
+        authorization: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Client, TokenError> {
+        self.authenticate_client(params, authorization, now)
+    }
+
     /// Authenticates the client of a token request: private_key_jwt or client_secret_basic,
     /// whichever it registered (RFC 6749 §2.3, RFC 7523 §3).
     fn authenticate_client(

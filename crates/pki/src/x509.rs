@@ -167,6 +167,19 @@ impl PublicKey {
         let parsed = slot.get_or_init(|| ParsedPublicKey::new(self.algorithm(hash), &self.raw).ok());
         parsed.as_ref().is_some_and(|k| k.verify_sig(msg, sig).is_ok())
     }
+
+    /// Whether `sig` is a signature by this key over a message whose SHA-256 is `digest` (what a
+    /// card signs when handed a caller's digest, as in a sign transaction).
+    pub fn verify_sha256_digest(&self, digest: &[u8; 32], sig: &[u8]) -> bool {
+        let Ok(d) = aws_lc_rs::digest::Digest::import_less_safe(digest, &aws_lc_rs::digest::SHA256) else {
+            return false;
+        };
+        let slot = &self.parsed[Hash::Sha256 as usize];
+        let parsed = slot.get_or_init(|| ParsedPublicKey::new(self.algorithm(Hash::Sha256), &self.raw).ok());
+        parsed
+            .as_ref()
+            .is_some_and(|k| k.verify_digest_sig(&d, sig).is_ok())
+    }
 }
 
 /// The hash of a certificate/CRL/CMS signature algorithm OID, if supported.

@@ -72,6 +72,39 @@ impl Api {
         Ok(p)
     }
 
+    /// Checks a sign transaction's answer: `certificate` is a signature certificate of ours valid
+    /// `now`, and `signature` is its key's signature over the SHA-256 `digest`. What was checked,
+    /// for the person's access records.
+    pub fn sign_transaction(
+        &self,
+        digest: &[u8; 32],
+        certificate: &[u8],
+        signature: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Checked, String> {
+        let what = "signature";
+        let p = self.presented_der(certificate).map_err(|(_, body)| {
+            format!(
+                "{what} certificate: {}",
+                body["error"].as_str().unwrap_or("unusable")
+            )
+        })?;
+        if p.kind != CertKind::Signature {
+            return Err(format!("the certificate is a {} certificate", p.kind.as_str()));
+        }
+        let (status, _, _, valid) = self.status_of(&p, now);
+        if !valid {
+            return Err(match status {
+                "good" => "the signature certificate is outside its validity period".to_owned(),
+                other => format!("the signature certificate is {other}"),
+            });
+        }
+        if !p.cert.public_key.verify_sha256_digest(digest, signature) {
+            return Err("the card's signature does not verify with its certificate".into());
+        }
+        Ok(Checked::of(&p, "sign transaction", "signed"))
+    }
+
     /// Checks a card's answer to a login challenge: `auth` (required) and `sign` (when the four
     /// facts are asked for), each a certificate of ours that is valid `now` and a signature over
     /// `statement`. Both must be the same person's (`people` gives the platform's reference to

@@ -57,6 +57,9 @@ pub trait CardAgent: Send + Sync + 'static {
         pin: &str,
         password: Option<&str>,
     ) -> Result<CardAnswer, CardRefusal>;
+    /// Has the card sign `digest` (a document's SHA-256, for a sign transaction) with the
+    /// signature key after `password`: (signature certificate DER, signature).
+    fn sign_digest(&self, digest: &[u8; 32], password: &str) -> Result<(Vec<u8>, Vec<u8>), CardRefusal>;
 }
 
 /// How long the PIN page waits.
@@ -72,6 +75,8 @@ struct Pending {
     client: String,
     scopes: Vec<String>,
     personal: bool,
+    /// A sign transaction: the challenge is a document's SHA-256, signed with the signature key.
+    sign: Option<String>,
     since: Instant,
 }
 
@@ -195,8 +200,21 @@ async fn login(State(a): State<Agent>, req: Request) -> Response {
             .map(str::to_owned)
             .collect(),
         personal: field(&form, "personal") == Some("1"),
+        sign: (field(&form, "mode") == Some("sign")).then(|| {
+            field(&form, "description")
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect()
+        }),
         since: Instant::now(),
     };
+    if p.sign.is_some() && p.challenge.len() != 32 {
+        return pages::refusal(
+            StatusCode::BAD_REQUEST,
+            "a sign transaction's digest is 32 bytes (SHA-256)",
+        );
+    }
     let page = pin_page(&t, &p, None);
     if let Ok(mut pending) = a.pending.lock() {
         pending.retain(|_, p| p.since.elapsed() < PENDING_FOR);
@@ -210,6 +228,9 @@ fn pin_page(token: &str, p: &Pending, error: Option<&str>) -> Response {
     for s in &p.scopes {
         let (ja, en) = pages::scope_label(s);
         claims.push_str(&format!("<li>{}</li>", pages::ja_en(ja, en)));
+    }
+    if let Some(description) = &p.sign {
+        return sign_page(token, p, description, error);
     }
     let password = if p.personal {
         format!(
@@ -265,6 +286,51 @@ fn pin_page(token: &str, p: &Pending, error: Option<&str>) -> Response {
     )
 }
 
+fn sign_page(token: &str, p: &Pending, description: &str, error: Option<&str>) -> Response {
+    let error = error.map_or_else(String::new, |e| {
+        format!(
+            "<div class=\"box error\" role=\"alert\"><p>{}</p></div>",
+            pages::escape(e)
+        )
+    });
+    let digest: String = p.challenge.iter().map(|b| format!("{b:02x}")).collect();
+    let body = format!(
+        "{error}<p>{to}</p><p class=\"origin\">{origin}</p><dl class=\"box\"><dt>{what_label}</dt><dd>{what}</dd>\
+         <dt>SHA-256</dt><dd><code>{digest}</code></dd></dl>\
+         <form method=\"post\" action=\"/login/sign\">{token}\
+         <label for=\"password\">{pw_label}</label>\
+         <input type=\"password\" id=\"password\" name=\"password\" minlength=\"6\" maxlength=\"16\" \
+         autocomplete=\"off\" required autofocus>\
+         <div><button type=\"submit\">{go}</button></div></form>",
+        to = pages::ja_en(
+            "次のサイトの求めで、文書に電子署名します:",
+            "Your card will sign a document for:"
+        ),
+        origin = pages::escape(&p.origin),
+        what_label = pages::ja_en(
+            &format!("文書（{} の説明）", p.client),
+            &format!("Document (as {} describes it)", p.client)
+        ),
+        what = pages::escape(description),
+        token = pages::hidden("token", token),
+        pw_label = pages::ja_en(
+            "署名用電子証明書の暗証番号（英数字6〜16文字）",
+            "Signature certificate password (6–16 characters)"
+        ),
+        go = pages::ja_en("署名する", "Sign"),
+    );
+    pages::html(
+        if error.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        },
+        pages::document("カードエージェント", "Card agent", &body),
+        "'self'",
+        None,
+    )
+}
+
 async fn sign(State(a): State<Agent>, req: Request) -> Response {
     let form = match form_of(req).await {
         Ok(f) => f,
@@ -295,9 +361,22 @@ async fn sign(State(a): State<Agent>, req: Request) -> Response {
     let card = Arc::clone(&a.card);
     let (p, result) = {
         let (origin, challenge) = (pending.origin.clone(), pending.challenge.clone());
-        let personal = pending.personal;
+        let (personal, sign_tx) = (pending.personal, pending.sign.is_some());
         let result = tokio::task::spawn_blocking(move || {
-            card.sign_login(&origin, &challenge, &pin, personal.then_some(password.as_str()))
+            if sign_tx {
+                let digest: [u8; 32] = challenge.as_slice().try_into().map_err(|_| CardRefusal {
+                    message: "a sign transaction's digest is 32 bytes".into(),
+                    retry: false,
+                })?;
+                card.sign_digest(&digest, &password)
+                    .map(|(cert, sig)| CardAnswer {
+                        auth_cert: Vec::new(),
+                        auth_sig: Vec::new(),
+                        sign: Some((cert, sig)),
+                    })
+            } else {
+                card.sign_login(&origin, &challenge, &pin, personal.then_some(password.as_str()))
+            }
         })
         .await;
         (pending, result)
@@ -322,8 +401,10 @@ async fn sign(State(a): State<Agent>, req: Request) -> Response {
 fn answer_page(p: &Pending, answer: &CardAnswer) -> Response {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut fields = pages::hidden("tx", &p.tx);
-    fields.push_str(&pages::hidden("auth_cert", &b64.encode(&answer.auth_cert)));
-    fields.push_str(&pages::hidden("auth_sig", &b64.encode(&answer.auth_sig)));
+    if !answer.auth_cert.is_empty() {
+        fields.push_str(&pages::hidden("auth_cert", &b64.encode(&answer.auth_cert)));
+        fields.push_str(&pages::hidden("auth_sig", &b64.encode(&answer.auth_sig)));
+    }
     if let Some((cert, sig)) = &answer.sign {
         fields.push_str(&pages::hidden("sign_cert", &b64.encode(cert)));
         fields.push_str(&pages::hidden("sign_sig", &b64.encode(sig)));

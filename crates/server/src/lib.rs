@@ -52,7 +52,7 @@ pub use ocsp::{
 };
 pub use oidc::{
     CardPrompt, ConsentPrompt, JsonAnswer, LOGIN_CARD_PATH, LOGIN_CONSENT_PATH, LoginStep, OIDC_PREFIX,
-    OidcEndpoints,
+    OidcEndpoints, SIGN_PATH, SignPrompt,
 };
 pub use portal::{Block, Cell, PORTAL_PATH, Portal, PortalPage, Section, Text};
 pub use published::{MAX_PUBLISHED_BYTES, PKIX_CERT, PKIX_CRL};

@@ -41,7 +41,29 @@ pub enum LoginStep {
     Card(CardPrompt),
     /// Show what the relying party will receive, to approve or decline.
     Consent(ConsentPrompt),
+    /// Show what a relying party asks the person to sign.
+    Sign(SignPrompt),
 }
+
+/// The page of a sign transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignPrompt {
+    /// The transaction's id.
+    pub tx: String,
+    /// The relying party's name.
+    pub client_name: String,
+    /// What it says the document is.
+    pub description: String,
+    /// The SHA-256 to sign (base64url).
+    pub digest: String,
+    /// The card agent's base URL.
+    pub agent: String,
+    /// Where the agent sends the signature (this provider's sign-card endpoint, absolute).
+    pub return_to: String,
+}
+
+/// The path a relying party opens a sign transaction at (below [`OIDC_PREFIX`]).
+pub const SIGN_PATH: &str = "/sign";
 
 /// The page that sends the login challenge to the card agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +121,40 @@ pub trait OidcEndpoints: Send + Sync + 'static {
             message: "this server does not log people in".into(),
         }
     }
+    /// A relying party opens a sign transaction (form with client authentication).
+    fn sign_open(&self, form: &[(String, String)], authorization: Option<&str>) -> JsonAnswer {
+        let _ = (form, authorization);
+        (
+            404,
+            r#"{"error":"invalid_request","error_description":"no sign transactions here"}"#.into(),
+        )
+    }
+    /// A relying party fetches a transaction's outcome (form with `transaction_id` and client
+    /// authentication).
+    fn sign_result(&self, form: &[(String, String)], authorization: Option<&str>) -> JsonAnswer {
+        let _ = (form, authorization);
+        (
+            404,
+            r#"{"error":"invalid_request","error_description":"no sign transactions here"}"#.into(),
+        )
+    }
+    /// The person's page of transaction `id`.
+    fn sign_page(&self, id: &str) -> LoginStep {
+        let _ = id;
+        LoginStep::Refused {
+            status: 404,
+            message: "no such sign transaction".into(),
+        }
+    }
+    /// The card agent's answer to a sign transaction (`tx`, `sign_cert`, `sign_sig`), or `tx` and
+    /// `cancel`.
+    fn sign_card(&self, form: &[(String, String)]) -> LoginStep {
+        let _ = form;
+        LoginStep::Refused {
+            status: 404,
+            message: "no such sign transaction".into(),
+        }
+    }
     /// The person's decision: `tx` and `decision` (`approve` or `deny`).
     fn consent(&self, form: &[(String, String)]) -> LoginStep {
         let _ = form;
@@ -149,6 +205,19 @@ pub(crate) fn routes(endpoints: Arc<dyn OidcEndpoints>) -> Router {
             axum::routing::post(consent).layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
         )
         .route(
+            &format!("{OIDC_PREFIX}{SIGN_PATH}"),
+            axum::routing::post(sign_open).layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
+        .route(
+            &format!("{OIDC_PREFIX}{SIGN_PATH}/result"),
+            axum::routing::post(sign_result).layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
+        .route(
+            &format!("{OIDC_PREFIX}{SIGN_PATH}/card"),
+            axum::routing::post(sign_card).layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
+        )
+        .route(&format!("{OIDC_PREFIX}{SIGN_PATH}/tx/{{id}}"), get(sign_page))
+        .route(
             &format!("{OIDC_PREFIX}/protocol/openid-connect/token"),
             axum::routing::post(token).layer(DefaultBodyLimit::max(MAX_FORM_BYTES)),
         )
@@ -194,6 +263,71 @@ async fn body_of(req: Request) -> Result<(HeaderMap, Bytes), Response> {
 
 fn form(bytes: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(bytes).into_owned().collect()
+}
+
+/// A client endpoint's form and Authorization header, or the refusal.
+async fn client_form(req: Request) -> Result<(Vec<(String, String)>, Option<String>), Response> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !is_media_type(content_type, "application/x-www-form-urlencoded") {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "expected Content-Type: application/x-www-form-urlencoded",
+        ));
+    }
+    let (headers, body) = body_of(req).await?;
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok((form(&body), authorization))
+}
+
+async fn sign_open(State(e): State<Arc<dyn OidcEndpoints>>, req: Request) -> Response {
+    let (params, authorization) = match client_form(req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match tokio::task::spawn_blocking(move || e.sign_open(&params, authorization.as_deref())).await {
+        Ok((status, body)) => json(status, body),
+        Err(_) => oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the sign endpoint failed",
+        ),
+    }
+}
+
+async fn sign_result(State(e): State<Arc<dyn OidcEndpoints>>, req: Request) -> Response {
+    let (params, authorization) = match client_form(req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match tokio::task::spawn_blocking(move || e.sign_result(&params, authorization.as_deref())).await {
+        Ok((status, body)) => json(status, body),
+        Err(_) => oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the sign endpoint failed",
+        ),
+    }
+}
+
+async fn sign_page(
+    State(e): State<Arc<dyn OidcEndpoints>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    step(e, move |e| e.sign_page(&id)).await
+}
+
+async fn sign_card(State(e): State<Arc<dyn OidcEndpoints>>, req: Request) -> Response {
+    match form_body(req).await {
+        Ok(params) => step(e, move |e| e.sign_card(&params)).await,
+        Err(r) => r,
+    }
 }
 
 async fn token(State(e): State<Arc<dyn OidcEndpoints>>, req: Request) -> Response {
@@ -373,7 +507,49 @@ fn render(step: LoginStep) -> Response {
         ),
         LoginStep::Card(p) => card_page(&p),
         LoginStep::Consent(p) => consent_page(&p),
+        LoginStep::Sign(p) => sign_prompt_page(&p),
     }
+}
+
+fn sign_prompt_page(p: &SignPrompt) -> Response {
+    let agent = p.agent.trim_end_matches('/');
+    let digest_hex = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &p.digest)
+        .map(|d| d.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .unwrap_or_default();
+    let body = format!(
+        "<p>{asks}</p><dl class=\"box\"><dt>{what_label}</dt><dd>{what}</dd><dt>SHA-256</dt><dd><code>{digest_hex}</code></dd></dl>\
+         <div class=\"box\"><p>{how}</p>\
+         <form method=\"post\" action=\"{action}\">{tx}{challenge}{ret}{client}{description}{mode}\
+         <button type=\"submit\" autofocus>{go}</button></form></div>\
+         <form method=\"post\" action=\"{cancel_action}\">{tx}<input type=\"hidden\" name=\"cancel\" value=\"1\">\
+         <button type=\"submit\" class=\"secondary\">{cancel}</button></form>",
+        asks = pages::ja_en(
+            &format!("{} が、次の文書への電子署名を求めています。", p.client_name),
+            &format!("{} asks you to sign this document electronically.", p.client_name),
+        ),
+        what_label = pages::ja_en("文書", "Document"),
+        what = pages::escape(&p.description),
+        how = pages::ja_en(
+            "署名用電子証明書で署名します。次のページで署名用の暗証番号（英数字6〜16文字）を入力してください。",
+            "Your signature certificate signs it. Enter its 6–16 character password on the next page.",
+        ),
+        action = pages::escape(&format!("{agent}/login")),
+        tx = pages::hidden("tx", &p.tx),
+        challenge = pages::hidden("challenge", &p.digest),
+        ret = pages::hidden("return_to", &p.return_to),
+        client = pages::hidden("client", &p.client_name),
+        description = pages::hidden("description", &p.description),
+        mode = pages::hidden("mode", "sign"),
+        go = pages::ja_en("カードで署名する", "Sign with my card"),
+        cancel_action = pages::escape(&format!("{OIDC_PREFIX}{SIGN_PATH}/card")),
+        cancel = pages::ja_en("署名しない", "Do not sign"),
+    );
+    pages::html(
+        StatusCode::OK,
+        pages::document("電子署名", "Sign a document", &body),
+        &format!("'self' {}", origin_only(agent)),
+        None,
+    )
 }
 
 fn claim_list(scopes: &[String]) -> String {
