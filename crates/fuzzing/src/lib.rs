@@ -30,9 +30,10 @@ pub type Target = fn(&[u8]);
 
 /// Every target, by name: the `[[bin]]` names of `fuzz/Cargo.toml` and the directories of
 /// `fuzz/regressions/`.
-pub const TARGETS: [(&str, Target); 16] = [
+pub const TARGETS: [(&str, Target); 17] = [
     ("apdu", apdu),
     ("api_body", api_body),
+    ("card_answer", card_answer),
     ("card_layout", card_layout),
     ("card_transmit", card_transmit),
     ("certificate", certificate),
@@ -545,4 +546,51 @@ pub fn oidc_request(data: &[u8]) {
     }
     let bearer = header.and_then(|h| h.strip_prefix("Bearer "));
     assert!(provider.userinfo(bearer, now).is_err(), "no token was issued");
+}
+
+/// Nobody is anybody's person here (the fuzzer's certificates never reach a registry).
+struct NoPeople;
+
+impl jpki_platform::api::PersonRefs for NoPeople {
+    fn person_ref(&self, _serial: &[u8]) -> Option<String> {
+        None
+    }
+}
+
+/// What a card agent posts back to the provider (a login's or a sign transaction's answer, as a
+/// form), and a relying party's sign-transaction fields: read as the provider reads them. Nothing
+/// the fuzzer makes is a valid proof: every check refuses, none panics.
+pub fn card_answer(data: &[u8]) {
+    use base64::Engine as _;
+    let form: Vec<(String, String)> = form_urlencoded::parse(data).into_owned().collect();
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let decode = |name: &str| field(name).and_then(|v| b64.decode(v).ok()).unwrap_or_default();
+    let (cert, sig) = (decode("auth_cert"), decode("auth_sig"));
+    let origin = field("return_to").and_then(jpki_oidc::origin_of);
+    if let Some(o) = &origin {
+        assert!(o.starts_with("http://") || o.starts_with("https://"), "{o}");
+    }
+    let statement = jpki_oidc::statement(origin.as_deref().unwrap_or("http://127.0.0.1"), &sig);
+    let sign = (decode("sign_cert"), decode("sign_sig"));
+    let sign_proof = (!sign.0.is_empty()).then_some(jpki_platform::CardProof {
+        certificate: &sign.0,
+        signature: &sign.1,
+    });
+    let login = api().card_login(
+        &statement,
+        jpki_platform::CardProof {
+            certificate: &cert,
+            signature: &sig,
+        },
+        sign_proof,
+        &NoPeople,
+        NOW,
+    );
+    assert!(login.is_err(), "a forged card answer was accepted");
+    let digest = field("digest").and_then(jpki_oidc::sign::parse_digest).unwrap_or([0; 32]);
+    assert!(api().sign_transaction(&digest, &sign.0, &sign.1, NOW).is_err());
+    if let Some(d) = field("description") {
+        let _ = jpki_oidc::sign::check_description(d);
+    }
 }
