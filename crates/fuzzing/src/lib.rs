@@ -588,7 +588,9 @@ pub fn card_answer(data: &[u8]) {
         NOW,
     );
     assert!(login.is_err(), "a forged card answer was accepted");
-    let digest = field("digest").and_then(jpki_oidc::sign::parse_digest).unwrap_or([0; 32]);
+    let digest = field("digest")
+        .and_then(jpki_oidc::sign::parse_digest)
+        .unwrap_or([0; 32]);
     assert!(api().sign_transaction(&digest, &sign.0, &sign.1, NOW).is_err());
     if let Some(d) = field("description") {
         let _ = jpki_oidc::sign::check_description(d);

@@ -19,6 +19,9 @@
 //! * Slow loris: 200 connections that never finish their headers do not keep others from being
 //!   answered, and each is closed once the header timeout passes.
 //! * The real `curl` (skipped with a message when it is missing, unless `JPKI_REQUIRE_INTEROP=1`).
+//! * The card agent's pages: a non-loopback `Host` is 403; the PIN form needs the page's one-time
+//!   token; a wrong PIN shows the card's message with a new token; the answer posts to the origin
+//!   the agent showed, under a Content-Security-Policy allowing only that.
 //!
 //! The time-stamper is a stub: `TimeStamper` is this crate's own trait, and what a real one signs
 //! is tested where it is implemented.
@@ -1178,4 +1181,145 @@ fn oidc_endpoints_speak_oauth_over_http() {
         b"access_token=good",
     );
     assert_eq!(twice.status, 400);
+}
+
+/// A card behind the agent: PIN 1234 and password ABCDEF12, anything else refused (retry).
+struct FakeCard;
+
+impl jpki_server::CardAgent for FakeCard {
+    fn describe(&self) -> String {
+        "fake card".into()
+    }
+
+    fn sign_login(
+        &self,
+        origin: &str,
+        _challenge: &[u8],
+        pin: &str,
+        _password: Option<&str>,
+    ) -> Result<jpki_server::CardAnswer, jpki_server::CardRefusal> {
+        if pin != "1234" {
+            return Err(jpki_server::CardRefusal {
+                message: "wrong PIN: 2 tries left".into(),
+                retry: true,
+            });
+        }
+        Ok(jpki_server::CardAnswer {
+            auth_cert: origin.as_bytes().to_vec(),
+            auth_sig: vec![1, 2, 3],
+            sign: None,
+        })
+    }
+
+    fn sign_digest(
+        &self,
+        _digest: &[u8; 32],
+        _password: &str,
+    ) -> Result<(Vec<u8>, Vec<u8>), jpki_server::CardRefusal> {
+        Err(jpki_server::CardRefusal {
+            message: "no".into(),
+            retry: false,
+        })
+    }
+}
+
+/// Sends a form POST with the given Host header.
+fn post_form(addr: SocketAddr, path: &str, host: &str, body: &str) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    parse_reply(&bytes)
+}
+
+/// The value of hidden field `name` in a page.
+fn hidden_field(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in {page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+#[test]
+fn the_card_agent_answers_loopback_only_and_needs_its_own_page_token() {
+    let server = TestServer::start_state(
+        AppState::new().with_card_agent(Arc::new(FakeCard)),
+        jpki_server::DEFAULT_GRACE,
+    );
+    let local = server.addr.to_string();
+    let login = "tx=T1&challenge=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA&return_to=http%3A%2F%2F127.0.0.1%3A7700%2Foidc%2Flogin%2Fcard&client=Bank&scopes=openid&personal=0";
+    // DNS rebinding: another name for this machine is refused.
+    assert_eq!(
+        post_form(server.addr, "/login", "evil.example:48620", login).status,
+        403
+    );
+    let page = post_form(server.addr, "/login", &local, login);
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(
+        page.text().contains("http://127.0.0.1:7700"),
+        "the agent shows the origin it signs for"
+    );
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let token = hidden_field(&page.text(), "token");
+    // The PIN form without the page's token, or with another one, is refused: another site cannot
+    // make the agent try PINs.
+    assert_eq!(
+        post_form(server.addr, "/login/sign", &local, "pin=1234").status,
+        400
+    );
+    assert_eq!(
+        post_form(server.addr, "/login/sign", &local, "token=guess&pin=1234").status,
+        400
+    );
+    // A wrong PIN: the page again, with the card's message and a new token; the old one is spent.
+    let wrong = post_form(
+        server.addr,
+        "/login/sign",
+        &local,
+        &format!("token={token}&pin=9999"),
+    );
+    assert_eq!(wrong.status, 422);
+    assert!(wrong.text().contains("wrong PIN: 2 tries left"));
+    assert_eq!(
+        post_form(
+            server.addr,
+            "/login/sign",
+            &local,
+            &format!("token={token}&pin=1234")
+        )
+        .status,
+        400
+    );
+    let again = hidden_field(&wrong.text(), "token");
+    let answer = post_form(
+        server.addr,
+        "/login/sign",
+        &local,
+        &format!("token={again}&pin=1234"),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let text = answer.text();
+    assert!(
+        text.contains("action=\"http://127.0.0.1:7700/oidc/login/card\""),
+        "{text}"
+    );
+    assert_eq!(hidden_field(&text, "tx"), "T1");
+    // The card signed for the origin of return_to (the fake card echoes it as its "certificate").
+    assert_eq!(hidden_field(&text, "auth_cert"), "aHR0cDovLzEyNy4wLjAuMTo3NzAw");
+    let csp = answer.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("form-action http://127.0.0.1:7700") && csp.contains("script-src 'sha256-"),
+        "{csp}"
+    );
 }
