@@ -9,6 +9,7 @@ provider, which shows the consent page.
     oidc_rp.py jwks KEY.pem OUT.json
     oidc_rp.py login DISCOVERY CLIENT_ID KEY.pem REDIRECT SCOPE PIN PASSWORD [--refusals OTHER_KEY.pem]
     oidc_rp.py bench DISCOVERY CLIENT_ID KEY.pem REDIRECT PIN N
+    oidc_rp.py portal-login PORTAL_URL PIN
     oidc_rp.py sign DISCOVERY CLIENT_ID KEY.pem REDIRECT SUB PASSWORD OTHER_CLIENT_ID OTHER_KEY.pem
 
 `login` prints one JSON object: the ID token's claims, userinfo, and (with --refusals) what each
@@ -275,6 +276,21 @@ def sign(args):
     print(json.dumps(out, ensure_ascii=False))
 
 
+def portal_login(args):
+    """Follows マイナポータル's login pages: prints the final status and the page's alert, if any."""
+    portal, pin = args[:2]
+    b = requests.Session()
+    page = b.get(portal)
+    card = forms(page)[0]
+    pin_page = b.post(card["action"], data=card["fields"])
+    pin_form = forms(pin_page)[0]
+    answer = b.post(urljoin(card["action"], pin_form["action"]), data=dict(pin_form["fields"], pin=pin))
+    back = forms(answer)[0]
+    done = b.post(back["action"], data=back["fields"])
+    alert = done.text.split('role="alert"><p>', 1)[-1].split("</p>", 1)[0] if 'role="alert"' in done.text else ""
+    print(json.dumps({"status": done.status_code, "alert": alert, "logged_in": "ログアウト" in done.text}, ensure_ascii=False))
+
+
 def jwks(args):
     key = ec_key(args[0])
     public = key.as_dict(private=False)
@@ -284,4 +300,4 @@ def jwks(args):
 
 
 if __name__ == "__main__":
-    {"jwks": jwks, "login": login, "bench": bench, "sign": sign}[sys.argv[1]](sys.argv[2:])
+    {"jwks": jwks, "login": login, "bench": bench, "sign": sign, "portal-login": portal_login}[sys.argv[1]](sys.argv[2:])

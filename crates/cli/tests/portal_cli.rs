@@ -2,7 +2,8 @@
 //! through chromedriver) logs in through `jpki card agent` with the keyboard, finds the check a
 //! relying party made beforehand (with its purpose) and the log's integrity, the notices, the post
 //! box with a good and a tampered document, withdraws a consent, and logs out. Screenshots of the
-//! main pages go to $JPKI_SCREENSHOTS when set (docs/screenshots is made so).
+//! main pages go to $JPKI_SCREENSHOTS when set (docs/screenshots is made so). Then the card is
+//! reported lost: logging in is refused with the hold and how to lift it; once found, it works again.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -250,4 +251,37 @@ fn chromium_logs_into_the_portal_and_sees_records_notices_and_the_post_box() {
     for shot in ["portal-home.png", "portal-records.png", "portal-postbox.png"] {
         assert!(shots.join(shot).is_file(), "{shot}");
     }
+
+    // The card is reported lost: logging in says the certificate is on hold and how to lift it;
+    // once found, it logs in again.
+    let portal_login = || -> serde_json::Value {
+        let out = Command::new(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc_rp.py"))
+            .args(["portal-login", &format!("{base}/portal"), common::AUTH_PIN])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let until = |want: bool| {
+        // The server follows the registry within a second.
+        for _ in 0..20 {
+            let v = portal_login();
+            if v["logged_in"] == want {
+                return v;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        panic!("the portal never saw the change");
+    };
+    j.json(&["card", "report-lost", "--card-id", &alice.card_id]);
+    let held = until(false);
+    assert_eq!(held["status"], 422, "{held}");
+    let alert = held["alert"].as_str().unwrap();
+    assert!(
+        alert.contains("一時停止") && alert.contains("jpki card found"),
+        "{alert}"
+    );
+    j.json(&["card", "found", "--card-id", &alice.card_id]);
+    assert_eq!(until(true)["logged_in"], true);
 }

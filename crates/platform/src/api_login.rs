@@ -57,6 +57,14 @@ impl Api {
         if !valid {
             return Err(match status {
                 "good" => format!("the {what} certificate is outside its validity period"),
+                "on-hold" => format!(
+                    "この電子証明書は紛失届により一時停止中です。カードが見つかったら市区町村の窓口で解除を申請してください / \
+                     the {what} certificate is on hold after a loss report: if the card turns up, the municipal \
+                     office lifts the hold (`jpki card found`); if not, it is revoked and a new card issued"
+                ),
+                "revoked" => format!(
+                    "この電子証明書は失効しています / the {what} certificate is revoked: the municipal office issues new ones"
+                ),
                 other => format!("the {what} certificate is {other}"),
             });
         }
