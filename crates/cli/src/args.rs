@@ -518,6 +518,11 @@ pub(crate) enum CardCmd {
         /// Where to listen (loopback only).
         #[arg(long, value_name = "127.0.0.1:PORT", default_value = "127.0.0.1:48620")]
         listen: std::net::SocketAddr,
+        /// A provider whose sign transactions the agent accepts (repeatable): signing documents
+        /// with the signature key is only for the sites named here. Logins are bound to the
+        /// asking site's origin and need no listing.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:7700")]
+        provider: Vec<String>,
     },
     /// Connect a card file to pcscd's vpcd driver until stopped, so any PC/SC program (OpenSC,
     /// pyscard, JPKI clients) sees a JPKI card in reader "Virtual PCD 00 00".

@@ -45,6 +45,9 @@ pub(crate) fn signing_keys(data: &Path, passphrase: &[u8], iterations: u32) -> R
 
 /// Relying parties' JWKS fetched from their `jwks_uri`, kept this long.
 const JWKS_CACHE_FOR: Duration = Duration::from_secs(300);
+/// A JWKS that could not be fetched is not asked for again for this long (an unreachable URL
+/// must not hold a thread for every request).
+const JWKS_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// How a client registration is read (the registry, through its thread on PostgreSQL).
 pub(crate) type ClientLookup = Box<dyn Fn(&str) -> Option<jpki_platform::OidcClient> + Send + Sync>;
@@ -52,7 +55,8 @@ pub(crate) type ClientLookup = Box<dyn Fn(&str) -> Option<jpki_platform::OidcCli
 /// OpenID Connect clients from the relying-party registry.
 pub(crate) struct RegistryClients {
     lookup: ClientLookup,
-    fetched: Mutex<HashMap<String, (Instant, jpki_oidc::JwkSet)>>,
+    /// By URL: when fetched, and the keys (`None`: the fetch failed).
+    fetched: Mutex<HashMap<String, (Instant, Option<jpki_oidc::JwkSet>)>>,
 }
 
 impl RegistryClients {
@@ -64,30 +68,36 @@ impl RegistryClients {
     }
 
     fn fetch_jwks(&self, url: &str) -> Option<jpki_oidc::JwkSet> {
-        if let Some((at, set)) = self.fetched.lock().ok()?.get(url)
-            && at.elapsed() < JWKS_CACHE_FOR
-        {
-            return Some(set.clone());
+        if let Some((at, set)) = self.fetched.lock().ok()?.get(url) {
+            let fresh = if set.is_some() {
+                JWKS_CACHE_FOR
+            } else {
+                JWKS_RETRY_AFTER
+            };
+            if at.elapsed() < fresh {
+                return set.clone();
+            }
         }
-        let text = match jpki_server::get_text(url, 256 * 1024, Duration::from_secs(5)) {
-            Ok(t) => t,
+        let set = match jpki_server::get_text(url, 256 * 1024, Duration::from_secs(5)) {
+            Ok(text) => match jpki_oidc::check_client_jwks(&text) {
+                Ok(set) => Some(set),
+                Err(e) => {
+                    tracing::warn!(%url, error = %e, "a relying party's JWKS is unusable");
+                    None
+                }
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "cannot fetch a relying party's JWKS");
-                return None;
-            }
-        };
-        match jpki_oidc::check_client_jwks(&text) {
-            Ok(set) => {
-                if let Ok(mut f) = self.fetched.lock() {
-                    f.insert(url.to_owned(), (Instant::now(), set.clone()));
-                }
-                Some(set)
-            }
-            Err(e) => {
-                tracing::warn!(%url, error = %e, "a relying party's JWKS is unusable");
                 None
             }
+        };
+        if let Ok(mut f) = self.fetched.lock() {
+            if f.len() >= 10_000 {
+                f.clear();
+            }
+            f.insert(url.to_owned(), (Instant::now(), set.clone()));
         }
+        set
     }
 }
 
@@ -275,6 +285,7 @@ impl jpki_server::OidcEndpoints for PlatformOidc {
             }
         };
         let now = OffsetDateTime::now_utc();
+        let redirect_origin = jpki_oidc::origin_of(&request.redirect_uri).unwrap_or_default();
         let (client_name, scopes, personal) = (
             request.client_name.clone(),
             request.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
@@ -289,6 +300,7 @@ impl jpki_server::OidcEndpoints for PlatformOidc {
                 personal,
                 agent: self.agent.clone(),
                 return_to: format!("{}{LOGIN_CARD_PATH}", provider.config().issuer),
+                redirect_origin,
             }),
             Err(e) => refused(503, e.to_string()),
         }
@@ -307,7 +319,25 @@ impl jpki_server::OidcEndpoints for PlatformOidc {
         };
         let subject = match self.subject(form, &request, &challenge, now) {
             Ok(s) => s,
-            Err(why) => return refused(422, format!("{why}; start again at the service you came from")),
+            Err(why) => {
+                // The relying party learns of it too (RFC 6749 §4.1.2.1), through the link back.
+                let back = self.ready().and_then(|(provider, _)| {
+                    provider.error_location(&jpki_oidc::AuthorizeError::Redirect {
+                        redirect_uri: request.redirect_uri.clone(),
+                        error: "access_denied",
+                        description: "the card could not be used to log in".into(),
+                        state: Some(request.state.clone()),
+                    })
+                });
+                return match back {
+                    Some(back) => LoginStep::RefusedBack {
+                        status: 422,
+                        message: why,
+                        back,
+                    },
+                    None => refused(422, why),
+                };
+            }
         };
         let mut claims = Vec::new();
         for s in &request.scopes {
@@ -325,14 +355,17 @@ impl jpki_server::OidcEndpoints for PlatformOidc {
                 value.unwrap_or_else(|| "(not on the card)".into()),
             ));
         }
-        let prompt = ConsentPrompt {
-            tx: tx.to_owned(),
+        let mut prompt = ConsentPrompt {
+            tx: String::new(),
             client_name: request.client_name.clone(),
             claims,
             redirect_origin: jpki_oidc::origin_of(&request.redirect_uri).unwrap_or_default(),
         };
-        match self.logins.await_consent(tx, request, subject, now) {
-            Ok(()) => LoginStep::Consent(prompt),
+        match self.logins.await_consent(request, subject, now) {
+            Ok(consent) => {
+                prompt.tx = consent;
+                LoginStep::Consent(prompt)
+            }
             Err(e) => refused(503, e.to_string()),
         }
     }
@@ -460,6 +493,7 @@ impl jpki_server::OidcEndpoints for PlatformOidc {
             digest: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(request.digest),
             agent: self.agent.clone(),
             return_to: format!("{}{}/card", provider.config().issuer, jpki_server::SIGN_PATH),
+            redirect_origin: jpki_oidc::origin_of(&request.redirect_uri).unwrap_or_default(),
         })
     }
 
@@ -529,7 +563,15 @@ impl jpki_server::OidcEndpoints for PlatformOidc {
         if self.signing.complete(tx, sig, cert, now).is_none() {
             return refused(400, "this sign transaction has expired or is finished");
         }
-        LoginStep::Redirect(back(&[("transaction_id", tx)]))
+        // A link onwards, not a redirect: the card agent's page that posted here may only post to
+        // this provider, and a browser applies that to where a redirect would go.
+        LoginStep::Done {
+            message: format!(
+                "署名しました。{} に結果が届きます / Signed: {} receives the signature",
+                request.client_name, request.client_name
+            ),
+            to: back(&[("transaction_id", tx)]),
+        }
     }
 
     fn consent(&self, form: &[(String, String)]) -> LoginStep {
@@ -627,6 +669,8 @@ struct AgentCard {
     access: crate::args::CardAccess,
     device_key: PathBuf,
     busy: Mutex<()>,
+    /// The origins of the providers it signs documents for.
+    providers: Vec<String>,
 }
 
 fn card_refusal(e: &Failure) -> jpki_server::CardRefusal {
@@ -638,6 +682,10 @@ fn card_refusal(e: &Failure) -> jpki_server::CardRefusal {
 }
 
 impl jpki_server::CardAgent for AgentCard {
+    fn may_sign_for(&self, origin: &str) -> bool {
+        self.providers.iter().any(|p| p == origin)
+    }
+
     fn sign_digest(
         &self,
         digest: &[u8; 32],
@@ -774,8 +822,16 @@ pub(crate) fn card_agent(
     access: crate::args::CardAccess,
     device_key: &Path,
     listen: std::net::SocketAddr,
+    providers: &[String],
     json_out: bool,
 ) -> Result<crate::Report, Failure> {
+    let providers = providers
+        .iter()
+        .map(|p| {
+            jpki_oidc::origin_of(p)
+                .ok_or_else(|| Failure::Usage(format!("--provider {p:?}: not an http(s) URL")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     if !listen.ip().is_loopback() {
         return Err(Failure::Usage(format!(
             "--listen {listen}: the card agent listens on loopback only (127.0.0.1 or ::1)"
@@ -787,6 +843,7 @@ pub(crate) fn card_agent(
         access,
         device_key: device_key.to_path_buf(),
         busy: Mutex::new(()),
+        providers,
     };
     let describe = jpki_server::CardAgent::describe(&card);
     let state = jpki_server::AppState::new().with_card_agent(Arc::new(card));

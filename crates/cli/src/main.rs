@@ -156,10 +156,15 @@ fn run(cli: Cli) -> Result<Report, Failure> {
             ))
         }
         Command::Resident(cmd) => resident(data, cmd),
-        Command::Card(CardCmd::Agent { access, listen }) => login::card_agent(
+        Command::Card(CardCmd::Agent {
+            access,
+            listen,
+            provider,
+        }) => login::card_agent(
             access,
             &holder::device_key_path(cli.device_key.as_deref()),
             listen,
+            &provider,
             cli.json,
         ),
         Command::Card(cmd) => card(data, &holder::device_key_path(cli.device_key.as_deref()), cmd),

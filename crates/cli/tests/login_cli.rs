@@ -129,9 +129,31 @@ fn authlib_logs_in_with_the_card_and_every_refusal_holds() {
     let bank = register("Bank", &bank_jwks, "ES256");
     let shop = register("Shop", &shop_jwks, "RS256");
 
-    let agent = Served::start(&j, &["card", "agent", "--card", s(&card.card_file)]);
+    // The agent signs documents only for the provider it is told of: the server's port is
+    // chosen first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let provider = format!("http://127.0.0.1:{port}");
+    let agent = Served::start(
+        &j,
+        &[
+            "card",
+            "agent",
+            "--card",
+            s(&card.card_file),
+            "--provider",
+            &provider,
+        ],
+    );
     let agent_url = agent.ready["url"].as_str().unwrap().to_owned();
-    let server = Served::start(&j, &["serve", "--card-agent", &agent_url]);
+    let server = Served::start_at(
+        &j,
+        &["serve", "--card-agent", &agent_url],
+        &format!("127.0.0.1:{port}"),
+    );
     let issuer = server.ready["oidc_issuer"].as_str().unwrap().to_owned();
     assert_eq!(issuer, format!("http://{}/oidc", server.addr()));
     let discovery = format!("{issuer}/.well-known/openid-configuration");
@@ -200,7 +222,7 @@ fn authlib_logs_in_with_the_card_and_every_refusal_holds() {
     let signed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(signed["pending"], "pending", "{signed}");
     assert_eq!(signed["shown_description"], true, "{signed}");
-    assert_eq!(signed["redirect"][0], 303, "{signed}");
+    assert_eq!(signed["redirect"][0], 200, "a page linking back: {signed}");
     assert_eq!(signed["redirect"][1]["state"][0], "sign-state-1", "{signed}");
     assert_eq!(signed["status"], "signed", "{signed}");
     assert_eq!(signed["verified"], true, "{signed}");

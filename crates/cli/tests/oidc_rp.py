@@ -65,6 +65,12 @@ def ec_key(path):
         return ECKey.import_key(f.read())
 
 
+def origin(url):
+    """What a browser sends as `Origin` for a form on the page at `url` (Referrer-Policy: origin)."""
+    u = urlparse(url)
+    return f"{u.scheme}://{u.netloc}"
+
+
 def browser_login(url, pin, password):
     """Follows the login pages from the authorization URL to the redirect: returns its Location."""
     b = requests.Session()
@@ -73,7 +79,7 @@ def browser_login(url, pin, password):
         fail("the authorization page", page)
     card = forms(page)[0]
     # The card agent: its PIN page, then the answer it posts back to the provider.
-    pin_page = b.post(card["action"], data=card["fields"])
+    pin_page = b.post(card["action"], data=card["fields"], headers={"Origin": origin(url)})
     if pin_page.status_code != 200:
         fail("the card agent's PIN page", pin_page)
     pin_form = forms(pin_page)[0]
@@ -229,7 +235,7 @@ def sign(args):
         if page.status_code != 200:
             fail("the sign page", page)
         card = forms(page)[0]
-        pw_page = b.post(card["action"], data=card["fields"])
+        pw_page = b.post(card["action"], data=card["fields"], headers={"Origin": origin(tx["sign_url"])})
         if pw_page.status_code != 200:
             fail("the card agent's password page", pw_page)
         pw_form = forms(pw_page)[0]
@@ -237,7 +243,10 @@ def sign(args):
         if answer.status_code != 200:
             fail("the card agent's answer", answer)
         back = forms(answer)[0]
-        return b.post(back["action"], data=back["fields"], allow_redirects=False), page.text
+        done = b.post(back["action"], data=back["fields"], allow_redirects=False)
+        # A page with a link back to the relying party (not a redirect).
+        link = done.text.split('<a href="', 1)[-1].split('"', 1)[0].replace("&amp;", "&") if "<a href=" in done.text else ""
+        return done, page.text, link
 
     def result(tx, cid, k):
         return requests.post(sign_endpoint + "/result",
@@ -246,9 +255,9 @@ def sign(args):
     out = {}
     tx = open_tx(sub)
     out["pending"] = result(tx, client_id, key).json()["status"]
-    done, page = approve(tx)
+    done, page, link = approve(tx)
     out["shown_description"] = "住宅ローン契約書" in page
-    out["redirect"] = [done.status_code, parse_qs(urlparse(done.headers.get("Location", "")).query)]
+    out["redirect"] = [done.status_code, parse_qs(urlparse(link).query)]
     fetched = result(tx, client_id, key).json()
     out["status"] = fetched["status"]
     cert = x509.load_der_x509_certificate(base64.b64decode(fetched["certificate"]))
@@ -259,7 +268,7 @@ def sign(args):
     out["other_client"] = result(tx, other_id, other_key).status_code
     # Someone other than the expected person: refused, nothing sent.
     wrong = open_tx("0" * 32)
-    refused, _ = approve(wrong)
+    refused, _, _ = approve(wrong)
     out["wrong_signer"] = [refused.status_code, result(wrong, client_id, key).json()["status"]]
     # Declined on the provider's page.
     declined = open_tx(None)
@@ -282,7 +291,7 @@ def portal_login(args):
     b = requests.Session()
     page = b.get(portal)
     card = forms(page)[0]
-    pin_page = b.post(card["action"], data=card["fields"])
+    pin_page = b.post(card["action"], data=card["fields"], headers={"Origin": origin(portal)})
     pin_form = forms(pin_page)[0]
     answer = b.post(urljoin(card["action"], pin_form["action"]), data=dict(pin_form["fields"], pin=pin))
     back = forms(answer)[0]

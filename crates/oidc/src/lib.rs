@@ -37,6 +37,9 @@ pub enum OidcError {
     /// Something a client registered is unusable (names what and why).
     #[error("{0}")]
     Input(String),
+    /// Too many logins or transactions are in progress.
+    #[error("too many logins in progress; try again in a few minutes")]
+    Busy,
     /// A thread panicked while holding the provider's state.
     #[error("the OpenID Connect provider's state was lost (a thread panicked)")]
     Poisoned,

@@ -9,8 +9,10 @@
 //!    signature made for one site is useless at another (as WebAuthn binds its origin).
 //! 3. [`Logins::take_challenge`]: the provider checks the signatures against the challenge it issued
 //!    (once: the login leaves this stage whatever the outcome), then
-//!    [`Logins::await_consent`] keeps who logged in until the person approves or declines on the
-//!    consent page ([`Logins::take_consent`]).
+//!    [`Logins::await_consent`] keeps who logged in, under a **new** id that only the consent page
+//!    (served to the browser that brought the card's answer) carries, until the person approves or
+//!    declines ([`Logins::take_consent`]). The first id was in the authorization page, which whoever
+//!    started the login saw: it must not also decide the consent.
 //!
 //! Logins live in memory for [`LOGIN_LIFETIME`], stored under the SHA-256 of their id.
 use std::collections::HashMap;
@@ -30,6 +32,8 @@ const STATEMENT_TAG: &[u8] = b"openjpki card login v1\0";
 
 /// Logins kept before expired ones are swept.
 const SWEEP_AT: usize = 10_000;
+/// Logins in progress at most: beyond, new ones are refused until some finish or expire.
+pub const MAX_PENDING: usize = 100_000;
 
 /// The statement a card signs to log in to `origin` (scheme://host[:port], as the browser shows
 /// it) with `challenge`: a domain separator, the origin, a NUL, the challenge. The card signs its
@@ -127,6 +131,9 @@ impl Logins {
         if pending.len() >= SWEEP_AT {
             pending.retain(|_, l| l.expires > now);
         }
+        if pending.len() >= MAX_PENDING {
+            return Err(OidcError::Busy);
+        }
         pending.insert(
             key(&tx),
             Login {
@@ -165,17 +172,18 @@ impl Logins {
         }
     }
 
-    /// Login `tx` proved possession of the card as `subject`: it waits for the person's decision.
+    /// A login proved possession of the card as `subject`: it waits for the person's decision under
+    /// the new id returned (for the consent page only).
     pub fn await_consent(
         &self,
-        tx: &str,
         request: AuthorizationRequest,
         subject: Subject,
         now: OffsetDateTime,
-    ) -> Result<(), OidcError> {
+    ) -> Result<String, OidcError> {
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::<32>()?);
         let mut pending = self.pending.lock().map_err(|_| OidcError::Poisoned)?;
         pending.insert(
-            key(tx),
+            key(&id),
             Login {
                 request,
                 stage: Stage::Consent {
@@ -184,7 +192,7 @@ impl Logins {
                 expires: now + LOGIN_LIFETIME,
             },
         );
-        Ok(())
+        Ok(id)
     }
 
     /// The request and subject of login `tx`, which waits for the consent decision; gone
@@ -270,11 +278,16 @@ mod tests {
             logins.take_challenge(&c.tx, now).is_none(),
             "a challenge is answered once"
         );
-        logins.await_consent(&c.tx, req, subject(now), now).unwrap();
-        assert!(logins.take_challenge(&c.tx, now).is_none());
-        assert!(logins.peek_consent(&c.tx, now).is_some());
-        assert_eq!(logins.take_consent(&c.tx, now).unwrap().1.sub, "abc");
-        assert!(logins.take_consent(&c.tx, now).is_none(), "decided once");
+        let consent = logins.await_consent(req, subject(now), now).unwrap();
+        assert_ne!(consent, c.tx, "the consent is decided under a new id");
+        assert!(
+            logins.take_consent(&c.tx, now).is_none(),
+            "the first id decides nothing"
+        );
+        assert!(logins.take_challenge(&consent, now).is_none());
+        assert!(logins.peek_consent(&consent, now).is_some());
+        assert_eq!(logins.take_consent(&consent, now).unwrap().1.sub, "abc");
+        assert!(logins.take_consent(&consent, now).is_none(), "decided once");
     }
 
     #[test]

@@ -112,6 +112,9 @@ impl SignTransactions {
         if all.len() >= SWEEP_AT {
             all.retain(|_, t| t.expires > now);
         }
+        if all.len() >= crate::login::MAX_PENDING {
+            return Err(OidcError::Busy);
+        }
         all.insert(
             id.clone(),
             Transaction {

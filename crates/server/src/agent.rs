@@ -60,6 +60,12 @@ pub trait CardAgent: Send + Sync + 'static {
     /// Has the card sign `digest` (a document's SHA-256, for a sign transaction) with the
     /// signature key after `password`: (signature certificate DER, signature).
     fn sign_digest(&self, digest: &[u8; 32], password: &str) -> Result<(Vec<u8>, Vec<u8>), CardRefusal>;
+    /// Whether the person lets the site at `origin` ask for signatures over documents (sign
+    /// transactions); logins are bound to their origin and need no such trust.
+    fn may_sign_for(&self, origin: &str) -> bool {
+        let _ = origin;
+        false
+    }
 }
 
 /// How long the PIN page waits.
@@ -159,6 +165,13 @@ fn token() -> Option<String> {
 }
 
 async fn login(State(a): State<Agent>, req: Request) -> Response {
+    // The page that sent the challenge must be of the origin the card will sign for: another
+    // site cannot hand the agent a challenge it copied from the provider's page.
+    let sender = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase);
     let form = match form_of(req).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -183,6 +196,15 @@ async fn login(State(a): State<Agent>, req: Request) -> Response {
     if !(origin.starts_with("https://") || origin.starts_with("http://")) || origin.ends_with("://") {
         return pages::refusal(StatusCode::BAD_REQUEST, "return_to: not an http(s) URL");
     }
+    let origin = origin.to_ascii_lowercase();
+    if sender.as_deref() != Some(origin.as_str()) {
+        return pages::refusal(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "the request did not come from {origin}, where the answer would go: the agent signs only for the site that asks"
+            ),
+        );
+    }
     let Some(t) = token() else {
         return pages::refusal(StatusCode::INTERNAL_SERVER_ERROR, "no randomness");
     };
@@ -190,7 +212,7 @@ async fn login(State(a): State<Agent>, req: Request) -> Response {
         tx: tx.to_owned(),
         challenge,
         return_to: return_to.to_owned(),
-        origin: origin.to_ascii_lowercase(),
+        origin: origin.clone(),
         client: field(&form, "client").unwrap_or("").chars().take(200).collect(),
         scopes: field(&form, "scopes")
             .unwrap_or("openid")
@@ -213,6 +235,15 @@ async fn login(State(a): State<Agent>, req: Request) -> Response {
         return pages::refusal(
             StatusCode::BAD_REQUEST,
             "a sign transaction's digest is 32 bytes (SHA-256)",
+        );
+    }
+    if p.sign.is_some() && !a.card.may_sign_for(&p.origin) {
+        return pages::refusal(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "{} is not a provider this card agent signs documents for (`jpki card agent --provider URL`)",
+                p.origin
+            ),
         );
     }
     let page = pin_page(&t, &p, None);

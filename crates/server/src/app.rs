@@ -220,7 +220,7 @@ async fn render_metrics(metrics: Arc<Metrics>, health: Option<Arc<dyn Health>>) 
 async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let path = loggable_path(req.uri().path());
     let mut response = next.run(req).await;
     response
         .headers_mut()
@@ -237,4 +237,15 @@ async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) 
         tracing::info!(%method, %path, status = status.as_u16(), %latency_ms, "request");
     }
     response
+}
+
+/// The path as logged and counted: a sign transaction's id in the path is a credential (whoever
+/// has it may decline it), so it is left out.
+fn loggable_path(path: &str) -> String {
+    const SIGN_TX: &str = "/oidc/sign/tx/";
+    if path.starts_with(SIGN_TX) {
+        format!("{SIGN_TX}…")
+    } else {
+        path.to_owned()
+    }
 }

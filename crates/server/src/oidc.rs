@@ -43,6 +43,24 @@ pub enum LoginStep {
     Consent(ConsentPrompt),
     /// Show what a relying party asks the person to sign.
     Sign(SignPrompt),
+    /// Show a refusal with a link back to the relying party (which learns of it from the link's
+    /// `error`).
+    RefusedBack {
+        /// HTTP status (4xx).
+        status: u16,
+        /// What is wrong, one line for the person.
+        message: String,
+        /// The relying party's redirect URI with the error.
+        back: String,
+    },
+    /// Show that it is done, with a link onwards (to the relying party). A link, not a redirect:
+    /// the page the form came from (the card agent's) may only post to this provider.
+    Done {
+        /// What happened, for the person.
+        message: String,
+        /// Where to go on.
+        to: String,
+    },
 }
 
 /// The page of a sign transaction.
@@ -60,6 +78,8 @@ pub struct SignPrompt {
     pub agent: String,
     /// Where the agent sends the signature (this provider's sign-card endpoint, absolute).
     pub return_to: String,
+    /// The origin of the relying party's redirect URI (declining redirects there).
+    pub redirect_origin: String,
 }
 
 /// The path a relying party opens a sign transaction at (below [`OIDC_PREFIX`]).
@@ -82,6 +102,8 @@ pub struct CardPrompt {
     pub agent: String,
     /// Where the agent sends the card's answer (this provider's card endpoint, absolute).
     pub return_to: String,
+    /// The origin of the relying party's redirect URI (cancelling redirects there).
+    pub redirect_origin: String,
 }
 
 /// The consent page.
@@ -508,6 +530,38 @@ fn render(step: LoginStep) -> Response {
         LoginStep::Card(p) => card_page(&p),
         LoginStep::Consent(p) => consent_page(&p),
         LoginStep::Sign(p) => sign_prompt_page(&p),
+        LoginStep::RefusedBack {
+            status,
+            message,
+            back,
+        } => {
+            let body = format!(
+                "<div class=\"box error\" role=\"alert\"><p>{}</p></div><p><a href=\"{}\" autofocus>{}</a></p>",
+                pages::escape(&message),
+                pages::escape(&back),
+                pages::ja_en("サービスに戻る", "Return to the service")
+            );
+            pages::html(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                pages::document("ログインできません", "Cannot log in", &body),
+                "'none'",
+                None,
+            )
+        }
+        LoginStep::Done { message, to } => {
+            let body = format!(
+                "<div class=\"box\" role=\"status\"><p>{}</p></div><p><a href=\"{}\" autofocus>{}</a></p>",
+                pages::escape(&message),
+                pages::escape(&to),
+                pages::ja_en("サービスに戻る", "Return to the service")
+            );
+            pages::html(
+                StatusCode::OK,
+                pages::document("完了", "Done", &body),
+                "'none'",
+                None,
+            )
+        }
     }
 }
 
@@ -544,12 +598,12 @@ fn sign_prompt_page(p: &SignPrompt) -> Response {
         cancel_action = pages::escape(&format!("{OIDC_PREFIX}{SIGN_PATH}/card")),
         cancel = pages::ja_en("署名しない", "Do not sign"),
     );
-    pages::html(
+    pages::origin_referrer(pages::html(
         StatusCode::OK,
         pages::document("電子署名", "Sign a document", &body),
-        &format!("'self' {}", origin_only(agent)),
+        &format!("'self' {} {}", origin_only(agent), p.redirect_origin),
         None,
-    )
+    ))
 }
 
 fn claim_list(scopes: &[String]) -> String {
@@ -614,8 +668,8 @@ fn card_page(p: &CardPrompt) -> Response {
             &format!("The card agent listens on {agent} (`jpki card agent --card FILE` or `--reader NAME`)."),
         ),
     );
-    let form_action = format!("'self' {}", origin_only(agent));
-    pages::html(
+    let form_action = format!("'self' {} {}", origin_only(agent), p.redirect_origin);
+    pages::origin_referrer(pages::html(
         StatusCode::OK,
         pages::document(
             "マイナンバーカードでログイン",
@@ -624,7 +678,7 @@ fn card_page(p: &CardPrompt) -> Response {
         ),
         &form_action,
         None,
-    )
+    ))
 }
 
 fn consent_page(p: &ConsentPrompt) -> Response {
@@ -664,7 +718,18 @@ pub(crate) fn origin_only(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
             let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-            format!("{scheme}://{host}")
+            // Only what a host and port are made of: nothing that could end the policy's source
+            // list or hide another host (userinfo).
+            let plain = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+            let scheme = scheme.to_ascii_lowercase();
+            if plain && (scheme == "http" || scheme == "https") {
+                format!("{scheme}://{}", host.to_ascii_lowercase())
+            } else {
+                "'none'".into()
+            }
         }
         None => "'none'".into(),
     }

@@ -65,7 +65,6 @@ pub(crate) fn document(title_ja: &str, title_en: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\">\
          <title>{} / {}</title><style>{STYLE}</style></head>\
          <body><main><h1>{}</h1>{body}</main></body></html>\n",
         escape(title_ja),
@@ -105,14 +104,26 @@ pub(crate) fn html(
         body,
     )
         .into_response();
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
-    }
+    // A policy that cannot be sent as a header (it never should: origins are checked) fails
+    // closed.
+    let v = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(
+        "default-src 'none'; form-action 'none'; frame-ancestors 'none'",
+    ));
+    r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
     r.headers_mut()
         .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     r.headers_mut()
         .insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     r
+}
+
+/// `page` with `Referrer-Policy: origin`: for pages whose forms post to the card agent, which
+/// checks that the `Origin` of the request is the origin it will sign for (a browser sends
+/// `Origin: null` under `no-referrer`).
+pub(crate) fn origin_referrer(mut page: Response) -> Response {
+    page.headers_mut()
+        .insert("referrer-policy", HeaderValue::from_static("origin"));
+    page
 }
 
 /// A page saying what went wrong, and nothing else.

@@ -230,12 +230,12 @@ async fn login_page(p: Arc<dyn Portal>) -> Response {
             &format!("Your card agent (`jpki card agent`) must be listening on {agent}."),
         ),
     );
-    pages::html(
+    pages::origin_referrer(pages::html(
         StatusCode::OK,
         pages::document("マイナポータル", "My portal", &body),
         &format!("'self' {}", origin_only(&agent)),
         None,
-    )
+    ))
 }
 
 async fn form_body(req: Request) -> Result<(HeaderMap, Vec<(String, String)>), Response> {

@@ -1223,12 +1223,13 @@ impl jpki_server::CardAgent for FakeCard {
     }
 }
 
-/// Sends a form POST with the given Host header.
-fn post_form(addr: SocketAddr, path: &str, host: &str, body: &str) -> Reply {
+/// Sends a form POST with the given Host header, from a page of `origin` (the Origin header).
+fn post_form(addr: SocketAddr, path: &str, host: &str, origin: Option<&str>, body: &str) -> Reply {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let origin = origin.map_or_else(String::new, |o| format!("Origin: {o}\r\n"));
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\n{origin}Connection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).unwrap();
@@ -1236,6 +1237,9 @@ fn post_form(addr: SocketAddr, path: &str, host: &str, body: &str) -> Reply {
     let _ = stream.read_to_end(&mut bytes);
     parse_reply(&bytes)
 }
+
+/// The provider the agent tests' challenges come from.
+const PROVIDER: Option<&str> = Some("http://127.0.0.1:7700");
 
 /// The value of hidden field `name` in a page.
 fn hidden_field(page: &str, name: &str) -> String {
@@ -1257,10 +1261,23 @@ fn the_card_agent_answers_loopback_only_and_needs_its_own_page_token() {
     let login = "tx=T1&challenge=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA&return_to=http%3A%2F%2F127.0.0.1%3A7700%2Foidc%2Flogin%2Fcard&client=Bank&scopes=openid&personal=0";
     // DNS rebinding: another name for this machine is refused.
     assert_eq!(
-        post_form(server.addr, "/login", "evil.example:48620", login).status,
+        post_form(server.addr, "/login", "evil.example:48620", PROVIDER, login).status,
         403
     );
-    let page = post_form(server.addr, "/login", &local, login);
+    // A challenge the provider's page did not send (no Origin, another site's) is refused: the
+    // agent signs only for the site that asks.
+    assert_eq!(post_form(server.addr, "/login", &local, None, login).status, 403);
+    assert_eq!(
+        post_form(server.addr, "/login", &local, Some("http://evil.example"), login).status,
+        403
+    );
+    // A sign transaction for a provider the agent was not told of is refused.
+    let sign = format!("{login}&mode=sign&description=x");
+    assert_eq!(
+        post_form(server.addr, "/login", &local, PROVIDER, &sign).status,
+        403
+    );
+    let page = post_form(server.addr, "/login", &local, PROVIDER, login);
     assert_eq!(page.status, 200, "{}", page.text());
     assert!(
         page.text().contains("http://127.0.0.1:7700"),
@@ -1275,11 +1292,11 @@ fn the_card_agent_answers_loopback_only_and_needs_its_own_page_token() {
     // The PIN form without the page's token, or with another one, is refused: another site cannot
     // make the agent try PINs.
     assert_eq!(
-        post_form(server.addr, "/login/sign", &local, "pin=1234").status,
+        post_form(server.addr, "/login/sign", &local, None, "pin=1234").status,
         400
     );
     assert_eq!(
-        post_form(server.addr, "/login/sign", &local, "token=guess&pin=1234").status,
+        post_form(server.addr, "/login/sign", &local, None, "token=guess&pin=1234").status,
         400
     );
     // A wrong PIN: the page again, with the card's message and a new token; the old one is spent.
@@ -1287,6 +1304,7 @@ fn the_card_agent_answers_loopback_only_and_needs_its_own_page_token() {
         server.addr,
         "/login/sign",
         &local,
+        None,
         &format!("token={token}&pin=9999"),
     );
     assert_eq!(wrong.status, 422);
@@ -1296,6 +1314,7 @@ fn the_card_agent_answers_loopback_only_and_needs_its_own_page_token() {
             server.addr,
             "/login/sign",
             &local,
+            None,
             &format!("token={token}&pin=1234")
         )
         .status,
@@ -1306,6 +1325,7 @@ fn the_card_agent_answers_loopback_only_and_needs_its_own_page_token() {
         server.addr,
         "/login/sign",
         &local,
+        None,
         &format!("token={again}&pin=1234"),
     );
     assert_eq!(answer.status, 200, "{}", answer.text());

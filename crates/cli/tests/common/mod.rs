@@ -337,15 +337,24 @@ impl Served {
         Self::start_with_env(j, args, &[])
     }
 
+    /// As [`Served::start`], listening on `listen` instead of a free port.
+    pub(crate) fn start_at(j: &Jpki, args: &[&str], listen: &str) -> Self {
+        Self::spawn(j, args, &[], listen)
+    }
+
     /// As [`Served::start`], with environment variables set.
     pub(crate) fn start_with_env(j: &Jpki, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(j, args, env, "127.0.0.1:0")
+    }
+
+    fn spawn(j: &Jpki, args: &[&str], env: &[(&str, &str)], listen: &str) -> Self {
         use std::io::BufRead as _;
         let mut child = j
             .command()
             .envs(env.iter().copied())
             .arg("--json")
             .args(args)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
