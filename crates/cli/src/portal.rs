@@ -457,14 +457,15 @@ impl PlatformPortal {
 }
 
 impl jpki_server::Portal for PlatformPortal {
-    fn begin_login(&self) -> Result<(String, String, String, String), String> {
+    fn begin_login(&self, binding: &str) -> Result<(String, String, String, String), String> {
         let base = self.base.get().ok_or("the portal is starting")?;
         let request = AuthorizationRequest {
             client_id: "portal".into(),
             client_name: "マイナポータル".into(),
             redirect_uri: format!("{base}{}", jpki_server::PORTAL_PATH),
             scopes: vec![Scope::OpenId],
-            state: "-".into(),
+            // The browser binding's SHA-256 rides in the state (the portal has no client state).
+            state: hex::encode(hash(binding)),
             nonce: "-".into(),
             code_challenge: "-".into(),
         };
@@ -480,16 +481,26 @@ impl jpki_server::Portal for PlatformPortal {
         ))
     }
 
-    fn finish_login(&self, form: &[(String, String)]) -> Result<String, String> {
+    fn finish_login(&self, form: &[(String, String)], binding: Option<&str>) -> Result<String, String> {
         let field = |n: &str| form.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         let now = OffsetDateTime::now_utc();
         let base = self.base.get().ok_or("the portal is starting")?;
         let origin = jpki_oidc::origin_of(base).ok_or("the portal's URL is not http(s)")?;
         let tx = field("tx").ok_or("the card's answer names no login")?;
-        let (_, challenge) = self
+        let (request, challenge) = self
             .logins
             .take_challenge(tx, now)
             .ok_or("this login has expired or was already answered: open マイナポータル again")?;
+        let bound = binding.is_some_and(|b| {
+            aws_lc_rs::constant_time::verify_slices_are_equal(
+                hex::encode(hash(b)).as_bytes(),
+                request.state.as_bytes(),
+            )
+            .is_ok()
+        });
+        if !bound {
+            return Err("this login was started in another browser: open マイナポータル again here".into());
+        }
         let b64 = base64::engine::general_purpose::STANDARD;
         let decode = |n: &str| {
             field(n)

@@ -195,6 +195,15 @@ fn authlib_logs_in_with_the_card_and_every_refusal_holds() {
         "{r}"
     );
     assert_eq!(r["wrong_redirect_uri"], serde_json::json!([400, false]), "{r}");
+    assert_eq!(
+        r["first_tx_decides"], 400,
+        "the authorization page's id decides nothing: {r}"
+    );
+    assert_eq!(
+        r["bad_card_answer"],
+        serde_json::json!([422, ["access_denied"], true]),
+        "a failed card check links back with access_denied and the state: {r}"
+    );
 
     // A sign transaction: the bank asks this person (its sub) to sign a contract's digest; the
     // card signs with the signature key after the password; the bank fetches and verifies it.

@@ -160,6 +160,32 @@ def login(args):
         impostor = session(meta, client_id, ec_key(other_key), redirect, scope)
         refusals["bad_assertion"] = token_error(lambda: impostor.fetch_token(
             meta["token_endpoint"], authorization_response=callback, state=state, code_verifier=verifier))
+        # The first login id (in the authorization page, seen by whoever started the login) cannot
+        # decide the consent: only the consent page's own id does.
+        url, _, _, _ = authorization(meta, s)
+        b = requests.Session()
+        page = b.get(url)
+        card = forms(page)[0]
+        first_tx = card["fields"]["tx"]
+        pin_page = b.post(card["action"], data=card["fields"], headers={"Origin": origin(url)})
+        pin_form = forms(pin_page)[0]
+        fields = dict(pin_form["fields"], pin=pin)
+        if "password" in pin_form["fields"]:
+            fields["password"] = password
+        answer = b.post(urljoin(card["action"], pin_form["action"]), data=fields)
+        back = forms(answer)[0]
+        consent = b.post(back["action"], data=back["fields"])
+        assert consent.status_code == 200, consent.text
+        hijack = requests.post(urljoin(url, "/oidc/login/consent"), data={"tx": first_tx, "decision": "approve"},
+                               allow_redirects=False)
+        refusals["first_tx_decides"] = hijack.status_code
+        # A card answer that fails the checks: a page that says why and links back with access_denied.
+        url, state, _, _ = authorization(meta, s)
+        card = forms(requests.get(url))[0]
+        bad = requests.post(card["fields"]["return_to"], data={"tx": card["fields"]["tx"], "auth_cert": "AAAA", "auth_sig": "AAAA"})
+        link = bad.text.split('<a href="', 1)[-1].split('"', 1)[0].replace("&amp;", "&")
+        q = parse_qs(urlparse(link).query)
+        refusals["bad_card_answer"] = [bad.status_code, q.get("error"), q.get("state") == [state]]
         # Missing PKCE: the provider sends the browser back with invalid_request.
         plain = OAuth2Session(client_id, key, scope=scope, redirect_uri=redirect)
         url, _ = plain.create_authorization_url(meta["authorization_endpoint"], nonce=generate_token(20))
@@ -286,8 +312,10 @@ def sign(args):
 
 
 def portal_login(args):
-    """Follows マイナポータル's login pages: prints the final status and the page's alert, if any."""
+    """Follows マイナポータル's login pages: prints the final status and the page's alert, if any.
+    With --elsewhere, the card's answer reaches the portal from another browser (no login cookie)."""
     portal, pin = args[:2]
+    elsewhere = "--elsewhere" in args[2:]
     b = requests.Session()
     page = b.get(portal)
     card = forms(page)[0]
@@ -295,7 +323,7 @@ def portal_login(args):
     pin_form = forms(pin_page)[0]
     answer = b.post(urljoin(card["action"], pin_form["action"]), data=dict(pin_form["fields"], pin=pin))
     back = forms(answer)[0]
-    done = b.post(back["action"], data=back["fields"])
+    done = (requests.Session() if elsewhere else b).post(back["action"], data=back["fields"])
     alert = done.text.split('role="alert"><p>', 1)[-1].split("</p>", 1)[0] if 'role="alert"' in done.text else ""
     print(json.dumps({"status": done.status_code, "alert": alert, "logged_in": "ログアウト" in done.text}, ensure_ascii=False))
 

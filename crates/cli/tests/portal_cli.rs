@@ -254,15 +254,24 @@ fn chromium_logs_into_the_portal_and_sees_records_notices_and_the_post_box() {
 
     // The card is reported lost: logging in says the certificate is on hold and how to lift it;
     // once found, it logs in again.
-    let portal_login = || -> serde_json::Value {
+    let portal_login_from = |extra: &[&str]| -> serde_json::Value {
         let out = Command::new(&python)
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc_rp.py"))
             .args(["portal-login", &format!("{base}/portal"), common::AUTH_PIN])
+            .args(extra)
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     };
+    let portal_login = || portal_login_from(&[]);
+    // Login CSRF: a card answer for a login another browser started is refused.
+    let elsewhere = portal_login_from(&["--elsewhere"]);
+    assert_eq!(elsewhere["status"], 422, "{elsewhere}");
+    assert!(
+        elsewhere["alert"].as_str().unwrap().contains("another browser"),
+        "{elsewhere}"
+    );
     let until = |want: bool| {
         // The server follows the registry within a second.
         for _ in 0..20 {

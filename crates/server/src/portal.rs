@@ -20,6 +20,8 @@ use crate::tsa::is_media_type;
 pub const PORTAL_PATH: &str = "/portal";
 /// The session cookie's name.
 const COOKIE: &str = "jpki_portal";
+/// The cookie that binds a login to the browser that started it (against login CSRF).
+const LOGIN_COOKIE: &str = "jpki_portal_login";
 /// The largest form the portal reads.
 const MAX_FORM: usize = 16 * 1024;
 
@@ -122,10 +124,12 @@ pub struct PortalPage {
 
 /// The pages behind `/portal`. Methods may block (registry reads, signature validation).
 pub trait Portal: Send + Sync + 'static {
-    /// A new card login: (login id, challenge, where the agent sends the answer, the agent's URL).
-    fn begin_login(&self) -> Result<(String, String, String, String), String>;
-    /// The card agent's answer (the form it posted): a new session's token, or why not.
-    fn finish_login(&self, form: &[(String, String)]) -> Result<String, String>;
+    /// A new card login bound to the browser holding `binding` (a random value in a cookie):
+    /// (login id, challenge, where the agent sends the answer, the agent's URL).
+    fn begin_login(&self, binding: &str) -> Result<(String, String, String, String), String>;
+    /// The card agent's answer (the form it posted) and the browser's binding cookie: a new
+    /// session's token, or why not (a login another browser started is refused).
+    fn finish_login(&self, form: &[(String, String)], binding: Option<&str>) -> Result<String, String>;
     /// Page `name` ("" for the start page, "records", "consents", "notices", "postbox") for the
     /// session `session`; `None` when the session is unknown or expired.
     fn page(&self, session: &str, name: &str) -> Option<Result<PortalPage, String>>;
@@ -158,15 +162,26 @@ pub(crate) fn routes(portal: Arc<dyn Portal>) -> Router {
         .with_state(portal)
 }
 
-fn session_of(headers: &HeaderMap) -> Option<String> {
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
+}
+
+fn session_of(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
+}
+
+fn random_token() -> Option<String> {
+    use base64::Engine as _;
+    let mut b = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut b).ok()?;
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -198,7 +213,21 @@ async fn show(p: Arc<dyn Portal>, session: Option<String>, name: String) -> Resp
 }
 
 async fn login_page(p: Arc<dyn Portal>) -> Response {
-    let begun = blocking(move || p.begin_login()).await;
+    let Some(binding) = random_token() else {
+        return pages::refusal(StatusCode::SERVICE_UNAVAILABLE, "no randomness");
+    };
+    // The card's answer arrives by a post from the agent's page: over https that is cross-site,
+    // and only a SameSite=None cookie (which must be Secure) comes along.
+    let attributes = if p.secure_cookie() {
+        "SameSite=None; Secure"
+    } else {
+        "SameSite=Lax"
+    };
+    let set_binding = HeaderValue::from_str(&format!(
+        "{LOGIN_COOKIE}={binding}; Path={PORTAL_PATH}; HttpOnly; Max-Age=600; {attributes}"
+    ));
+    let b = binding.clone();
+    let begun = blocking(move || p.begin_login(&b)).await;
     let Some(Ok((tx, challenge, return_to, agent))) = begun else {
         return pages::refusal(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -230,12 +259,16 @@ async fn login_page(p: Arc<dyn Portal>) -> Response {
             &format!("Your card agent (`jpki card agent`) must be listening on {agent}."),
         ),
     );
-    pages::origin_referrer(pages::html(
+    let mut page = pages::origin_referrer(pages::html(
         StatusCode::OK,
         pages::document("マイナポータル", "My portal", &body),
         &format!("'self' {}", origin_only(&agent)),
         None,
-    ))
+    ));
+    if let Ok(v) = set_binding {
+        page.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    page
 }
 
 async fn form_body(req: Request) -> Result<(HeaderMap, Vec<(String, String)>), Response> {
@@ -277,12 +310,13 @@ fn see_other(to: &str) -> Response {
 }
 
 async fn login_card(State(p): State<Arc<dyn Portal>>, req: Request) -> Response {
-    let form = match form_body(req).await {
-        Ok((_, f)) => f,
+    let (headers, form) = match form_body(req).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
+    let binding = cookie(&headers, LOGIN_COOKIE);
     let portal = Arc::clone(&p);
-    match blocking(move || portal.finish_login(&form)).await {
+    match blocking(move || portal.finish_login(&form, binding.as_deref())).await {
         Some(Ok(token)) => {
             let secure = if p.secure_cookie() { "; Secure" } else { "" };
             let mut r = see_other(PORTAL_PATH);
