@@ -673,6 +673,38 @@ struct AgentCard {
     providers: Vec<String>,
 }
 
+/// What the person is told when the card refuses (a wrong or locked PIN or password, no card).
+fn card_error(e: jpki_client::ClientError) -> jpki_server::CardRefusal {
+    use jpki_client::ClientError;
+    match e {
+        ClientError::WrongSecret { tries_left, .. } if tries_left > 0 => jpki_server::CardRefusal {
+            message: format!(
+                "暗証番号が違います（残り {tries_left} 回） / wrong PIN or password: {tries_left} tries left"
+            ),
+            retry: true,
+        },
+        ClientError::WrongSecret { .. } | ClientError::Locked(_) => jpki_server::CardRefusal {
+            message: "暗証番号がロックされました。市区町村の窓口で解除してください / it is locked: \
+                      the authority can unblock it"
+                .into(),
+            retry: false,
+        },
+        other => jpki_server::CardRefusal {
+            message: other.to_string(),
+            retry: true,
+        },
+    }
+}
+
+/// A signing password of the wrong form (checked before the card counts a wrong try).
+fn password_refusal() -> jpki_server::CardRefusal {
+    jpki_server::CardRefusal {
+        message: "署名用の暗証番号は英数字6〜16文字です / the signing password is 6–16 letters and digits"
+            .into(),
+        retry: true,
+    }
+}
+
 fn card_refusal(e: &Failure) -> jpki_server::CardRefusal {
     let (Failure::Usage(m) | Failure::Failed(m)) = e;
     jpki_server::CardRefusal {
@@ -691,44 +723,21 @@ impl jpki_server::CardAgent for AgentCard {
         digest: &[u8; 32],
         password: &str,
     ) -> Result<(Vec<u8>, Vec<u8>), jpki_server::CardRefusal> {
-        use jpki_client::ClientError;
         use jpki_model::CertKind;
         if !(6..=16).contains(&password.len()) || !password.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(jpki_server::CardRefusal {
-                message:
-                    "署名用の暗証番号は英数字6〜16文字です / the signing password is 6–16 letters and digits"
-                        .into(),
-                retry: true,
-            });
+            return Err(password_refusal());
         }
         let _one = self.busy.lock().map_err(|_| jpki_server::CardRefusal {
             message: "the card agent failed".into(),
             retry: false,
         })?;
         let mut s = crate::holder::open(&self.access, &self.device_key).map_err(|e| card_refusal(&e))?;
-        let refused = |e: ClientError| match e {
-            ClientError::WrongSecret { tries_left, .. } if tries_left > 0 => jpki_server::CardRefusal {
-                message: format!(
-                    "暗証番号が違います（残り {tries_left} 回） / wrong password: {tries_left} tries left"
-                ),
-                retry: true,
-            },
-            ClientError::WrongSecret { .. } | ClientError::Locked(_) => jpki_server::CardRefusal {
-                message: "暗証番号がロックされました / the password is locked: the authority can unblock it"
-                    .into(),
-                retry: false,
-            },
-            other => jpki_server::CardRefusal {
-                message: other.to_string(),
-                retry: true,
-            },
-        };
         let sig = s
             .sign_digest(CertKind::Signature, password.as_bytes(), digest)
-            .map_err(refused)?;
+            .map_err(card_error)?;
         let cert = s
             .read_certificate(CertKind::Signature, Some(password.as_bytes()))
-            .map_err(refused)?;
+            .map_err(card_error)?;
         tracing::info!("the card signed a document digest");
         Ok((cert, sig))
     }
@@ -748,7 +757,6 @@ impl jpki_server::CardAgent for AgentCard {
         pin: &str,
         password: Option<&str>,
     ) -> Result<jpki_server::CardAnswer, jpki_server::CardRefusal> {
-        use jpki_client::ClientError;
         use jpki_model::CertKind;
         if pin.len() != 4 || !pin.bytes().all(|b| b.is_ascii_digit()) {
             return Err(jpki_server::CardRefusal {
@@ -759,12 +767,7 @@ impl jpki_server::CardAgent for AgentCard {
         if let Some(pw) = password
             && (!(6..=16).contains(&pw.len()) || !pw.bytes().all(|b| b.is_ascii_alphanumeric()))
         {
-            return Err(jpki_server::CardRefusal {
-                message:
-                    "署名用の暗証番号は英数字6〜16文字です / the signing password is 6–16 letters and digits"
-                        .into(),
-                retry: true,
-            });
+            return Err(password_refusal());
         }
         let _one = self.busy.lock().map_err(|_| jpki_server::CardRefusal {
             message: "the card agent failed".into(),
@@ -772,39 +775,21 @@ impl jpki_server::CardAgent for AgentCard {
         })?;
         let digest = jpki_oidc::statement_digest(origin, challenge);
         let mut s = crate::holder::open(&self.access, &self.device_key).map_err(|e| card_refusal(&e))?;
-        let refused = |e: ClientError| match e {
-            ClientError::WrongSecret { tries_left, .. } if tries_left > 0 => jpki_server::CardRefusal {
-                message: format!(
-                    "暗証番号が違います（残り {tries_left} 回） / wrong PIN or password: {tries_left} tries left"
-                ),
-                retry: true,
-            },
-            ClientError::WrongSecret { .. } | ClientError::Locked(_) => jpki_server::CardRefusal {
-                message: "暗証番号がロックされました。市区町村の窓口で解除してください / the PIN is locked: \
-                          the authority can unblock it"
-                    .into(),
-                retry: false,
-            },
-            other => jpki_server::CardRefusal {
-                message: other.to_string(),
-                retry: true,
-            },
-        };
         let auth_sig = s
             .sign_digest(CertKind::Authentication, pin.as_bytes(), &digest)
-            .map_err(refused)?;
+            .map_err(card_error)?;
         let auth_cert = s
             .read_certificate(CertKind::Authentication, None)
-            .map_err(refused)?;
+            .map_err(card_error)?;
         let sign = match password {
             None => None,
             Some(pw) => {
                 let sig = s
                     .sign_digest(CertKind::Signature, pw.as_bytes(), &digest)
-                    .map_err(refused)?;
+                    .map_err(card_error)?;
                 let cert = s
                     .read_certificate(CertKind::Signature, Some(pw.as_bytes()))
-                    .map_err(refused)?;
+                    .map_err(card_error)?;
                 Some((cert, sig))
             }
         };

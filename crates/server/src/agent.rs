@@ -276,12 +276,7 @@ fn pin_page(token: &str, p: &Pending, error: Option<&str>) -> Response {
     } else {
         String::new()
     };
-    let error = error.map_or_else(String::new, |e| {
-        format!(
-            "<div class=\"box error\" role=\"alert\"><p>{}</p></div>",
-            pages::escape(e)
-        )
-    });
+    let error = error_box(error);
     let body = format!(
         "{error}<p>{to}</p><p class=\"origin\">{origin}</p><p>{says}</p><ul class=\"claims\">{claims}</ul>\
          <form method=\"post\" action=\"/login/sign\">{token}\
@@ -305,25 +300,11 @@ fn pin_page(token: &str, p: &Pending, error: Option<&str>) -> Response {
         ),
         go = pages::ja_en("署名してログイン", "Sign and log in"),
     );
-    pages::html(
-        if error.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        },
-        pages::document("カードエージェント", "Card agent", &body),
-        "'self'",
-        None,
-    )
+    agent_page(&body, !error.is_empty())
 }
 
 fn sign_page(token: &str, p: &Pending, description: &str, error: Option<&str>) -> Response {
-    let error = error.map_or_else(String::new, |e| {
-        format!(
-            "<div class=\"box error\" role=\"alert\"><p>{}</p></div>",
-            pages::escape(e)
-        )
-    });
+    let error = error_box(error);
     let digest: String = p.challenge.iter().map(|b| format!("{b:02x}")).collect();
     let body = format!(
         "{error}<p>{to}</p><p class=\"origin\">{origin}</p><dl class=\"box\"><dt>{what_label}</dt><dd>{what}</dd>\
@@ -350,13 +331,28 @@ fn sign_page(token: &str, p: &Pending, description: &str, error: Option<&str>) -
         ),
         go = pages::ja_en("署名する", "Sign"),
     );
+    agent_page(&body, !error.is_empty())
+}
+
+/// The card's refusal, if any, as the top of a page.
+fn error_box(error: Option<&str>) -> String {
+    error.map_or_else(String::new, |e| {
+        format!(
+            "<div class=\"box error\" role=\"alert\"><p>{}</p></div>",
+            pages::escape(e)
+        )
+    })
+}
+
+/// One of the agent's own pages (forms only to itself); 422 when it shows a refusal.
+fn agent_page(body: &str, failed: bool) -> Response {
     pages::html(
-        if error.is_empty() {
-            StatusCode::OK
-        } else {
+        if failed {
             StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::OK
         },
-        pages::document("カードエージェント", "Card agent", &body),
+        pages::document("カードエージェント", "Card agent", body),
         "'self'",
         None,
     )
