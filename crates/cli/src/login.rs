@@ -371,13 +371,10 @@ impl jpki_server::OidcEndpoints for PlatformOidc {
     }
 
     fn sign_open(&self, form: &[(String, String)], authorization: Option<&str>) -> jpki_server::JsonAnswer {
-        let Some((provider, _)) = self.ready() else {
-            return (503, STARTING.into());
-        };
         let now = OffsetDateTime::now_utc();
-        let client = match provider.authenticate(form, authorization, now) {
-            Ok(c) => c,
-            Err(e) => return (e.status, e.body().to_string()),
+        let (provider, client) = match self.client_of(form, authorization, now) {
+            Ok(x) => x,
+            Err(answer) => return answer,
         };
         let bad = |why: String| {
             (
@@ -442,13 +439,10 @@ impl jpki_server::OidcEndpoints for PlatformOidc {
     }
 
     fn sign_result(&self, form: &[(String, String)], authorization: Option<&str>) -> jpki_server::JsonAnswer {
-        let Some((provider, _)) = self.ready() else {
-            return (503, STARTING.into());
-        };
         let now = OffsetDateTime::now_utc();
-        let client = match provider.authenticate(form, authorization, now) {
-            Ok(c) => c,
-            Err(e) => return (e.status, e.body().to_string()),
+        let (_, client) = match self.client_of(form, authorization, now) {
+            Ok(x) => x,
+            Err(answer) => return answer,
         };
         let b64 = base64::engine::general_purpose::STANDARD;
         let outcome = field(form, "transaction_id").and_then(|id| self.signing.outcome(id, &client.id, now));
@@ -651,6 +645,21 @@ impl PlatformOidc {
         ));
         let _ = self.origin.set(origin);
         Ok(())
+    }
+
+    /// The provider and the client a request to a client endpoint authenticates as (as at the
+    /// token endpoint), or the answer refusing it.
+    fn client_of(
+        &self,
+        form: &[(String, String)],
+        authorization: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<(&Provider, Client), jpki_server::JsonAnswer> {
+        let (provider, _) = self.ready().ok_or_else(|| (503, STARTING.to_owned()))?;
+        let client = provider
+            .authenticate(form, authorization, now)
+            .map_err(|e| (e.status, e.body().to_string()))?;
+        Ok((provider, client))
     }
 
     fn ready(&self) -> Option<(&Provider, &str)> {

@@ -148,26 +148,27 @@ impl Logins {
         })
     }
 
+    /// Login `tx` taken out if it is live and `at_stage` says it is at the expected stage; left
+    /// in place otherwise.
+    fn take(&self, tx: &str, now: OffsetDateTime, at_stage: fn(&Stage) -> bool) -> Option<Login> {
+        let mut pending = self.pending.lock().ok()?;
+        let k = key(tx);
+        let live = pending
+            .get(&k)
+            .is_some_and(|l| l.expires > now && at_stage(&l.stage));
+        if live { pending.remove(&k) } else { None }
+    }
+
     /// The request and challenge of login `tx`, which waits for the card; the login is gone
     /// afterwards (a card answer is checked once). `None` if there is no such login, it is not
     /// waiting for the card, or it expired.
     pub fn take_challenge(&self, tx: &str, now: OffsetDateTime) -> Option<(AuthorizationRequest, [u8; 32])> {
-        let mut pending = self.pending.lock().ok()?;
-        let k = key(tx);
-        match pending.get(&k) {
-            Some(Login {
-                stage: Stage::Card { .. },
-                expires,
-                ..
-            }) if *expires > now => {}
-            _ => return None,
-        }
-        match pending.remove(&k) {
-            Some(Login {
+        match self.take(tx, now, |s| matches!(s, Stage::Card { .. }))? {
+            Login {
                 request,
                 stage: Stage::Card { challenge },
                 ..
-            }) => Some((request, challenge)),
+            } => Some((request, challenge)),
             _ => None,
         }
     }
@@ -198,22 +199,12 @@ impl Logins {
     /// The request and subject of login `tx`, which waits for the consent decision; gone
     /// afterwards. `None` if there is no such login at that stage, or it expired.
     pub fn take_consent(&self, tx: &str, now: OffsetDateTime) -> Option<(AuthorizationRequest, Subject)> {
-        let mut pending = self.pending.lock().ok()?;
-        let k = key(tx);
-        match pending.get(&k) {
-            Some(Login {
-                stage: Stage::Consent { .. },
-                expires,
-                ..
-            }) if *expires > now => {}
-            _ => return None,
-        }
-        match pending.remove(&k) {
-            Some(Login {
+        match self.take(tx, now, |s| matches!(s, Stage::Consent { .. }))? {
+            Login {
                 request,
                 stage: Stage::Consent { subject },
                 ..
-            }) => Some((request, *subject)),
+            } => Some((request, *subject)),
             _ => None,
         }
     }
